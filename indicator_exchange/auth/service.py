@@ -1,0 +1,102 @@
+"""Who is calling, and what they may do: authentication and per-collection authorisation."""
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session
+
+from indicator_exchange.auth.keys import parse_authorization, secret_matches
+from indicator_exchange.errors import NotPermitted, Unauthorized
+from indicator_exchange.store import catalog, principals
+from indicator_exchange.store.models import Collection
+
+PRINCIPAL_KINDS = ("partner", "detector", "compliance", "admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    can_read: bool
+    can_write: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated principal, with its grants loaded once per request."""
+
+    principal_id: uuid.UUID
+    name: str
+    kind: str
+    clearance: int
+    key_id: str
+    identity_ref: str | None
+    requests_per_minute: int | None = None
+    objects_per_day: int | None = None
+    grants: dict[uuid.UUID, Access] = field(default_factory=dict)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "admin"
+
+    def access(self, collection_id: uuid.UUID) -> Access:
+        """Admins may read and write every collection; everyone else needs a grant."""
+        if self.is_admin:
+            return Access(can_read=True, can_write=True)
+        return self.grants.get(collection_id, Access(can_read=False, can_write=False))
+
+    def sees(self, collection_id: uuid.UUID) -> bool:
+        access = self.access(collection_id)
+        return access.can_read or access.can_write
+
+
+def authenticate(session: Session, authorization: str | None, *, now: datetime | None = None) -> Caller:
+    """The caller behind an ``Authorization`` header; ``Unauthorized`` for anything not currently valid.
+
+    Every failure reads the same to the client, so a key id cannot be probed.
+    """
+    credentials = parse_authorization(authorization)
+    if credentials is None:
+        raise Unauthorized("send an API key as HTTP Basic (key id : secret) or 'Bearer <key id>.<secret>'")
+    key_id, secret = credentials
+    found = principals.key_with_principal(session, key_id)
+    now = now or datetime.now(UTC)
+    if found is None:
+        raise Unauthorized("the API key is not valid")
+    key, principal = found
+    if (
+        not secret_matches(secret, key.secret_hash)
+        or key.revoked_at is not None
+        or (key.expires_at is not None and key.expires_at <= now)
+        or not principal.is_active
+    ):
+        raise Unauthorized("the API key is not valid")
+    grants = {
+        collection_id: Access(can_read=g.can_read, can_write=g.can_write)
+        for collection_id, g in catalog.grants_for(session, principal.id).items()
+    }
+    return Caller(
+        principal_id=principal.id,
+        name=principal.name,
+        kind=principal.kind,
+        clearance=principal.clearance,
+        key_id=key.key_id,
+        identity_ref=principal.identity_ref,
+        requests_per_minute=principal.requests_per_minute,
+        objects_per_day=principal.objects_per_day,
+        grants=grants,
+    )
+
+
+def require_read(caller: Caller, collection: Collection) -> None:
+    if not caller.access(collection.id).can_read:
+        raise NotPermitted(f"you have no read grant on collection {collection.id}")
+
+
+def require_write(caller: Caller, collection: Collection) -> None:
+    if not caller.access(collection.id).can_write:
+        raise NotPermitted(f"you have no write grant on collection {collection.id}")
+
+
+def require_kind(caller: Caller, *kinds: str) -> None:
+    if caller.kind not in kinds:
+        raise NotPermitted(f"this needs a principal of kind {' or '.join(kinds)}")

@@ -1,0 +1,338 @@
+"""The ``indicator-exchange`` command: serve, db, admin, demo (and the ingest/sync/report commands)."""
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from sqlalchemy.orm import Session
+
+from indicator_exchange.admin import service as admin
+from indicator_exchange.errors import ExchangeError
+from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.store import migrate
+from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="indicator-exchange: share STIX 2.1 threat indicators over TAXII 2.1.\n\n"
+    "Configuration comes from IX_* environment variables (see the README); IX_DATABASE_URL selects the store.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
+admin_app = typer.Typer(help="Manage API roots, collections, principals, grants and keys.", no_args_is_help=True)
+root_app = typer.Typer(help="TAXII API roots.", no_args_is_help=True)
+collection_app = typer.Typer(help="TAXII collections.", no_args_is_help=True)
+principal_app = typer.Typer(help="Principals: partners, detectors, compliance, admins.", no_args_is_help=True)
+key_app = typer.Typer(help="API keys (the secret is shown once, at creation).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+admin_app.add_typer(root_app, name="api-root")
+admin_app.add_typer(collection_app, name="collection")
+admin_app.add_typer(principal_app, name="principal")
+admin_app.add_typer(key_app, name="key")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings() -> Settings:
+    return get_settings()
+
+
+def _fail(message: str, code: int = 1) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def run_in_session(action: Callable[[Session], T], settings: Settings | None = None) -> T:
+    """Run one admin action in one transaction; a service error becomes a one-line message and exit 1."""
+    settings = settings or _settings()
+    engine = make_engine(settings.database_url)
+    try:
+        _require_schema(engine_url=settings.database_url)
+        with session_scope(make_sessionmaker(engine)) as session:
+            return action(session)
+    except ExchangeError as exc:
+        _fail(exc.message)
+        raise AssertionError("unreachable") from None
+    finally:
+        engine.dispose()
+
+
+def _require_schema(engine_url: str) -> None:
+    engine = make_engine(engine_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migrate.head_revision()
+    if current != head:
+        _fail(
+            f"the database at IX_DATABASE_URL is at schema revision {current or 'none'}, not {head}; "
+            "run `indicator-exchange db upgrade` first",
+            code=2,
+        )
+
+
+def _print(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, default=str))
+    elif human is not None:
+        typer.echo(human(data))
+    elif isinstance(data, list):
+        for item in data:
+            typer.echo("  ".join(f"{k}={v}" for k, v in item.items() if v is not None))
+        if not data:
+            typer.echo("(none)")
+    else:
+        for key, value in data.items():
+            typer.echo(f"{key}: {value}")
+
+
+# --- serve -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind; TAXII requires HTTPS off loopback.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (stateless; share the database).")] = 1,
+    tls_cert: Annotated[str | None, typer.Option(help="PEM certificate: serve HTTPS directly.")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="PEM private key for --tls-cert.")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the TAXII 2.1 API, the ingest API and the docs (OpenAPI at /docs)."""
+    import uvicorn
+
+    settings = _settings()
+    _require_schema(settings.database_url)
+    if bool(tls_cert) != bool(tls_key):
+        _fail("--tls-cert and --tls-key go together")
+    if not tls_cert and host not in ("127.0.0.1", "localhost", "::1"):
+        typer.echo("warning: serving plain HTTP off loopback; TAXII 2.1 requires HTTPS (use --tls-cert/--tls-key "
+                   "or a TLS-terminating proxy)", err=True)  # fmt: skip
+    uvicorn.run(
+        "indicator_exchange.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        ssl_certfile=tls_cert,
+        ssl_keyfile=tls_key,
+        log_level=log_level,
+    )
+
+
+# --- db ----------------------------------------------------------------------------------------------
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Upgrade the schema (safe on a live database; each revision is transactional)."""
+    migrate.upgrade(_settings().database_url, revision)
+    typer.echo(f"database upgraded to {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")] = "-1",
+) -> None:
+    """Downgrade the schema by one revision (or to REVISION)."""
+    migrate.downgrade(_settings().database_url, revision)
+    typer.echo(f"database downgraded to {revision}")
+
+
+@db_app.command("current")
+def db_current(as_json: JsonOpt = False) -> None:
+    """Show the database's revision and the code's head revision."""
+    engine = make_engine(_settings().database_url)
+    try:
+        current = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    head = migrate.head_revision()
+    _print({"current": current, "head": head, "up_to_date": current == head}, as_json)
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Fail if the models and the migrations disagree (like `alembic check`)."""
+    try:
+        migrate.check(_settings().database_url)
+    except Exception as exc:  # alembic raises its own error types here
+        _fail(f"schema check failed: {exc}")
+    typer.echo("models and migrations agree")
+
+
+# --- admin -------------------------------------------------------------------------------------------
+
+
+@root_app.command("create")
+def api_root_create(
+    name: Annotated[str, typer.Argument(help="URL segment of the API root, e.g. 'lab-feeds'.")],
+    title: Annotated[str, typer.Option(help="Human title.")],
+    description: Annotated[str | None, typer.Option(help="Description.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API root, served at /NAME/."""
+    _print(
+        run_in_session(lambda s: admin.create_api_root(s, name=name, title=title, description=description)),
+        as_json,
+    )
+
+
+@root_app.command("list")
+def api_root_list(as_json: JsonOpt = False) -> None:
+    """List API roots."""
+    _print(run_in_session(admin.list_api_roots), as_json)
+
+
+@collection_app.command("create")
+def collection_create(
+    api_root: Annotated[str, typer.Option(help="API root name.")],
+    title: Annotated[str, typer.Option(help="Human title.")],
+    id: Annotated[uuid.UUID | None, typer.Option(help="Collection id (default: random UUID).")] = None,
+    description: Annotated[str | None, typer.Option(help="Description.")] = None,
+    alias: Annotated[str | None, typer.Option(help="URL alias, usable in place of the id.")] = None,
+    default_tlp: Annotated[str, typer.Option(help="TLP for unmarked objects: clear|green|amber|amber+strict|red.")]
+    = "amber",
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Create a collection in an API root."""
+    _print(run_in_session(lambda s: admin.create_collection(
+        s, api_root=api_root, title=title, collection_id=id, description=description, alias=alias,
+        default_tlp=default_tlp)), as_json)  # fmt: skip
+
+
+@collection_app.command("list")
+def collection_list(
+    api_root: Annotated[str | None, typer.Option(help="Only this API root.")] = None, as_json: JsonOpt = False
+) -> None:
+    """List collections."""
+    _print(run_in_session(lambda s: admin.list_collections(s, api_root)), as_json)
+
+
+@principal_app.command("create")
+def principal_create(
+    name: Annotated[str, typer.Argument(help="Unique principal name.")],
+    kind: Annotated[str, typer.Option(help="partner | detector | compliance | admin.")] = "partner",
+    organisation: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    identity: Annotated[str | None, typer.Option(help="STIX identity id (default: derived from the name).")] = None,
+    clearance: Annotated[str, typer.Option(help="TLP clearance: clear|green|amber|amber+strict|red.")] = "amber",
+    requests_per_minute: Annotated[int | None, typer.Option(help="Rate limit per key (default: server's).")] = None,
+    objects_per_day: Annotated[int | None, typer.Option(help="Daily object quota per key (default: server's).")]
+    = None,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Create a principal."""
+    _print(run_in_session(lambda s: admin.create_principal(
+        s, name=name, kind=kind, organisation=organisation, identity_ref=identity, clearance=clearance,
+        requests_per_minute=requests_per_minute, objects_per_day=objects_per_day)), as_json)  # fmt: skip
+
+
+@principal_app.command("list")
+def principal_list(as_json: JsonOpt = False) -> None:
+    """List principals."""
+    _print(run_in_session(admin.list_principals), as_json)
+
+
+@admin_app.command("grant")
+def grant_create(
+    principal: Annotated[str, typer.Argument(help="Principal name.")],
+    collection_id: Annotated[uuid.UUID, typer.Argument(help="Collection id.")],
+    read: Annotated[bool, typer.Option("--read", help="Allow reading.")] = False,
+    write: Annotated[bool, typer.Option("--write", help="Allow writing.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grant (or change) a principal's read/write access to a collection."""
+    _print(run_in_session(lambda s: admin.grant(
+        s, principal=principal, collection_id=collection_id, read=read, write=write)), as_json)  # fmt: skip
+
+
+@admin_app.command("grant-list")
+def grant_list(
+    principal: Annotated[str | None, typer.Option(help="Only this principal.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List grants."""
+    _print(run_in_session(lambda s: admin.list_grants(s, principal=principal)), as_json)
+
+
+@admin_app.command("grant-revoke")
+def grant_revoke(
+    principal: Annotated[str, typer.Argument(help="Principal name.")],
+    collection_id: Annotated[uuid.UUID, typer.Argument(help="Collection id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a principal's grant on a collection."""
+    _print(
+        run_in_session(lambda s: admin.revoke_grant(s, principal=principal, collection_id=collection_id)),
+        as_json,
+    )
+
+
+@key_app.command("create")
+def key_create(
+    principal: Annotated[str, typer.Argument(help="Principal name.")],
+    expires_in_days: Annotated[int | None, typer.Option(help="Expire the key after N days.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key and print its id and secret (shown this once only)."""
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    _print(run_in_session(lambda s: admin.create_key(s, principal=principal, expires_at=expires)), as_json)
+
+
+@key_app.command("list")
+def key_list(
+    principal: Annotated[str | None, typer.Option(help="Only this principal.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List keys (never their secrets)."""
+    _print(run_in_session(lambda s: admin.list_keys(s, principal=principal)), as_json)
+
+
+@key_app.command("revoke")
+def key_revoke(key_id: Annotated[str, typer.Argument(help="Key id.")], as_json: JsonOpt = False) -> None:
+    """Revoke a key; it is refused (401) from the next request on."""
+    _print(run_in_session(lambda s: admin.revoke_key(s, key_id=key_id)), as_json)
+
+
+# --- demo --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after loading.")] = True,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Create the database, load a demo API root with collections and indicators, print a key, and serve."""
+    from indicator_exchange.demo import load_demo
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            info = load_demo(session, settings)
+    finally:
+        engine.dispose()
+    base = f"http://{host}:{port}"
+    typer.echo(info.describe(base))
+    if serve_after:
+        serve(host=host, port=port, workers=1, tls_cert=None, tls_key=None, log_level="info")
+
+
+def main() -> None:
+    # Keep third-party logging quiet by default; the server configures its own logging.
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::DeprecationWarning")
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,67 @@
+"""The one place errors become responses: TAXII error resources on TAXII paths, JSON elsewhere."""
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indicator_exchange.errors import ExchangeError
+from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
+
+log = logging.getLogger(__name__)
+
+NON_TAXII_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/ui", "/healthz", "/static")
+
+
+def is_taxii_path(path: str) -> bool:
+    return not path.startswith(NON_TAXII_PREFIXES)
+
+
+def error_response(
+    request: Request, status: int, title: str, description: str, headers: dict[str, str] | None = None,
+    details: dict[str, object] | None = None,
+) -> Response:  # fmt: skip
+    if is_taxii_path(request.url.path):
+        body: dict[str, object] = {"title": title, "description": description, "http_status": str(status)}
+        if details:
+            body["details"] = details
+        media_type = TAXII_MEDIA_TYPE
+    else:
+        body = {"error": title, "detail": description}
+        if details:
+            body["details"] = details
+        media_type = "application/json"
+    all_headers = dict(headers or {})
+    if status == 401:
+        all_headers.setdefault("WWW-Authenticate", 'Basic realm="indicator-exchange"')
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=all_headers)
+
+
+_HTTP_TITLES = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ExchangeError)
+    async def _exchange_error(request: Request, exc: ExchangeError) -> Response:
+        return error_response(request, exc.status_code, exc.title, exc.message, exc.headers, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}" for err in exc.errors()
+        )
+        return error_response(request, 400, "Bad request", problems or "the request is malformed")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        title = _HTTP_TITLES.get(exc.status_code, "Error")
+        description = str(exc.detail) if exc.detail else title
+        return error_response(request, exc.status_code, title, description, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "Internal error", "the server failed; the error is logged")

@@ -1,0 +1,47 @@
+"""Service configuration, read from ``IX_*`` environment variables (or a ``.env`` file)."""
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./indicator-exchange.db"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service; documented in the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="IX_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store.")
+    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection-pool size per worker.")
+    max_content_length: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (413 above)."
+    )
+    max_page_size: int = Field(1000, ge=1, description="Largest page a TAXII GET returns; larger limits clamp.")
+    default_page_size: int = Field(100, ge=1, description="Page size when the client sends no limit.")
+    max_detections_per_request: int = Field(10_000, ge=1, description="Most detections one ingest request may carry.")
+    default_requests_per_minute: int = Field(
+        600, ge=0, description="Per-key request rate limit when the principal sets none (0 = unlimited)."
+    )
+    default_objects_per_day: int = Field(
+        0, ge=0, description="Per-key daily object quota when the principal sets none (0 = unlimited)."
+    )
+    community_key: str = Field(
+        "demo-community-key-change-me",
+        description="Shared secret keying prompt LSH bands and HMAC identifiers. Never logged or published.",
+    )
+    community_key_id: str = Field("community-2026-01", description="Public name of the community key.")
+    organisation_name: str = Field("indicator-exchange demo lab", description="Publishing organisation.")
+    identity_id: str = Field(
+        "identity--b3d6a1f0-5c1e-4e0a-9d1f-0c2f4a6b8e21",
+        description="STIX identity id of the publishing organisation (created_by_ref of our objects).",
+    )
+    api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
+    contact: str | None = Field(None, description="TAXII discovery contact.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, built on first use (never at import time)."""
+    return Settings()

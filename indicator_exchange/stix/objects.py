@@ -1,0 +1,118 @@
+"""Structural checks of incoming STIX 2.1 objects and the metadata the store indexes.
+
+Deliberately independent of the ``stix2`` library: this runs on every object of every TAXII POST, and the
+checks a TAXII server owes (id, type, spec_version, version timestamps — TAXII 2.1 §5.4) are cheap here.
+"""
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z$")
+_TYPE = re.compile(r"^([a-z][a-z0-9-]+[a-z0-9])$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# STIX 2.1 SDO and SRO types: these MUST carry created and modified (STIX 2.1 §3.2, §4, §5).
+SDO_SRO_TYPES = frozenset(
+    {
+        "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident", "indicator",
+        "infrastructure", "intrusion-set", "location", "malware", "malware-analysis", "note",
+        "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability", "relationship",
+        "sighting", "language-content",
+    }
+)  # fmt: skip
+
+
+class InvalidObject(ValueError):
+    """An object that cannot be stored; the message says which property and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What the store indexes of one object version."""
+
+    stix_id: str
+    stix_type: str
+    spec_version: str
+    version: int  # microseconds since the epoch of `modified` (or `created`); 0 for SCOs
+    modified: str | None  # the version's timestamp exactly as the producer wrote it
+    created_by_ref: str | None
+    revoked: bool
+
+
+def parse_timestamp_us(value: object, *, name: str = "timestamp") -> int:
+    """A STIX/TAXII timestamp (RFC 3339, UTC ``Z``) as integer microseconds; finer digits are truncated."""
+    if not isinstance(value, str):
+        raise InvalidObject(f"{name} must be a string timestamp like 2026-02-24T12:00:00.000Z")
+    match = _TIMESTAMP.match(value)
+    if match is None:
+        raise InvalidObject(f"{name} {value!r} is not a STIX timestamp (YYYY-MM-DDTHH:MM:SS[.s+]Z)")
+    year, month, day, hour, minute, second, fraction = match.groups()
+    try:
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
+    except ValueError as exc:
+        raise InvalidObject(f"{name} {value!r} is not a valid date and time: {exc}") from None
+    micros = int((fraction or "0")[:6].ljust(6, "0"))
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + micros
+
+
+def format_timestamp_us(micros: int) -> str:
+    """Integer microseconds as a TAXII timestamp with microsecond precision."""
+    seconds, rest = divmod(micros, 1_000_000)
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return f"{moment:%Y-%m-%dT%H:%M:%S}.{rest:06d}Z"
+
+
+def inspect_object(obj: object) -> ObjectMeta:
+    """Check one object's required common properties and return what the store indexes.
+
+    Raises ``InvalidObject`` naming the offending property.
+    """
+    if not isinstance(obj, dict):
+        raise InvalidObject("each entry of 'objects' must be a JSON object")
+    stix_type = obj.get("type")
+    if not isinstance(stix_type, str) or not _TYPE.match(stix_type) or len(stix_type) > 250:
+        raise InvalidObject("'type' is missing or not a valid STIX type name")
+    stix_id = obj.get("id")
+    if not isinstance(stix_id, str) or "--" not in stix_id:
+        raise InvalidObject("'id' is missing or not of the form <type>--<uuid>")
+    prefix, _, uuid_part = stix_id.partition("--")
+    if prefix != stix_type:
+        raise InvalidObject(f"'id' prefix {prefix!r} does not match 'type' {stix_type!r}")
+    try:
+        uuid.UUID(uuid_part)
+    except ValueError:
+        raise InvalidObject(f"'id' {stix_id!r} does not end in a UUID") from None
+    spec_version = obj.get("spec_version")
+    if spec_version != "2.1":
+        raise InvalidObject("'spec_version' must be '2.1' (this server stores STIX 2.1 objects)")
+
+    modified = obj.get("modified")
+    created = obj.get("created")
+    if created is not None:
+        created_us = parse_timestamp_us(created, name="'created'")
+    if modified is not None:
+        version = parse_timestamp_us(modified, name="'modified'")
+        if created is not None and version < created_us:
+            raise InvalidObject("'modified' is earlier than 'created'")
+        version_text: str | None = str(modified)
+    elif stix_type in SDO_SRO_TYPES or (created is not None and stix_type != "marking-definition"):
+        raise InvalidObject(f"'modified' is required on a {stix_type} object")
+    elif created is not None:
+        version, version_text = created_us, created  # marking-definitions version by `created`
+    else:
+        version, version_text = 0, None  # SCOs are immutable: one version
+    created_by_ref = obj.get("created_by_ref")
+    if created_by_ref is not None and not isinstance(created_by_ref, str):
+        raise InvalidObject("'created_by_ref' must be a string identifier")
+    return ObjectMeta(
+        stix_id=stix_id,
+        stix_type=stix_type,
+        spec_version=spec_version,
+        version=version,
+        modified=version_text,
+        created_by_ref=created_by_ref,
+        revoked=obj.get("revoked") is True,
+    )

@@ -1,0 +1,95 @@
+"""API roots, collections and status resources."""
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from indicator_exchange.store.models import ApiRoot, Collection, Grant, Status
+
+
+def get_api_root(session: Session, name: str) -> ApiRoot | None:
+    return session.execute(select(ApiRoot).where(ApiRoot.name == name)).scalar_one_or_none()
+
+
+def list_api_roots(session: Session) -> Sequence[ApiRoot]:
+    return session.execute(select(ApiRoot).order_by(ApiRoot.name)).scalars().all()
+
+
+def add_api_root(session: Session, *, name: str, title: str, description: str | None = None) -> ApiRoot:
+    root = ApiRoot(id=uuid.uuid4(), name=name, title=title, description=description)
+    session.add(root)
+    session.flush()
+    return root
+
+
+def get_collection(session: Session, api_root_id: uuid.UUID, collection_id: uuid.UUID) -> Collection | None:
+    return session.execute(
+        select(Collection).where(Collection.api_root_id == api_root_id, Collection.id == collection_id)
+    ).scalar_one_or_none()
+
+
+def find_collection(session: Session, api_root_id: uuid.UUID, key: str) -> Collection | None:
+    """A collection by id or, failing that, by alias (TAXII 2.1 lets clients use either in URLs)."""
+    try:
+        found = get_collection(session, api_root_id, uuid.UUID(key))
+    except ValueError:
+        found = None
+    if found is not None:
+        return found
+    return session.execute(
+        select(Collection).where(Collection.api_root_id == api_root_id, Collection.alias == key)
+    ).scalar_one_or_none()
+
+
+def get_collection_by_id(session: Session, collection_id: uuid.UUID) -> Collection | None:
+    return session.get(Collection, collection_id)
+
+
+def list_collections(session: Session, api_root_id: uuid.UUID | None = None) -> Sequence[Collection]:
+    query = select(Collection).order_by(Collection.created_at, Collection.id)
+    if api_root_id is not None:
+        query = query.where(Collection.api_root_id == api_root_id)
+    return session.execute(query).scalars().all()
+
+
+def add_collection(
+    session: Session,
+    *,
+    api_root_id: uuid.UUID,
+    title: str,
+    collection_id: uuid.UUID | None = None,
+    description: str | None = None,
+    alias: str | None = None,
+    default_tlp: int = 2,
+) -> Collection:
+    collection = Collection(
+        id=collection_id or uuid.uuid4(),
+        api_root_id=api_root_id,
+        title=title,
+        description=description,
+        alias=alias,
+        default_tlp=default_tlp,
+        last_date_added=0,
+    )
+    session.add(collection)
+    session.flush()
+    return collection
+
+
+def grants_for(session: Session, principal_id: uuid.UUID) -> dict[uuid.UUID, Grant]:
+    rows = session.execute(select(Grant).where(Grant.principal_id == principal_id)).scalars()
+    return {grant.collection_id: grant for grant in rows}
+
+
+def get_status(session: Session, api_root_id: uuid.UUID, status_id: uuid.UUID) -> Status | None:
+    return session.execute(
+        select(Status).where(Status.api_root_id == api_root_id, Status.id == status_id)
+    ).scalar_one_or_none()
+
+
+def add_status(session: Session, status: Status) -> Status:
+    session.add(status)
+    session.flush()
+    return status

@@ -1,0 +1,190 @@
+"""SQLAlchemy 2 models of the store. Alembic owns the schema; the app never calls ``create_all``.
+
+Times the service assigns or orders by (``date_added``, object versions) are integer microseconds since
+the epoch: exact, portable between PostgreSQL and SQLite, and cheap to compare in keyset paging.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PortableJSON = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime that survives SQLite (which drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; pass an aware UTC datetime")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ApiRoot(Base):
+    """A TAXII API root; ``name`` is its URL segment (``/{name}/``)."""
+
+    __tablename__ = "api_root"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Collection(Base):
+    """A TAXII collection. ``last_date_added`` is the per-collection clock that keeps ``date_added``
+    unique and strictly increasing in commit order (writers lock this row)."""
+
+    __tablename__ = "collection"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    api_root_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_root.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(256))
+    description: Mapped[str | None] = mapped_column(Text)
+    alias: Mapped[str | None] = mapped_column(String(128))
+    default_tlp: Mapped[int] = mapped_column(SmallInteger, default=2)
+    last_date_added: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ObjectVersion(Base):
+    """One version of one STIX object in one collection: the raw JSON beside the indexed columns.
+
+    ``is_latest``/``is_first`` are maintained at write time (under the collection lock) so that the
+    default ``match[version]=last`` poll is a plain index range scan.
+    """
+
+    __tablename__ = "object_version"
+    __table_args__ = (
+        UniqueConstraint("collection_id", "date_added"),
+        UniqueConstraint("collection_id", "stix_id", "version"),
+        Index("ix_object_version_latest", "collection_id", "is_latest", "date_added"),
+        Index("ix_object_version_type", "collection_id", "stix_type", "date_added"),
+    )
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"))
+    stix_id: Mapped[str] = mapped_column(String(128))
+    stix_type: Mapped[str] = mapped_column(String(64))
+    spec_version: Mapped[str] = mapped_column(String(8))
+    version: Mapped[int] = mapped_column(BigInteger)
+    modified: Mapped[str | None] = mapped_column(String(40))
+    date_added: Mapped[int] = mapped_column(BigInteger)
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_first: Mapped[bool] = mapped_column(Boolean, default=True)
+    tlp: Mapped[int | None] = mapped_column(SmallInteger)
+    created_by_ref: Mapped[str | None] = mapped_column(String(128))
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    added_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    raw: Mapped[str] = mapped_column(Text)
+
+
+class Status(Base):
+    """A TAXII status resource: the per-object outcome of one POST to a collection."""
+
+    __tablename__ = "status"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    api_root_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_root.id", ondelete="CASCADE"), index=True)
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    status: Mapped[str] = mapped_column(String(16))
+    request_timestamp: Mapped[str] = mapped_column(String(40))
+    total_count: Mapped[int] = mapped_column(Integer)
+    success_count: Mapped[int] = mapped_column(Integer)
+    failure_count: Mapped[int] = mapped_column(Integer)
+    pending_count: Mapped[int] = mapped_column(Integer)
+    successes: Mapped[list[dict[str, object]]] = mapped_column(PortableJSON, default=list)
+    failures: Mapped[list[dict[str, object]]] = mapped_column(PortableJSON, default=list)
+    pendings: Mapped[list[dict[str, object]]] = mapped_column(PortableJSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Principal(Base):
+    """Someone who calls the service: a partner lab, an internal detector, compliance, or an admin."""
+
+    __tablename__ = "principal"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="partner")
+    organisation: Mapped[str | None] = mapped_column(String(256))
+    identity_ref: Mapped[str | None] = mapped_column(String(128))
+    clearance: Mapped[int] = mapped_column(SmallInteger, default=2)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    objects_per_day: Mapped[int | None] = mapped_column(Integer)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key: the public ``key_id`` plus the SHA-256 of a random 256-bit secret (never the secret)."""
+
+    __tablename__ = "api_key"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principal.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Grant(Base):
+    """What one principal may do in one collection."""
+
+    __tablename__ = "grant"
+    __table_args__ = (UniqueConstraint("principal_id", "collection_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    principal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("principal.id", ondelete="CASCADE"))
+    collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"), index=True)
+    can_read: Mapped[bool] = mapped_column(Boolean, default=False)
+    can_write: Mapped[bool] = mapped_column(Boolean, default=False)

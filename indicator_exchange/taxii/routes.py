@@ -1,0 +1,201 @@
+"""TAXII 2.1 endpoints (TAXII 2.1 §4 discovery and API roots, §5 collections, objects, manifests)."""
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+
+from indicator_exchange.auth.service import require_write
+from indicator_exchange.dependencies import BodyDep, CallerDep, SessionDep, SettingsDep
+from indicator_exchange.errors import NotPermitted
+from indicator_exchange.settings import Settings
+from indicator_exchange.store import catalog
+from indicator_exchange.taxii import service
+from indicator_exchange.taxii.filters import PageRequest, parse_page_request
+from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
+
+
+def _negotiate(request: Request) -> None:
+    check_accept(request.headers.get("accept"))
+
+
+router = APIRouter(dependencies=[Depends(_negotiate)], tags=["TAXII 2.1"])
+
+
+def _taxii(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    payload = body if isinstance(body, bytes) else orjson.dumps(body)
+    return Response(payload, status_code=status_code, media_type=TAXII_MEDIA_TYPE, headers=headers)
+
+
+def _params(request: Request) -> dict[str, list[str]]:
+    params: dict[str, list[str]] = {}
+    for key, value in request.query_params.multi_items():
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _page_request(request: Request, settings: Settings, allow: frozenset[str]) -> PageRequest:
+    return parse_page_request(
+        _params(request),
+        default_limit=settings.default_page_size,
+        max_limit=settings.max_page_size,
+        allow=allow,
+    )
+
+
+ALL_MATCHES = frozenset({"id", "type", "version", "spec_version"})
+OBJECT_MATCHES = frozenset({"version", "spec_version"})
+VERSION_MATCHES = frozenset({"spec_version"})
+
+
+@router.get("/taxii2/", summary="Server discovery")
+def discovery(request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
+    """TAXII 2.1 §4.1: the API roots this caller may use."""
+    base = str(request.base_url)
+    roots = service.visible_roots(session, caller)
+    body: dict[str, object] = {"title": settings.api_title, "description": "STIX 2.1 indicator sharing"}
+    if settings.contact:
+        body["contact"] = settings.contact
+    if roots:
+        body["default"] = f"{base}{roots[0].name}/"
+        body["api_roots"] = [f"{base}{root.name}/" for root in roots]
+    return _taxii(body)
+
+
+@router.get("/{api_root}/", summary="API root information")
+def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
+    """TAXII 2.1 §4.2: title, supported versions and the largest accepted body."""
+    root = service.resolve_root(session, api_root, caller)
+    body: dict[str, object] = {
+        "title": root.title,
+        "versions": [TAXII_MEDIA_TYPE],
+        "max_content_length": settings.max_content_length,
+    }
+    if root.description:
+        body["description"] = root.description
+    return _taxii(body)
+
+
+@router.get("/{api_root}/status/{status_id}/", summary="Status of a POST")
+def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep) -> Response:
+    """TAXII 2.1 §4.3: per-object successes, failures and pendings of one POST."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.get_status(session, root=root, status_id=status_id, caller=caller)
+    return _taxii(service.status_resource(found))
+
+
+@router.get("/{api_root}/collections/", summary="Collections")
+def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Response:
+    """TAXII 2.1 §5.1: the collections this caller has a grant on."""
+    root = service.resolve_root(session, api_root, caller)
+    visible = [c for c in catalog.list_collections(session, root.id) if caller.sees(c.id)]
+    if not visible:
+        return _taxii({})
+    return _taxii({"collections": [service.collection_resource(c, caller) for c in visible]})
+
+
+@router.get("/{api_root}/collections/{collection_id}/", summary="One collection")
+def collection(api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
+    """TAXII 2.1 §5.2."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    if not caller.sees(found.id):
+        raise NotPermitted(f"you have no grant on collection {collection_id}")
+    return _taxii(service.collection_resource(found, caller))
+
+
+@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest")
+def manifest(
+    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
+    settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.3: one manifest record per object version, paged by a keyset cursor."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    page = service.read_manifest(
+        session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
+    )
+    request.state.page = page
+    return _taxii(page.body, headers=page.headers)
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/", summary="Get objects")
+def get_objects(
+    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
+    settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    page = service.read_objects(
+        session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
+    )
+    request.state.page = page
+    return _taxii(page.body, headers=page.headers)
+
+
+@router.post("/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202)
+def add_objects(
+    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
+    body: BodyDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.5: store an envelope; answers 202 with a status resource listing each object."""
+    check_content_type(request.headers.get("content-type"))
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    require_write(caller, found)
+    objects = service.parse_envelope(body)
+    result = service.add_objects(session, root=root, collection=found, caller=caller, objects=objects)
+    request.state.status = result
+    return _taxii(service.status_resource(result), status_code=202)
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object")
+def get_object(
+    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
+    caller: CallerDep, settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.6: the versions of one object (default: the latest)."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    page = service.read_objects(
+        session, collection=found, caller=caller, object_id=object_id,
+        page=_page_request(request, settings, OBJECT_MATCHES),
+    )  # fmt: skip
+    request.state.page = page
+    return _taxii(page.body, headers=page.headers)
+
+
+@router.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object")
+def delete_object(
+    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
+    caller: CallerDep, settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.7: delete an object's versions (all of them unless match[version] narrows it)."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    params = _params(request)
+    params.setdefault("match[version]", ["all"])
+    page = parse_page_request(
+        params,
+        default_limit=settings.default_page_size,
+        max_limit=settings.max_page_size,
+        allow=OBJECT_MATCHES,
+    )
+    service.delete_object(session, collection=found, caller=caller, page=page, object_id=object_id)
+    return _taxii(b"", status_code=200)
+
+
+@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/versions/", summary="Object versions")
+def versions(
+    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
+    caller: CallerDep, settings: SettingsDep,
+) -> Response:  # fmt: skip
+    """TAXII 2.1 §5.8: the version timestamps of one object."""
+    root = service.resolve_root(session, api_root, caller)
+    found = service.resolve_collection(session, root, collection_id)
+    page = service.read_versions(
+        session, collection=found, caller=caller, object_id=object_id,
+        page=_page_request(request, settings, VERSION_MATCHES),
+    )  # fmt: skip
+    request.state.page = page
+    return _taxii(page.body, headers=page.headers)

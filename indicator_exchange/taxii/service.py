@@ -1,0 +1,315 @@
+"""TAXII 2.1 operations over the store: resolve resources, write envelopes, serve pages."""
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+from sqlalchemy.orm import Session
+
+from indicator_exchange.auth.service import Caller, require_read, require_write
+from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
+from indicator_exchange.stix.markings import tlp_of
+from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object
+from indicator_exchange.store import catalog
+from indicator_exchange.store import objects as store
+from indicator_exchange.store.models import ApiRoot, Collection, Status
+from indicator_exchange.taxii.filters import PageRequest, encode_cursor
+from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
+
+_SORTED = orjson.OPT_SORT_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    body: bytes
+    headers: dict[str, str]
+    count: int
+    first_added: int | None
+    last_added: int | None
+
+
+def now_us() -> int:
+    moment = datetime.now(UTC)
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def resolve_root(session: Session, name: str, caller: Caller) -> ApiRoot:
+    root = catalog.get_api_root(session, name)
+    if root is None:
+        raise NotFound(f"there is no API root {name!r}")
+    if not caller.is_admin and not any(caller.sees(c.id) for c in catalog.list_collections(session, root.id)):
+        raise NotPermitted(f"you have no grant on any collection of API root {name!r}")
+    return root
+
+
+def resolve_collection(session: Session, root: ApiRoot, key: str) -> Collection:
+    collection = catalog.find_collection(session, root.id, key)
+    if collection is None:
+        raise NotFound(f"there is no collection {key!r} in API root {root.name!r}")
+    return collection
+
+
+def visible_roots(session: Session, caller: Caller) -> list[ApiRoot]:
+    return [
+        root
+        for root in catalog.list_api_roots(session)
+        if caller.is_admin or any(caller.sees(c.id) for c in catalog.list_collections(session, root.id))
+    ]
+
+
+def collection_resource(collection: Collection, caller: Caller) -> dict[str, object]:
+    access = caller.access(collection.id)
+    resource: dict[str, object] = {
+        "id": str(collection.id),
+        "title": collection.title,
+        "can_read": access.can_read,
+        "can_write": access.can_write,
+        "media_types": [STIX_MEDIA_TYPE],
+    }
+    if collection.description:
+        resource["description"] = collection.description
+    if collection.alias:
+        resource["alias"] = collection.alias
+    return resource
+
+
+def _visibility(caller: Caller, collection: Collection) -> store.Visibility:
+    return store.Visibility(clearance=caller.clearance, default_tlp=collection.default_tlp)
+
+
+def _detail(stix_id: object, version: str, message: str | None = None) -> dict[str, object]:
+    detail: dict[str, object] = {"id": stix_id if isinstance(stix_id, str) else "", "version": version}
+    if message:
+        detail["message"] = message
+    return detail
+
+
+def parse_envelope(body: bytes) -> list[object]:
+    """The ``objects`` of a TAXII envelope; ``BadRequest`` if the body is not one."""
+    try:
+        envelope = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(envelope, dict):
+        raise BadRequest("the body must be a TAXII envelope: a JSON object with an 'objects' list")
+    objects = envelope.get("objects")
+    if not isinstance(objects, list):
+        raise BadRequest("the envelope must carry an 'objects' list")
+    return objects
+
+
+def add_objects(
+    session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object]
+) -> Status:
+    """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status."""
+    require_write(caller, collection)
+    request_time = now_us()
+    failures: list[dict[str, object]] = []
+    candidates: list[tuple[store.NewVersion, str]] = []
+    for index, obj in enumerate(objects):
+        try:
+            meta = inspect_object(obj)
+        except InvalidObject as exc:
+            ident = obj.get("id") if isinstance(obj, dict) else None
+            failures.append(_detail(ident, _version_text(obj), f"objects[{index}]: {exc}"))
+            continue
+        assert isinstance(obj, dict)
+        level = tlp_of(obj)
+        effective = collection.default_tlp if level is None else int(level)
+        if effective > caller.clearance:
+            failures.append(_detail(meta.stix_id, meta.modified or "", "marked above your clearance; not stored"))
+            continue
+        version = store.NewVersion(
+            stix_id=meta.stix_id,
+            stix_type=meta.stix_type,
+            spec_version=meta.spec_version,
+            version=meta.version,
+            modified=meta.modified,
+            tlp=None if level is None else int(level),
+            created_by_ref=meta.created_by_ref,
+            revoked=meta.revoked,
+            raw=orjson.dumps(obj, option=_SORTED).decode(),
+        )
+        candidates.append((version, meta.modified or ""))
+
+    successes: list[dict[str, object]] = []
+    if candidates:
+        store.lock_collection(session, collection.id)
+        outcome = store.write_versions(
+            session,
+            collection.id,
+            [c[0] for c in candidates],
+            now_us=request_time,
+            added_by=caller.principal_id,
+        )
+        for (version, version_text), result, added in zip(candidates, outcome.results, outcome.added, strict=True):
+            shown = version_text or (format_timestamp_us(added) if added else "")
+            if result == "conflict":
+                failures.append(
+                    _detail(version.stix_id, shown, "a different object with this id and version is stored")
+                )
+            else:
+                successes.append(_detail(version.stix_id, shown))
+    status = Status(
+        id=uuid.uuid4(),
+        api_root_id=root.id,
+        collection_id=collection.id,
+        principal_id=caller.principal_id,
+        status="complete",
+        request_timestamp=format_timestamp_us(request_time),
+        total_count=len(objects),
+        success_count=len(successes),
+        failure_count=len(failures),
+        pending_count=0,
+        successes=successes,
+        failures=failures,
+        pendings=[],
+    )
+    return catalog.add_status(session, status)
+
+
+def _version_text(obj: object) -> str:
+    if isinstance(obj, dict):
+        for key in ("modified", "created"):
+            if isinstance(obj.get(key), str):
+                return str(obj[key])
+    return ""
+
+
+def status_resource(status: Status) -> dict[str, object]:
+    return {
+        "id": str(status.id),
+        "status": status.status,
+        "request_timestamp": status.request_timestamp,
+        "total_count": status.total_count,
+        "success_count": status.success_count,
+        "successes": status.successes,
+        "failure_count": status.failure_count,
+        "failures": status.failures,
+        "pending_count": status.pending_count,
+        "pendings": status.pendings,
+    }
+
+
+def get_status(session: Session, *, root: ApiRoot, status_id: str, caller: Caller) -> Status:
+    try:
+        key = uuid.UUID(status_id)
+    except ValueError:
+        raise NotFound(f"there is no status {status_id!r}") from None
+    status = catalog.get_status(session, root.id, key)
+    if status is None:
+        raise NotFound(f"there is no status {status_id!r}")
+    if status.principal_id != caller.principal_id and not caller.is_admin:
+        raise NotPermitted("this status resource belongs to another principal")
+    return status
+
+
+def _headers(rows: list[store.ObjectRow]) -> dict[str, str]:
+    if not rows:
+        return {}
+    return {
+        "X-TAXII-Date-Added-First": format_timestamp_us(rows[0].date_added),
+        "X-TAXII-Date-Added-Last": format_timestamp_us(rows[-1].date_added),
+    }
+
+
+def _envelope_head(rows: list[store.ObjectRow], more: bool) -> bytes:
+    head = b'{"more":' + (b"true" if more else b"false")
+    if more and rows:
+        head += b',"next":' + orjson.dumps(encode_cursor(rows[-1].date_added))
+    return head
+
+
+def read_objects(
+    session: Session,
+    *,
+    collection: Collection,
+    caller: Caller,
+    page: PageRequest,
+    object_id: str | None = None,
+) -> Page:
+    """A page of objects as a TAXII envelope, built from the stored JSON without re-serialising it."""
+    require_read(caller, collection)
+    filters = page.filters
+    if object_id is not None:
+        filters = store.ReadFilter(
+            ids=[object_id],
+            spec_versions=filters.spec_versions,
+            version_keywords=filters.version_keywords,
+            version_values=filters.version_values,
+            added_after=filters.added_after,
+        )
+    visibility = _visibility(caller, collection)
+    rows, more = store.read_page(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
+    if object_id is not None and not rows and not store.object_exists(session, collection.id, object_id, visibility):
+        raise NotFound(f"there is no object {object_id!r} in this collection")
+    body = _envelope_head(rows, more)
+    if rows:
+        body += b',"objects":[' + ",".join(row.raw or "" for row in rows).encode() + b"]"
+    body += b"}"
+    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+
+
+def _first(rows: list[store.ObjectRow]) -> int | None:
+    return rows[0].date_added if rows else None
+
+
+def _last(rows: list[store.ObjectRow]) -> int | None:
+    return rows[-1].date_added if rows else None
+
+
+def _version_of(row: store.ObjectRow) -> str:
+    return row.modified or format_timestamp_us(row.date_added)
+
+
+def read_manifest(session: Session, *, collection: Collection, caller: Caller, page: PageRequest) -> Page:
+    require_read(caller, collection)
+    rows, more = store.read_page(
+        session, collection.id, page.filters, _visibility(caller, collection),
+        after=page.after, limit=page.limit, with_raw=False,
+    )  # fmt: skip
+    body = _envelope_head(rows, more)
+    if rows:
+        records = [
+            {
+                "id": row.stix_id,
+                "date_added": format_timestamp_us(row.date_added),
+                "version": _version_of(row),
+                "media_type": STIX_MEDIA_TYPE,
+            }
+            for row in rows
+        ]
+        body += b',"objects":' + orjson.dumps(records)
+    body += b"}"
+    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+
+
+def read_versions(
+    session: Session, *, collection: Collection, caller: Caller, page: PageRequest, object_id: str
+) -> Page:
+    require_read(caller, collection)
+    filters = store.ReadFilter(ids=[object_id], spec_versions=page.filters.spec_versions, version_keywords=("all",))
+    visibility = _visibility(caller, collection)
+    rows, more = store.read_page(
+        session, collection.id, filters, visibility, after=page.after, limit=page.limit, with_raw=False
+    )
+    if not rows and not store.object_exists(session, collection.id, object_id, visibility):
+        raise NotFound(f"there is no object {object_id!r} in this collection")
+    body = _envelope_head(rows, more)
+    if rows:
+        body += b',"versions":' + orjson.dumps([_version_of(row) for row in rows])
+    body += b"}"
+    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+
+
+def delete_object(
+    session: Session, *, collection: Collection, caller: Caller, page: PageRequest, object_id: str
+) -> int:
+    require_write(caller, collection)
+    visibility = _visibility(caller, collection)
+    store.lock_collection(session, collection.id)
+    deleted = store.delete_versions(session, collection.id, object_id, page.filters, visibility)
+    if deleted == 0:
+        raise NotFound(f"there is no object {object_id!r} (with those versions) in this collection")
+    return deleted
