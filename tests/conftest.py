@@ -1,0 +1,124 @@
+"""Shared fixtures: real PostgreSQL and SQLite stores, the app under test, and factories."""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from indicator_exchange.app import create_app
+from indicator_exchange.settings import Settings
+from indicator_exchange.store import migrate
+from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker
+from indicator_exchange.store.models import Base
+from tests.fixtures.postgres import drop_database, fresh_database, postgres_server
+
+BACKENDS = ["postgresql", "sqlite"]
+
+
+def _worker() -> str:
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+def make_test_database(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory, backend: str, tag: str) -> str:
+    """A migrated, empty database of ``backend`` private to this worker and ``tag``."""
+    if backend == "postgresql":
+        url = fresh_database(pg_admin_url, f"ix_test_{tag}_{_worker()}")
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / f'{tag}.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = make_test_database(pg_admin_url, tmp_path_factory, "postgresql", "main")
+    yield url
+    drop_database(pg_admin_url, f"ix_test_main_{_worker()}")
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'main.db'}"
+    migrate.upgrade(url)
+    return url
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def db_url(backend: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A migrated database of the parametrised backend, emptied after each test."""
+    url = str(request.getfixturevalue("pg_url" if backend == "postgresql" else "sqlite_url"))
+    yield url
+    empty_database(url)
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def engine_for(url: str) -> Engine:
+    if url not in _ENGINES:
+        _ENGINES[url] = make_engine(url, pool_size=2)
+    return _ENGINES[url]
+
+
+def empty_database(url: str) -> None:
+    """Remove every row (audit rows included: tests may, the application may not)."""
+    engine = engine_for(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if is_sqlite(url):
+            for name in tables:
+                conn.execute(text(f'DELETE FROM "{name}"'))
+        else:
+            conn.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in tables) + " RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def sessions(db_url: str) -> sessionmaker[Session]:
+    return make_sessionmaker(engine_for(db_url))
+
+
+@pytest.fixture
+def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for arranging and inspecting data; commit explicitly to make data visible to the app."""
+    with sessions() as s:
+        yield s
+
+
+def make_settings(url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {"database_url": url, "default_requests_per_minute": 0}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return make_settings(db_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for engine in _ENGINES.values():
+        engine.dispose()
+
+
+ROOT = Path(__file__).resolve().parents[1]
