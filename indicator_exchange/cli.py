@@ -1,5 +1,6 @@
 """The ``indicator-exchange`` command: serve, db, admin, demo (and the ingest/sync/report commands)."""
 
+import dataclasses
 import json
 import os
 import sys
@@ -31,12 +32,14 @@ root_app = typer.Typer(help="TAXII API roots.", no_args_is_help=True)
 collection_app = typer.Typer(help="TAXII collections.", no_args_is_help=True)
 principal_app = typer.Typer(help="Principals: partners, detectors, compliance, admins.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys (the secret is shown once, at creation).", no_args_is_help=True)
+source_app = typer.Typer(help="Partner TAXII feeds to pull from (or push to).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(root_app, name="api-root")
 admin_app.add_typer(collection_app, name="collection")
 admin_app.add_typer(principal_app, name="principal")
 admin_app.add_typer(key_app, name="key")
+admin_app.add_typer(source_app, name="source")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -301,6 +304,148 @@ def key_list(
 def key_revoke(key_id: Annotated[str, typer.Argument(help="Key id.")], as_json: JsonOpt = False) -> None:
     """Revoke a key; it is refused (401) from the next request on."""
     _print(run_in_session(lambda s: admin.revoke_key(s, key_id=key_id)), as_json)
+
+
+# --- sources and sync ---------------------------------------------------------------------------------
+
+
+@source_app.command("create")
+def source_create(
+    name: Annotated[str, typer.Argument(help="Unique source name.")],
+    url: Annotated[str, typer.Option(help="Remote TAXII discovery URL (…/taxii2/) or API root URL.")],
+    collection_id: Annotated[str, typer.Option(help="Remote collection id.")],
+    target: Annotated[uuid.UUID, typer.Option(help="Local collection id to pull into (or push from).")],
+    api_root: Annotated[str | None, typer.Option(help="Remote API root name or URL (with a discovery URL).")] = None,
+    credentials: Annotated[str | None, typer.Option(help="Where the credential is: env:VAR or file:/path. "
+                           "The value is 'user:password' (Basic) or 'Bearer <token>'; never stored.")] = None,
+    interval: Annotated[str, typer.Option(help="Pull interval for `sync --every`-less loops, e.g. 5m, 1h.")] = "5m",
+    page_size: Annotated[int, typer.Option(help="Objects per request.")] = 1000,
+    direction: Annotated[str, typer.Option(help="pull (default) or push.")] = "pull",
+    max_tlp: Annotated[str, typer.Option(help="Push only: the most restrictive TLP sent.")] = "amber",
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Register a partner TAXII 2.1 collection to pull from (or push to)."""
+    from indicator_exchange.sync import service as sync
+
+    seconds = parse_duration(interval)
+    _print(run_in_session(lambda s: sync.create_source(
+        s, name=name, url=url, api_root=api_root, remote_collection=collection_id, local_collection=target,
+        credentials_ref=credentials, interval_seconds=seconds, page_size=page_size, direction=direction,
+        max_tlp=max_tlp)), as_json)  # fmt: skip
+
+
+@source_app.command("list")
+def source_list(as_json: JsonOpt = False) -> None:
+    """List sources with their bookmark and last outcome."""
+    from indicator_exchange.sync import service as sync
+
+    _print(run_in_session(sync.list_sources), as_json)
+
+
+@source_app.command("disable")
+def source_disable(name: Annotated[str, typer.Argument(help="Source name.")], as_json: JsonOpt = False) -> None:
+    """Stop syncing a source (its bookmark is kept)."""
+    from indicator_exchange.sync import service as sync
+
+    _print(run_in_session(lambda s: sync.set_enabled(s, name, False)), as_json)
+
+
+@source_app.command("enable")
+def source_enable(name: Annotated[str, typer.Argument(help="Source name.")], as_json: JsonOpt = False) -> None:
+    """Resume syncing a source from its bookmark."""
+    from indicator_exchange.sync import service as sync
+
+    _print(run_in_session(lambda s: sync.set_enabled(s, name, True)), as_json)
+
+
+def parse_duration(text: str) -> int:
+    """``90``, ``90s``, ``5m``, ``1h``, ``1d`` as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    text = text.strip().lower()
+    try:
+        value = int(text[:-1]) * units[text[-1]] if text and text[-1] in units else int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise typer.BadParameter(f"{text!r} is not a positive duration like 90s, 5m or 1h")
+    return value
+
+
+@app.command()
+def sync(
+    source: Annotated[str | None, typer.Option(help="Only this source (default: every enabled source).")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit (the default).")] = False,
+    every: Annotated[str | None, typer.Option(help="Repeat every interval, e.g. 5m, until interrupted.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Pull (or push) partner TAXII feeds incrementally; Ctrl-C stops cleanly after the current page."""
+    import signal
+    import threading
+
+    from indicator_exchange.store import sources as source_store
+
+    if once and every:
+        raise typer.BadParameter("--once and --every exclude each other")
+    settings = _settings()
+    _require_schema(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: object) -> None:
+        typer.echo("stopping after the current page…", err=True)
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    interval = parse_duration(every) if every else None
+    failed = False
+    try:
+        while True:
+            with session_scope(sessions) as session:
+                names = [source] if source else [s.name for s in source_store.list_sources(session, enabled_only=True)]
+            for name in names:
+                if stop.is_set():
+                    break
+                result = _run_sync(sessions, name, stop)
+                failed = failed or result.outcome in ("error", "loop-detected")
+                typer.echo(
+                    json.dumps(dataclasses.asdict(result)) if as_json else result.summary()
+                )
+            if interval is None or stop.is_set():
+                break
+            stop.wait(interval)
+            if stop.is_set():
+                break
+    except ExchangeError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
+    """One source, with a live progress line on a terminal."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn
+
+    from indicator_exchange.store import sources as source_store
+    from indicator_exchange.sync import service as sync_service
+
+    with session_scope(sessions) as session:
+        found = source_store.get_source(session, name)
+        direction = found.direction if found else "pull"
+    run = sync_service.push if direction == "push" else sync_service.pull
+    if not sys.stderr.isatty():
+        return run(sessions, name, stop=stop)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True) as progress:
+        task = progress.add_task(f"{name}: starting", total=None)
+
+        def on_page(result: Any) -> None:
+            progress.update(task, description=f"{name}: {result.pages} pages, {result.received} received, "
+                                              f"{result.stored} stored, {result.rejected} rejected")  # fmt: skip
+
+        return run(sessions, name, stop=stop, on_page=on_page)
 
 
 # --- demo --------------------------------------------------------------------------------------------

@@ -188,3 +188,43 @@ class Grant(Base):
     collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"), index=True)
     can_read: Mapped[bool] = mapped_column(Boolean, default=False)
     can_write: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FeedSource(Base):
+    """A partner's TAXII collection we pull from (or push to), with its durable bookmark.
+
+    Credentials are never stored: ``credentials_ref`` names where to read them (``env:VAR`` or ``file:PATH``).
+    """
+
+    __tablename__ = "feed_source"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    direction: Mapped[str] = mapped_column(String(8), default="pull")
+    collection_url: Mapped[str] = mapped_column(Text)
+    credentials_ref: Mapped[str | None] = mapped_column(String(512))
+    local_collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"))
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=300)
+    page_size: Mapped[int] = mapped_column(Integer, default=1000)
+    max_tlp: Mapped[int] = mapped_column(SmallInteger, default=2)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    bookmark: Mapped[str | None] = mapped_column(String(64))
+    last_run_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    objects_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    rejected_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SyncRejection(Base):
+    """A pulled object that failed validation: recorded, never stored in a collection."""
+
+    __tablename__ = "sync_rejection"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    source_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feed_source.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    object_id: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
