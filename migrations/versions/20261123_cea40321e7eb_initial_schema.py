@@ -140,18 +140,14 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grant")),
-        sa.UniqueConstraint(
-            "principal_id", "collection_id", name=op.f("uq_grant_principal_id_collection_id")
-        ),
+        sa.UniqueConstraint("principal_id", "collection_id", name=op.f("uq_grant_principal_id_collection_id")),
     )
     with op.batch_alter_table("grant", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_grant_collection_id"), ["collection_id"], unique=False)
 
     op.create_table(
         "object_version",
-        sa.Column(
-            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("collection_id", sa.Uuid(), nullable=False),
         sa.Column("stix_id", sa.String(length=128), nullable=False),
         sa.Column("stix_type", sa.String(length=64), nullable=False),
@@ -173,9 +169,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_object_version")),
-        sa.UniqueConstraint(
-            "collection_id", "date_added", name=op.f("uq_object_version_collection_id_date_added")
-        ),
+        sa.UniqueConstraint("collection_id", "date_added", name=op.f("uq_object_version_collection_id_date_added")),
         sa.UniqueConstraint(
             "collection_id",
             "stix_id",
@@ -184,12 +178,8 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("object_version", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_object_version_latest", ["collection_id", "is_latest", "date_added"], unique=False
-        )
-        batch_op.create_index(
-            "ix_object_version_type", ["collection_id", "stix_type", "date_added"], unique=False
-        )
+        batch_op.create_index("ix_object_version_latest", ["collection_id", "is_latest", "date_added"], unique=False)
+        batch_op.create_index("ix_object_version_type", ["collection_id", "stix_type", "date_added"], unique=False)
 
 
 def downgrade() -> None:
