@@ -28,7 +28,16 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         _make_sqlite_transactional(engine)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # psycopg 3 prepares a statement after 5 runs and PostgreSQL may then keep a generic plan made while a
+    # table was small (a sequential scan), which made ingest slow down linearly as a collection grew. Plan
+    # every statement for its own parameters instead (measured: flat 55 ms per 1,000 objects at 30,000).
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"prepare_threshold": None},
+    )
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:
