@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.auth.service import Caller, authenticate
@@ -37,7 +38,19 @@ SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def get_caller(request: Request, session: SessionDep) -> Caller:
+# Declared so OpenAPI documents both schemes (and /docs can "Authorize"); the header is parsed in one place,
+# auth.keys.parse_authorization, whatever these return.
+_basic_scheme = HTTPBasic(auto_error=False, description="User name: API key id; password: the key's secret.")
+_bearer_scheme = HTTPBearer(auto_error=False, description="Token: `<key id>.<secret>`.")
+
+
+def get_caller(
+    request: Request,
+    session: SessionDep,
+    _basic: Annotated[HTTPBasicCredentials | None, Depends(_basic_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Caller:
+    """The authenticated caller (401 otherwise); kept on ``request.state`` for the audit trail."""
     caller = authenticate(session, request.headers.get("authorization"))
     request.state.caller = caller
     return caller

@@ -118,9 +118,8 @@ def create_source(
         raise NotFound(f"there is no local collection {local_collection}")
     if direction not in ("pull", "push"):
         raise BadRequest("direction must be pull or push")
-    if credentials_ref is not None:
-        if not credentials_ref.startswith(("env:", "file:")):
-            raise BadRequest("credentials must be referenced as env:VARIABLE or file:/path (never given in clear)")
+    if credentials_ref is not None and not credentials_ref.startswith(("env:", "file:")):
+        raise BadRequest("credentials must be referenced as env:VARIABLE or file:/path (never given in clear)")
     source = sources.add_source(
         session,
         FeedSource(

@@ -42,6 +42,39 @@ def _page_request(request: Request, settings: Settings, allow: frozenset[str]) -
     )
 
 
+def _query(name: str, description: str, example: str | None = None) -> dict[str, object]:
+    schema: dict[str, object] = {"type": "string"}
+    if example:
+        schema["example"] = example
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
+_ADDED_AFTER = _query("added_after", "Only objects added strictly after this timestamp.", "2026-01-01T00:00:00.000Z")
+_LIMIT = _query("limit", "Page size (clamped to IX_MAX_PAGE_SIZE).", "1000")
+_NEXT = _query("next", "The opaque `next` token of the previous page.")
+_VERSION = _query("match[version]", "first, last (default), all, or timestamps; comma-separated.", "last")
+_SPEC = _query("match[spec_version]", "STIX spec versions, comma-separated.", "2.1")
+_ID = _query("match[id]", "STIX ids, comma-separated.")
+_TYPE = _query("match[type]", "STIX types, comma-separated.", "indicator")
+LIST_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _ID, _TYPE, _VERSION, _SPEC]}
+OBJECT_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _VERSION, _SPEC]}
+VERSIONS_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _SPEC]}
+DELETE_DOC = {"parameters": [_VERSION, _SPEC]}
+POST_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            TAXII_MEDIA_TYPE: {
+                "schema": {
+                    "type": "object",
+                    "required": ["objects"],
+                    "properties": {"objects": {"type": "array", "items": {"type": "object"}}},
+                }
+            }
+        },
+    }
+}
+
 ALL_MATCHES = frozenset({"id", "type", "version", "spec_version"})
 OBJECT_MATCHES = frozenset({"version", "spec_version"})
 VERSION_MATCHES = frozenset({"spec_version"})
@@ -103,7 +136,7 @@ def collection(api_root: str, collection_id: str, session: SessionDep, caller: C
     return _taxii(service.collection_resource(found, caller))
 
 
-@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest")
+@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest", openapi_extra=LIST_DOC)
 def manifest(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
     settings: SettingsDep,
@@ -118,7 +151,7 @@ def manifest(
     return _taxii(page.body, headers=page.headers)
 
 
-@router.get("/{api_root}/collections/{collection_id}/objects/", summary="Get objects")
+@router.get("/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC)
 def get_objects(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
     settings: SettingsDep,
@@ -133,7 +166,9 @@ def get_objects(
     return _taxii(page.body, headers=page.headers)
 
 
-@router.post("/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202)
+@router.post(
+    "/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202, openapi_extra=POST_DOC
+)
 def add_objects(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
     body: BodyDep,
@@ -149,7 +184,9 @@ def add_objects(
     return _taxii(service.status_resource(result), status_code=202)
 
 
-@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object")
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC
+)
 def get_object(
     request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
     caller: CallerDep, settings: SettingsDep,
@@ -165,7 +202,9 @@ def get_object(
     return _taxii(page.body, headers=page.headers)
 
 
-@router.delete("/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object")
+@router.delete(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object", openapi_extra=DELETE_DOC
+)
 def delete_object(
     request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
     caller: CallerDep, settings: SettingsDep,
@@ -185,7 +224,11 @@ def delete_object(
     return _taxii(b"", status_code=200)
 
 
-@router.get("/{api_root}/collections/{collection_id}/objects/{object_id}/versions/", summary="Object versions")
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/",
+    summary="Object versions",
+    openapi_extra=VERSIONS_DOC,
+)
 def versions(
     request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
     caller: CallerDep, settings: SettingsDep,
