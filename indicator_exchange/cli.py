@@ -409,9 +409,7 @@ def sync(
                     break
                 result = _run_sync(sessions, name, stop)
                 failed = failed or result.outcome in ("error", "loop-detected")
-                typer.echo(
-                    json.dumps(dataclasses.asdict(result)) if as_json else result.summary()
-                )
+                typer.echo(json.dumps(dataclasses.asdict(result)) if as_json else result.summary())
             if interval is None or stop.is_set():
                 break
             stop.wait(interval)

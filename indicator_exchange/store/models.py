@@ -228,3 +228,44 @@ class SyncRejection(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     object_id: Mapped[str | None] = mapped_column(String(256))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class DetectionRecord(Base):
+    """Internal provenance: which detector reported what, feeding which indicator. Never shared.
+
+    Holds no raw prompt text and no PII: only the indicator id, the detector's name and its figures.
+    """
+
+    __tablename__ = "detection_record"
+    __table_args__ = (Index("ix_detection_record_indicator", "collection_id", "indicator_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"))
+    indicator_id: Mapped[str] = mapped_column(String(128))
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    detector: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    cluster: Mapped[str | None] = mapped_column(String(128))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime)
+    confidence: Mapped[int] = mapped_column(SmallInteger)
+    accounts_linked: Mapped[int | None] = mapped_column(Integer)
+    requests: Mapped[int | None] = mapped_column(BigInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class IngestRefusal(Base):
+    """A detection refused at ingest, with the reason (for the compliance report's exceptions)."""
+
+    __tablename__ = "ingest_refusal"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    detector: Mapped[str | None] = mapped_column(String(128))
+    line: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str | None] = mapped_column(String(32))
+    field: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
