@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.settings import DEMO_COMMUNITY_KEY, Settings, get_settings
 from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 
@@ -117,7 +117,10 @@ def serve(
     _require_schema(settings.database_url)
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together")
-    if not tls_cert and host not in ("127.0.0.1", "localhost", "::1"):
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and settings.community_key.get_secret_value() == DEMO_COMMUNITY_KEY:
+        _fail("refusing to serve off loopback with the demo community key; set IX_COMMUNITY_KEY")
+    if not tls_cert and not loopback:
         typer.echo("warning: serving plain HTTP off loopback; TAXII 2.1 requires HTTPS (use --tls-cert/--tls-key "
                    "or a TLS-terminating proxy)", err=True)  # fmt: skip
     uvicorn.run(

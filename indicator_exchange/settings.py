@@ -2,10 +2,11 @@
 
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./indicator-exchange.db"
+DEMO_COMMUNITY_KEY = "demo-community-key-change-me"
 
 
 class Settings(BaseSettings):
@@ -27,8 +28,8 @@ class Settings(BaseSettings):
     default_objects_per_day: int = Field(
         0, ge=0, description="Per-key daily object quota when the principal sets none (0 = unlimited)."
     )
-    community_key: str = Field(
-        "demo-community-key-change-me",
+    community_key: SecretStr = Field(
+        SecretStr(DEMO_COMMUNITY_KEY),
         description="Shared secret keying prompt LSH bands and HMAC identifiers. Never logged or published.",
     )
     community_key_id: str = Field("community-2026-01", description="Public name of the community key.")
@@ -39,6 +40,11 @@ class Settings(BaseSettings):
     )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
+
+    @property
+    def community_key_bytes(self) -> bytes:
+        """The community key as the fingerprint and HMAC functions take it."""
+        return self.community_key.get_secret_value().encode()
 
 
 @lru_cache(maxsize=1)
