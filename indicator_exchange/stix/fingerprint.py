@@ -1,0 +1,151 @@
+"""Prompt fingerprints for the ``x-llm-prompt`` SCO: normalisation ``llmsig-norm-v1`` and keyed MinHash LSH.
+
+Everything a partner needs to reproduce a fingerprint bit for bit is pinned here and by the version name
+``llmsig-minhash-v1`` (see ``reference_fingerprint`` in the tests for a ~30-line pure-Python version):
+
+1. ``normalize_prompt``: NFKC, casefold, every Unicode punctuation (P*) and symbol (S*) character becomes a
+   space, whitespace runs collapse to one space, strip. ``sha256`` is SHA-256 of its UTF-8 bytes.
+2. Shingles: every run of 5 consecutive code points of the normalised text (the whole text if shorter).
+3. Keyed shingle hash (the PRF): AES-128 of one 16-byte block per shingle, under
+   ``K_s = SHA-256(b"llmsig-minhash-v1/shingle" + community_key)[:16]``. The block is the shingle's code
+   points, each as 3 bytes little-endian, zero-padded to 15 bytes, then one byte holding the number of code
+   points. ``x`` = the first 8 bytes of the ciphertext as an unsigned little-endian integer.
+4. 128 hash functions ``h_i(x) = ((a_i * x + b_i) mod 2**64) >> 32`` (multiply-shift), with ``a_i`` (forced
+   odd) and ``b_i`` the first and second 8 bytes (little-endian) of SHA-256(b"llmsig-minhash-v1/perm" +
+   i as 2 bytes little-endian). ``minhash[i]`` = min over shingles of ``h_i(x)``.
+5. 32 bands of 4 rows: band ``j`` = ``"%02d:" % j`` + hex of BLAKE2b-64 (digest_size 8) keyed with
+   ``K_b = SHA-256(b"llmsig-minhash-v1/band" + community_key)`` over ``bytes([j]) + minhash[4j..4j+3]`` as
+   4 little-endian uint32.
+
+AES is used because one call encrypts every shingle of a prompt: the keyed hash is a real PRF and still
+costs a few microseconds, where a per-shingle HMAC call costs ~0.5 µs per shingle in Python.
+"""
+
+import hashlib
+import sys
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import numpy.typing as npt
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+NORMALIZATION = "llmsig-norm-v1"
+FINGERPRINT_VERSION = "llmsig-minhash-v1"
+NUM_PERM = 128
+BANDS = 32
+ROWS = 4
+SHINGLE = 5
+SHORT_PROMPT_BYTES = 50
+"""Prompts shorter than this (normalised UTF-8 bytes) get exact-match indicators only (DESIGN D3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PromptFingerprint:
+    """The privacy-preserving signature of one prompt: never the text itself."""
+
+    sha256: str
+    normalized_length: int
+    minhash: tuple[int, ...]
+    lsh_bands: tuple[str, ...]
+    key_id: str
+    version: str = FINGERPRINT_VERSION
+
+    @property
+    def short(self) -> bool:
+        return self.normalized_length < SHORT_PROMPT_BYTES
+
+
+@lru_cache(maxsize=1)
+def _punctuation_and_symbols() -> dict[int, int]:
+    # Built on first use (about 0.1 s), never at import.
+    space = ord(" ")
+    return {cp: space for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] in "PS"}
+
+
+def normalize_prompt(text: str) -> str:
+    """``llmsig-norm-v1``: NFKC, casefold, punctuation and symbols to spaces, collapse whitespace, strip."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(folded.translate(_punctuation_and_symbols()).split())
+
+
+def prompt_sha256(text: str) -> str:
+    """The exact-match signature: SHA-256 of the normalised prompt's UTF-8 bytes."""
+    return hashlib.sha256(normalize_prompt(text).encode()).hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _permutations() -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    a, b = [], []
+    for i in range(NUM_PERM):
+        digest = hashlib.sha256(FINGERPRINT_VERSION.encode() + b"/perm" + i.to_bytes(2, "little")).digest()
+        a.append(int.from_bytes(digest[0:8], "little") | 1)
+        b.append(int.from_bytes(digest[8:16], "little"))
+    return np.array(a, dtype=np.uint64), np.array(b, dtype=np.uint64)
+
+
+@lru_cache(maxsize=8)
+def _keys(key: bytes) -> tuple[bytes, bytes]:
+    shingle_key = hashlib.sha256(FINGERPRINT_VERSION.encode() + b"/shingle" + key).digest()[:16]
+    band_key = hashlib.sha256(FINGERPRINT_VERSION.encode() + b"/band" + key).digest()
+    return shingle_key, band_key
+
+
+def _shingle_blocks(normalized: str) -> bytes:
+    """One 16-byte block per 5-code-point shingle (see the module docstring, step 3)."""
+    codepoints = np.frombuffer(normalized.encode("utf-32-le"), dtype="<u4")
+    width = min(SHINGLE, len(codepoints))
+    if width == 0:
+        return bytes(16)
+    as_bytes = codepoints.view(np.uint8).reshape(-1, 4)[:, :3]  # each code point as 3 bytes LE
+    windows = np.lib.stride_tricks.sliding_window_view(as_bytes, (width, 3)).reshape(-1, width * 3)
+    blocks = np.zeros((windows.shape[0], 16), dtype=np.uint8)
+    blocks[:, : width * 3] = windows
+    blocks[:, 15] = width
+    return blocks.tobytes()
+
+
+def minhash_of(normalized: str, *, key: bytes) -> npt.NDArray[np.uint64]:
+    """The 128 keyed MinHash values of an already normalised prompt."""
+    shingle_key, _ = _keys(key)
+    encryptor = Cipher(algorithms.AES(shingle_key), modes.ECB()).encryptor()  # noqa: S305 - a PRF, not secrecy
+    cipher = encryptor.update(_shingle_blocks(normalized))
+    x = np.frombuffer(cipher, dtype="<u8")[::2].astype(np.uint64)
+    a, b = _permutations()
+    hashed = (np.multiply.outer(x, a) + b) >> np.uint64(32)
+    result: npt.NDArray[np.uint64] = hashed.min(axis=0)
+    return result
+
+
+def lsh_bands_of(minhash: npt.NDArray[np.uint64], *, key: bytes) -> tuple[str, ...]:
+    _, band_key = _keys(key)
+    rows = minhash.astype("<u4").reshape(BANDS, ROWS)
+    blake = hashlib.blake2b
+    return tuple(
+        f"{j:02d}:" + blake(bytes([j]) + rows[j].tobytes(), key=band_key, digest_size=8).hexdigest()
+        for j in range(BANDS)
+    )
+
+
+def fingerprint_prompt(text: str, *, key: bytes, key_id: str) -> PromptFingerprint:
+    """Normalise a prompt and compute its exact and near-duplicate signatures under the community key."""
+    normalized = normalize_prompt(text)
+    data = normalized.encode()
+    minhash = minhash_of(normalized, key=key)
+    return PromptFingerprint(
+        sha256=hashlib.sha256(data).hexdigest(),
+        normalized_length=len(data),
+        minhash=tuple(int(v) for v in minhash),
+        lsh_bands=lsh_bands_of(minhash, key=key),
+        key_id=key_id,
+    )
+
+
+def minhash_similarity(a: tuple[int, ...] | PromptFingerprint, b: tuple[int, ...] | PromptFingerprint) -> float:
+    """Estimated Jaccard similarity of two prompts' shingle sets: the fraction of equal MinHash values."""
+    left = a.minhash if isinstance(a, PromptFingerprint) else a
+    right = b.minhash if isinstance(b, PromptFingerprint) else b
+    if len(left) != len(right) or not left:
+        raise ValueError("MinHash signatures must have the same, non-zero length")
+    return sum(1 for x, y in zip(left, right, strict=True) if x == y) / len(left)
