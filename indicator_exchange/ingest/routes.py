@@ -1,0 +1,56 @@
+"""``POST /api/v1/detections``: detectors push detections as a JSON array or NDJSON."""
+
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
+from indicator_exchange.errors import PayloadTooLarge
+from indicator_exchange.ingest import service
+from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+
+router = APIRouter(prefix="/api/v1", tags=["detector ingestion"])
+
+DETECTIONS_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}}},
+            "application/x-ndjson": {"schema": {"type": "string", "description": "One detection JSON per line."}},
+        },
+    }
+}
+
+
+@router.post("/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC)
+async def push_detections(
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    collection: Annotated[str | None, Query(description="Target collection id (default: your only one).")] = None,
+) -> Response:
+    """Convert detections to STIX 2.1 indicators; answers one outcome per input line (detector principals)."""
+    limit = settings.max_detections_per_request
+    if is_ndjson(request.headers.get("content-type")):
+        lines = await stream_ndjson(request.stream(), max_items=limit, max_bytes=settings.max_content_length)
+    else:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > settings.max_content_length:
+            raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_content_length}")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.max_content_length:
+                raise PayloadTooLarge(f"the body exceeds the limit of {settings.max_content_length} bytes")
+        lines = parse_json_array(body, max_items=limit)
+
+    def run() -> dict[str, object]:
+        target = service.target_collection(session, caller, collection)
+        return service.ingest(session, caller=caller, collection=target, lines=lines, settings=settings).as_dict()
+
+    # The session is synchronous: its work runs in the thread pool, never on the event loop.
+    return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")

@@ -1,0 +1,274 @@
+"""Detector ingestion: validated detections become STIX 2.1 objects, deduplicated and versioned, in one
+transaction per request.
+
+Per line the outcome is ``created``, ``versioned``, ``unchanged``, ``revoked`` or ``rejected``. Work is
+batched: every line is converted first, the stored latest versions of all touched ids are read in one
+query, merges run in memory (so two detections of the same thing in one request merge with each other),
+and everything is written with one locked ``write_versions`` call.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from indicator_exchange.auth.service import Caller, require_kind, require_write
+from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
+from indicator_exchange.ingest import convert
+from indicator_exchange.ingest.parsing import InputLine
+from indicator_exchange.settings import Settings
+from indicator_exchange.stix.markings import tlp_of
+from indicator_exchange.stix.objects import inspect_object
+from indicator_exchange.store import catalog
+from indicator_exchange.store import ingest as ingest_store
+from indicator_exchange.store import objects as store
+from indicator_exchange.store.models import Collection
+
+
+@dataclass(slots=True)
+class LineResult:
+    line: int
+    outcome: str
+    stix_ids: list[str] = field(default_factory=list)
+    error: dict[str, str] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        data: dict[str, object] = {"line": self.line, "outcome": self.outcome, "stix_ids": self.stix_ids}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+@dataclass(slots=True)
+class IngestResult:
+    collection_id: uuid.UUID
+    results: list[LineResult]
+
+    def counts(self) -> dict[str, int]:
+        counts = {"created": 0, "versioned": 0, "unchanged": 0, "revoked": 0, "rejected": 0}
+        for result in self.results:
+            counts[result.outcome] += 1
+        return counts
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "collection_id": str(self.collection_id),
+            "summary": self.counts(),
+            "results": [r.as_dict() for r in self.results],
+        }
+
+
+def target_collection(session: Session, caller: Caller, requested: str | None) -> Collection:
+    """The collection a detector writes to: the one it names (if granted) or its only write grant."""
+    require_kind(caller, "detector", "admin")
+    if requested:
+        try:
+            collection = catalog.get_collection_by_id(session, uuid.UUID(requested))
+        except ValueError:
+            raise BadRequest(f"collection {requested!r} is not a collection id") from None
+        if collection is None:
+            raise NotFound(f"there is no collection {requested}")
+        require_write(caller, collection)
+        return collection
+    writable = [cid for cid, access in caller.grants.items() if access.can_write]
+    if len(writable) != 1:
+        raise BadRequest(
+            "name the target collection (?collection=ID): "
+            + ("you have no write grant" if not writable else "you may write to several collections")
+        )
+    found = catalog.get_collection_by_id(session, writable[0])
+    if found is None:  # pragma: no cover - a grant's collection always exists (foreign key)
+        raise NotPermitted("your write grant points to a missing collection")
+    return found
+
+
+def now_us_of(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+MAX_GENERATIONS = 8
+
+
+def ingest(
+    session: Session,
+    *,
+    caller: Caller,
+    collection: Collection,
+    lines: Sequence[InputLine],
+    settings: Settings,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Convert, deduplicate, version and store a request's detections; one result per input line."""
+    now = now or datetime.now(UTC)
+    results: list[LineResult] = []
+    planned: list[tuple[LineResult, convert.Planned]] = []
+    for item in lines:
+        if item.error is not None:
+            results.append(_reject(session, caller, collection, item.line, None, "body", item.error))
+            continue
+        try:
+            detection = convert.validate(item.value)
+            plan = convert.plan(detection, settings=settings, now=now)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            field_name = ".".join(str(p) for p in first.get("loc", ())) or "detection"
+            results.append(
+                _reject(
+                    session,
+                    caller,
+                    collection,
+                    item.line,
+                    convert.kind_of(item.value),
+                    field_name,
+                    str(first.get("msg", "invalid")),
+                )
+            )
+            continue
+        except convert.Refused as exc:
+            results.append(
+                _reject(session, caller, collection, item.line, convert.kind_of(item.value), exc.field, exc.reason)
+            )
+            continue
+        result = LineResult(line=item.line, outcome="unchanged")
+        results.append(result)
+        planned.append((result, plan))
+
+    latest = _latest_with_generations(session, collection, planned, settings, now)
+    pending: dict[tuple[str, str], dict[str, object]] = {}
+    for result, plan in planned:
+        result.outcome = _apply(plan, latest, pending, now, result)
+        for obj in plan.conversion.context:
+            key = (str(obj["id"]), str(obj.get("modified") or obj.get("created") or ""))
+            if str(obj["id"]) not in latest:
+                pending.setdefault(key, obj)
+    if pending:
+        _write(session, collection, caller, list(pending.values()), now)
+    for result, plan in planned:
+        ingest_store.record_detection(
+            session,
+            collection_id=collection.id,
+            principal_id=caller.principal_id,
+            record=plan.facts,
+            indicator_ids=[str(i["id"]) for i in plan.conversion.indicators],
+            outcome=result.outcome,
+        )
+    return IngestResult(collection_id=collection.id, results=results)
+
+
+def _latest_with_generations(
+    session: Session,
+    collection: Collection,
+    planned: list[tuple[LineResult, convert.Planned]],
+    settings: Settings,
+    now: datetime,
+) -> dict[str, dict[str, object]]:
+    """Latest stored versions of everything the lines touch. A new detection of something revoked earlier
+    becomes the next *generation* (a fresh id): a revoked STIX object can never be versioned again."""
+    context_ids = {str(o["id"]) for _, plan in planned for o in plan.conversion.context}
+    wanted = {str(o["id"]) for _, plan in planned for o in plan.conversion.versioned} | context_ids
+    latest = ingest_store.latest_objects(session, collection.id, sorted(wanted))
+    for _ in range(MAX_GENERATIONS):
+        bumped = False
+        for index, (result, plan) in enumerate(planned):
+            if plan.detection.false_positive:
+                continue
+            if any(latest.get(str(i["id"]), {}).get("revoked") is True for i in plan.conversion.indicators):
+                planned[index] = (
+                    result,
+                    convert.plan(plan.detection, settings=settings, now=now, generation=plan.generation + 1),
+                )
+                bumped = True
+        if not bumped:
+            return latest
+        wanted = {str(o["id"]) for _, plan in planned for o in plan.conversion.versioned} - set(latest)
+        latest.update(ingest_store.latest_objects(session, collection.id, sorted(wanted)))
+    return latest
+
+
+def _apply(
+    plan: convert.Planned,
+    latest: dict[str, dict[str, object]],
+    pending: dict[tuple[str, str], dict[str, object]],
+    now: datetime,
+    result: LineResult,
+) -> str:
+    """Merge the line's indicators and campaign into what is stored or already pending in this request."""
+    outcomes: list[str] = []
+    for new in plan.conversion.versioned:
+        stix_id = str(new["id"])
+        is_indicator = new["type"] == "indicator"
+        if is_indicator:
+            result.stix_ids.append(stix_id)
+        current = latest.get(stix_id)
+        updated: dict[str, object] | None
+        if plan.detection.false_positive and is_indicator:
+            if current is None or current.get("revoked") is True:
+                outcomes.append("unchanged")
+                continue
+            updated, outcome = convert.revoke(current, now), "revoked"
+        elif plan.detection.false_positive:
+            continue  # a false positive does not touch the campaign
+        elif current is None:
+            updated, outcome = new, "created"
+        else:
+            updated = convert.merge(current, new, now)
+            outcome = "unchanged" if updated is None else "versioned"
+        if updated is not None:
+            latest[stix_id] = updated
+            pending[(stix_id, str(updated["modified"]))] = updated
+        if is_indicator:
+            outcomes.append(outcome)
+    for preferred in ("revoked", "created", "versioned"):
+        if preferred in outcomes:
+            return preferred
+    return "unchanged"
+
+
+def _write(
+    session: Session, collection: Collection, caller: Caller, objects: list[dict[str, object]], now: datetime
+) -> None:
+    versions = []
+    for obj in objects:
+        meta = inspect_object(obj)
+        level = tlp_of(obj)
+        versions.append(
+            store.NewVersion(
+                stix_id=meta.stix_id,
+                stix_type=meta.stix_type,
+                spec_version=meta.spec_version,
+                version=meta.version,
+                modified=meta.modified,
+                tlp=None if level is None else int(level),
+                created_by_ref=meta.created_by_ref,
+                revoked=meta.revoked,
+                raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
+            )
+        )
+    store.lock_collection(session, collection.id)
+    store.write_versions(session, collection.id, versions, now_us=now_us_of(now), added_by=caller.principal_id)
+
+
+def _reject(
+    session: Session,
+    caller: Caller,
+    collection: Collection,
+    line: int,
+    kind: str | None,
+    field_name: str,
+    reason: str,
+) -> LineResult:
+    ingest_store.record_refusal(
+        session,
+        principal_id=caller.principal_id,
+        collection_id=collection.id,
+        detector=None,
+        line=line,
+        kind=kind,
+        field=field_name,
+        reason=reason,
+    )
+    return LineResult(line=line, outcome="rejected", error={"field": field_name, "message": reason})
