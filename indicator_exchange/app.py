@@ -6,7 +6,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from indicator_exchange import __version__
+from indicator_exchange.admin.routes import router as admin_router
+from indicator_exchange.audit.middleware import AuditMiddleware
+from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
+from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.reports.dashboard import router as dashboard_router
+from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.taxii.routes import router as taxii_router
@@ -44,13 +50,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.clock = utc_now  # tests replace it to move time (rate windows, key expiry)
     install_error_handlers(app)
+    # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
+    app.add_middleware(AuditMiddleware)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         """Liveness probe for load balancers and docker-compose."""
         return {"status": "ok"}
 
+    app.include_router(admin_router)
+    app.include_router(ingest_router)
+    app.include_router(reports_router)
+    app.include_router(dashboard_router)
     # TAXII routes last: their `/{api_root}/...` paths would shadow fixed prefixes registered after them.
     app.include_router(taxii_router)
     return app

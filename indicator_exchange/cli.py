@@ -1,6 +1,7 @@
 """The ``indicator-exchange`` command: serve, db, admin, demo (and the ingest/sync/report commands)."""
 
 import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ root_app = typer.Typer(help="TAXII API roots.", no_args_is_help=True)
 collection_app = typer.Typer(help="TAXII collections.", no_args_is_help=True)
 principal_app = typer.Typer(help="Principals: partners, detectors, compliance, admins.", no_args_is_help=True)
 key_app = typer.Typer(help="API keys (the secret is shown once, at creation).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit trail of requests and configuration changes.", no_args_is_help=True)
 source_app = typer.Typer(help="Partner TAXII feeds to pull from (or push to).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
@@ -39,6 +41,7 @@ admin_app.add_typer(root_app, name="api-root")
 admin_app.add_typer(collection_app, name="collection")
 admin_app.add_typer(principal_app, name="principal")
 admin_app.add_typer(key_app, name="key")
+admin_app.add_typer(audit_app, name="audit")
 admin_app.add_typer(source_app, name="source")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -53,19 +56,45 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def run_in_session(action: Callable[[Session], T], settings: Settings | None = None) -> T:
-    """Run one admin action in one transaction; a service error becomes a one-line message and exit 1."""
+def run_in_session(action: Callable[[Session], T], settings: Settings | None = None, *, audit: str | None = None) -> T:
+    """Run one admin action in one transaction; a service error becomes a one-line message and exit 1.
+
+    ``audit`` names a configuration change: it is recorded in the audit trail in the same transaction, with
+    the result minus any secret, and the operating-system user as the operator.
+    """
     settings = settings or _settings()
     engine = make_engine(settings.database_url)
     try:
         _require_schema(engine_url=settings.database_url)
         with session_scope(make_sessionmaker(engine)) as session:
-            return action(session)
+            result = action(session)
+            if audit is not None:
+                from indicator_exchange.audit.service import record_command
+
+                detail = json.dumps(_without_secrets(result), default=str)
+                record_command(session, at=datetime.now(UTC), command=f"indicator-exchange admin {audit}",
+                               operator=_operator(), detail=detail)  # fmt: skip
+            return result
     except ExchangeError as exc:
         _fail(exc.message)
         raise AssertionError("unreachable") from None
     finally:
         engine.dispose()
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _without_secrets(data: object) -> object:
+    if isinstance(data, dict):
+        return {k: _without_secrets(v) for k, v in data.items() if k not in ("secret", "bearer")}
+    if isinstance(data, list):
+        return [_without_secrets(v) for v in data]
+    return data
 
 
 def _require_schema(engine_url: str) -> None:
@@ -188,7 +217,10 @@ def api_root_create(
 ) -> None:
     """Create an API root, served at /NAME/."""
     _print(
-        run_in_session(lambda s: admin.create_api_root(s, name=name, title=title, description=description)),
+        run_in_session(
+            lambda s: admin.create_api_root(s, name=name, title=title, description=description),
+            audit="api-root create",
+        ),
         as_json,
     )
 
@@ -213,7 +245,7 @@ def collection_create(
     """Create a collection in an API root."""
     _print(run_in_session(lambda s: admin.create_collection(
         s, api_root=api_root, title=title, collection_id=id, description=description, alias=alias,
-        default_tlp=default_tlp)), as_json)  # fmt: skip
+        default_tlp=default_tlp), audit="collection create"), as_json)  # fmt: skip
 
 
 @collection_app.command("list")
@@ -239,7 +271,8 @@ def principal_create(
     """Create a principal."""
     _print(run_in_session(lambda s: admin.create_principal(
         s, name=name, kind=kind, organisation=organisation, identity_ref=identity, clearance=clearance,
-        requests_per_minute=requests_per_minute, objects_per_day=objects_per_day)), as_json)  # fmt: skip
+        requests_per_minute=requests_per_minute, objects_per_day=objects_per_day), audit="principal create"),
+        as_json)  # fmt: skip
 
 
 @principal_app.command("list")
@@ -258,7 +291,8 @@ def grant_create(
 ) -> None:
     """Grant (or change) a principal's read/write access to a collection."""
     _print(run_in_session(lambda s: admin.grant(
-        s, principal=principal, collection_id=collection_id, read=read, write=write)), as_json)  # fmt: skip
+        s, principal=principal, collection_id=collection_id, read=read, write=write),
+        audit="grant"), as_json)  # fmt: skip
 
 
 @admin_app.command("grant-list")
@@ -278,7 +312,10 @@ def grant_revoke(
 ) -> None:
     """Remove a principal's grant on a collection."""
     _print(
-        run_in_session(lambda s: admin.revoke_grant(s, principal=principal, collection_id=collection_id)),
+        run_in_session(
+            lambda s: admin.revoke_grant(s, principal=principal, collection_id=collection_id),
+            audit="grant-revoke",
+        ),
         as_json,
     )
 
@@ -291,7 +328,10 @@ def key_create(
 ) -> None:
     """Create an API key and print its id and secret (shown this once only)."""
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    _print(run_in_session(lambda s: admin.create_key(s, principal=principal, expires_at=expires)), as_json)
+    _print(
+        run_in_session(lambda s: admin.create_key(s, principal=principal, expires_at=expires), audit="key create"),
+        as_json,
+    )
 
 
 @key_app.command("list")
@@ -306,7 +346,83 @@ def key_list(
 @key_app.command("revoke")
 def key_revoke(key_id: Annotated[str, typer.Argument(help="Key id.")], as_json: JsonOpt = False) -> None:
     """Revoke a key; it is refused (401) from the next request on."""
-    _print(run_in_session(lambda s: admin.revoke_key(s, key_id=key_id)), as_json)
+    _print(run_in_session(lambda s: admin.revoke_key(s, key_id=key_id), audit="key revoke"), as_json)
+
+
+@key_app.command("rotate")
+def key_rotate(
+    key_id: Annotated[str, typer.Argument(help="Key id to replace.")],
+    grace_hours: Annotated[float, typer.Option(help="Hours the old key keeps working.")] = 24.0,
+    expires_in_days: Annotated[int | None, typer.Option(help="Expire the new key after N days.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Issue a new key for the same principal now; the old key expires after the grace period."""
+    expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
+    _print(run_in_session(lambda s: admin.rotate_key(s, key_id=key_id, grace_hours=grace_hours, expires_at=expires),
+                          audit="key rotate"), as_json)  # fmt: skip
+
+
+@principal_app.command("update")
+def principal_update(
+    name: Annotated[str, typer.Argument(help="Principal name.")],
+    clearance: Annotated[str | None, typer.Option(help="TLP clearance: clear|green|amber|amber+strict|red.")] = None,
+    organisation: Annotated[str | None, typer.Option(help="Organisation name.")] = None,
+    requests_per_minute: Annotated[str | None, typer.Option(help="N (0 = unlimited) or 'default'.")] = None,
+    objects_per_day: Annotated[str | None, typer.Option(help="N (0 = unlimited) or 'default'.")] = None,
+    active: Annotated[bool | None, typer.Option("--active/--inactive", help="Inactive principals get 401.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a principal's clearance, organisation, limits or activation."""
+    rpm, per_day = _limit_option(requests_per_minute), _limit_option(objects_per_day)
+    _print(run_in_session(lambda s: admin.update_principal(
+        s, name=name, clearance=clearance, organisation=organisation, requests_per_minute=rpm,
+        objects_per_day=per_day, is_active=active), audit="principal update"), as_json)  # fmt: skip
+
+
+def _limit_option(text: str | None) -> int | admin.Unset | None:
+    if text is None:
+        return admin.UNSET
+    if text.strip().lower() == "default":
+        return None
+    if not text.strip().isdigit():
+        raise typer.BadParameter(f"{text!r} is not a number of 0 or more, nor 'default'")
+    return int(text)
+
+
+@audit_app.command("list")
+def audit_list(
+    principal: Annotated[str | None, typer.Option(help="Only this principal (name or id).")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO time (UTC if no offset) or a duration back: 90s, 5m, 1h, 7d.")]
+    = None,
+    collection_id: Annotated[uuid.UUID | None, typer.Option(help="Only this collection.")] = None,
+    limit: Annotated[int, typer.Option(help="Most events shown (newest first).")] = 100,
+    as_json: JsonOpt = False,
+) -> None:  # fmt: skip
+    """Show the audit trail, newest first: who did what, when, to which collection, with what outcome."""
+    start = _since(since) if since else None
+    events = run_in_session(lambda s: admin.list_audit(s, principal=principal, collection_id=collection_id,
+                                                        since=start, limit=limit))  # fmt: skip
+    _print(events, as_json, _audit_lines)
+
+
+def _since(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(text))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _audit_lines(events: list[dict[str, Any]]) -> str:
+    if not events:
+        return "(no audit events)"
+    lines = []
+    for e in events:
+        served = f" objects={e['object_count']}" if e.get("object_count") is not None else ""
+        who = e.get("principal_name") or "-"
+        lines.append(f"{e['at']}  {who:<20} {e['method']:<6} {e['status_code']:>3} {e['outcome']:<12} "
+                     f"{e['path']}{served}" + (f"  [{e['detail']}]" if e.get("detail") else ""))  # fmt: skip
+    return "\n".join(lines)
 
 
 # --- sources and sync ---------------------------------------------------------------------------------
@@ -447,6 +563,91 @@ def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
                                               f"{result.stored} stored, {result.rejected} rejected")  # fmt: skip
 
         return run(sessions, name, stop=stop, on_page=on_page)
+
+
+# --- compliance: reports and exports (indicator_exchange/reports/cli.py) ----------------------------------
+
+
+def _register_reports() -> None:
+    from indicator_exchange.reports.cli import export_command, report_command
+
+    app.command("report")(report_command)
+    app.command("export")(export_command)
+
+
+_register_reports()
+
+
+# --- detections ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def push(
+    file: Annotated[str, typer.Argument(help="NDJSON detections, one per line; '-' reads standard input.")],
+    collection: Annotated[
+        str | None, typer.Option(help="Target collection id (default: the detector's only one).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Push to this server (base URL) instead of the local database.")
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(help="With --url: the API key as '<key id>.<secret>' (or set IX_PUSH_KEY).", envvar="IX_PUSH_KEY"),
+    ] = None,
+    as_principal: Annotated[
+        str | None, typer.Option("--as", help="Local mode: the detector principal to push as.")
+    ] = None,
+    batch: Annotated[int, typer.Option(help="Detections per request / transaction.", min=1, max=10_000)] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary."""
+    from indicator_exchange.ingest.push import push_file
+
+    try:
+        summary = push_file(
+            file,
+            settings=_settings(),
+            collection=collection,
+            url=url,
+            key=key,
+            principal=as_principal,
+            batch=batch,
+            progress=sys.stderr.isatty(),
+        )
+    except ExchangeError as exc:
+        _fail(exc.message)
+        return
+    if as_json:
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(
+            "pushed {lines} detections: {created} created, {versioned} versioned, {unchanged} unchanged, "
+            "{revoked} revoked, {rejected} rejected".format(**summary)
+        )
+    if summary["rejected"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def fingerprint(
+    file: Annotated[str, typer.Argument(help="A file holding one prompt; '-' reads standard input.")] = "-",
+    as_json: JsonOpt = False,
+) -> None:
+    """Compute a prompt's x-llm-prompt signature (SHA-256, keyed LSH bands) with IX_COMMUNITY_KEY."""
+    from indicator_exchange.stix.convert import prompt_observable
+    from indicator_exchange.stix.fingerprint import fingerprint_prompt
+
+    text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()  # noqa: SIM115
+    settings = _settings()
+    result = fingerprint_prompt(text, key=settings.community_key_bytes, key_id=settings.community_key_id)
+    observable = prompt_observable(result)
+    if as_json:
+        typer.echo(json.dumps(observable, indent=2))
+    else:
+        typer.echo(
+            f"sha256: {result.sha256}\nnormalized_length: {result.normalized_length}\n"
+            f"key_id: {result.key_id}\nlsh_bands: {' '.join(result.lsh_bands)}"
+        )
 
 
 # --- demo --------------------------------------------------------------------------------------------

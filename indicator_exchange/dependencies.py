@@ -1,15 +1,18 @@
 """FastAPI dependencies shared by every router: settings, the per-request transaction, the caller."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
-from indicator_exchange.auth.service import Caller, authenticate
-from indicator_exchange.errors import PayloadTooLarge
+from indicator_exchange.auth.limits import Allowance, admit, limits_for
+from indicator_exchange.auth.service import Caller, InvalidKey, authenticate, require_kind
+from indicator_exchange.errors import PayloadTooLarge, RateLimited
 from indicator_exchange.settings import Settings
+from indicator_exchange.store.engine import session_scope
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -44,19 +47,76 @@ _basic_scheme = HTTPBasic(auto_error=False, description="User name: API key id; 
 _bearer_scheme = HTTPBearer(auto_error=False, description="Token: `<key id>.<secret>`.")
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clock_of(request: Request) -> datetime:
+    """Now, from ``app.state.clock`` (tests replace it to move time; the default is the system clock)."""
+    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utc_now)
+    return clock()
+
+
 def get_caller(
     request: Request,
-    session: SessionDep,
     _basic: Annotated[HTTPBasicCredentials | None, Depends(_basic_scheme)],
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Caller:
-    """The authenticated caller (401 otherwise); kept on ``request.state`` for the audit trail."""
-    caller = authenticate(session, request.headers.get("authorization"))
+    """The authenticated caller (401 otherwise), counted against its key's rate limits (429 when over).
+
+    Authentication and counting run in their own short transactions before the request's own, so the
+    request never holds two connections and SQLite never upgrades a read transaction to a write. The caller
+    is kept on ``request.state`` for the audit trail.
+    """
+    state = request.app.state
+    now = clock_of(request)
+    try:
+        with session_scope(state.read_sessions) as session:
+            caller = authenticate(session, request.headers.get("authorization"), now=now)
+    except InvalidKey as exc:
+        request.state.auth_failure = exc
+        raise
     request.state.caller = caller
+    limits = limits_for(caller, state.settings)
+    if limits.any:
+        with session_scope(state.sessions) as session:
+            allowance = admit(session, caller, limits, now=now)
+        request.state.allowance = allowance
+        if allowance.refusal is not None:
+            raise allowance.refusal
     return caller
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_admin(caller: CallerDep) -> Caller:
+    """The caller, who must be an admin principal (403 otherwise)."""
+    require_kind(caller, "admin")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]
+
+
+def objects_remaining(request: Request) -> int | None:
+    """How many objects the caller's key may still receive or send today (``None``: no quota)."""
+    allowance: Allowance | None = getattr(request.state, "allowance", None)
+    return None if allowance is None else allowance.objects_remaining
+
+
+def check_objects_allowed(request: Request, count: int) -> None:
+    """``RateLimited`` if ``count`` objects would exceed what the key's daily quota has left."""
+    remaining = objects_remaining(request)
+    if remaining is not None and count > remaining:
+        raise RateLimited(
+            f"this request carries {count} objects; this key's daily quota has {remaining} left",
+            retry_after=_seconds_to_midnight(clock_of(request)),
+        )
+
+
+def _seconds_to_midnight(now: datetime) -> int:
+    return max(1, 86_400 - int(now.timestamp()) % 86_400)
 
 
 async def read_body(request: Request) -> bytes:

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.errors import ExchangeError
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
 
@@ -24,6 +25,7 @@ def error_response(
     request: Request, status: int, title: str, description: str, headers: dict[str, str] | None = None,
     details: dict[str, object] | None = None,
 ) -> Response:  # fmt: skip
+    description = _without_secret(request, description)
     if is_taxii_path(request.url.path):
         body: dict[str, object] = {"title": title, "description": description, "http_status": str(status)}
         if details:
@@ -38,6 +40,14 @@ def error_response(
     if status == 401:
         all_headers.setdefault("WWW-Authenticate", 'Basic realm="indicator-exchange"')
     return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=all_headers)
+
+
+def _without_secret(request: Request, text: str) -> str:
+    """Errors echo what the client sent (a path segment, a parameter): never echo its key's secret."""
+    credentials = parse_authorization(request.headers.get("authorization"))
+    if credentials is not None and len(credentials[1]) >= 8:
+        return text.replace(credentials[1], "[redacted]")
+    return text
 
 
 _HTTP_TITLES = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}

@@ -1,6 +1,7 @@
 """Shared fixtures: real PostgreSQL and SQLite stores, the app under test, and factories."""
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +20,14 @@ from tests.fixtures.postgres import drop_database, fresh_database, postgres_serv
 BACKENDS = ["postgresql", "sqlite"]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # One id per test run, inherited by xdist workers: runs started side by side on one machine (two
+    # developers, or a developer and CI) never share, or drop, each other's databases.
+    os.environ.setdefault("IX_TEST_RUN_ID", uuid.uuid4().hex[:8])
+
+
 def _worker() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{os.environ['IX_TEST_RUN_ID']}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(scope="session")

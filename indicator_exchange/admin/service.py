@@ -1,14 +1,17 @@
-"""Administration shared by the CLI and the admin HTTP API: API roots, collections, principals, keys, grants.
+"""Administration shared by the CLI and the admin HTTP API: API roots, collections, principals, keys, grants,
+and the audit trail.
 
 Every function returns plain dicts (what ``--json`` prints and the admin API answers) and never commits.
 """
 
 import re
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from enum import Enum
 
 from sqlalchemy.orm import Session
 
+from indicator_exchange.audit import service as audit
 from indicator_exchange.auth.keys import bearer_token, hash_secret, new_key
 from indicator_exchange.auth.service import PRINCIPAL_KINDS
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
@@ -173,9 +176,55 @@ def list_principals(session: Session) -> list[dict[str, object]]:
     return [principal_dict(p) for p in principals.list_principals(session)]
 
 
+def get_principal(session: Session, *, name: str) -> dict[str, object]:
+    return principal_dict(_principal(session, name))
+
+
+class Unset(Enum):
+    """Marks an argument the caller did not pass (``None`` means "back to the server default")."""
+
+    UNSET = "unset"
+
+
+UNSET = Unset.UNSET
+
+
+def update_principal(
+    session: Session,
+    *,
+    name: str,
+    clearance: str | None = None,
+    organisation: str | None = None,
+    requests_per_minute: int | Unset | None = UNSET,
+    objects_per_day: int | Unset | None = UNSET,
+    is_active: bool | None = None,
+) -> dict[str, object]:
+    """Change a principal; limits take ``None`` (server default) or a number (0 = unlimited).
+
+    A deactivated principal's keys are refused (401) from the next request on.
+    """
+    principal = _principal(session, name)
+    if clearance is not None:
+        principal.clearance = int(_tlp(clearance))
+    if organisation is not None:
+        principal.organisation = organisation
+    for field, value in (("requests_per_minute", requests_per_minute), ("objects_per_day", objects_per_day)):
+        if value is UNSET:
+            continue
+        if value is not None and value < 0:
+            raise BadRequest(f"{field} must be 0 (unlimited) or more")
+        setattr(principal, field, value)
+    if is_active is not None:
+        principal.is_active = is_active
+    session.flush()
+    return principal_dict(principal)
+
+
 def create_key(session: Session, *, principal: str, expires_at: datetime | None = None) -> dict[str, object]:
     """A new key; the secret is in the answer once and nowhere else (only its hash is stored)."""
     owner = _principal(session, principal)
+    if expires_at is not None and expires_at <= datetime.now(UTC):
+        raise BadRequest("expires_at must be in the future")
     key_id, secret = new_key()
     key = principals.add_key(
         session,
@@ -197,7 +246,37 @@ def revoke_key(session: Session, *, key_id: str) -> dict[str, object]:
     if key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         session.flush()
-    return key_dict(key)
+    return key_dict(key, _principal_name(session, key.principal_id))
+
+
+def rotate_key(
+    session: Session, *, key_id: str, grace_hours: float = 24.0, expires_at: datetime | None = None
+) -> dict[str, object]:
+    """A new key for the same principal now; the old one keeps working for ``grace_hours``, then expires.
+
+    Answers the new key (with its secret, shown this once) and the old key's new expiry under ``replaces``.
+    """
+    if grace_hours < 0:
+        raise BadRequest("grace_hours must be 0 or more")
+    old = principals.get_key(session, key_id)
+    if old is None:
+        raise NotFound(f"there is no key {key_id!r}")
+    now = datetime.now(UTC)
+    if old.revoked_at is not None or (old.expires_at is not None and old.expires_at <= now):
+        raise Conflict(f"key {key_id} is already revoked or expired; create a new key instead")
+    owner = principals.get_principal_by_id(session, old.principal_id)
+    assert owner is not None
+    created = create_key(session, principal=owner.name, expires_at=expires_at)
+    grace_end = now + timedelta(hours=grace_hours)
+    if old.expires_at is None or old.expires_at > grace_end:
+        old.expires_at = grace_end
+    session.flush()
+    return {**created, "replaces": key_dict(old, owner.name)}
+
+
+def _principal_name(session: Session, principal_id: uuid.UUID) -> str | None:
+    found = principals.get_principal_by_id(session, principal_id)
+    return found.name if found else None
 
 
 def grant(session: Session, *, principal: str, collection_id: uuid.UUID, read: bool, write: bool) -> dict[str, object]:
@@ -225,3 +304,25 @@ def list_grants(session: Session, *, principal: str | None = None) -> list[dict[
     owner = _principal(session, principal) if principal else None
     names = {p.id: p.name for p in principals.list_principals(session)}
     return [grant_dict(g, names[g.principal_id]) for g in principals.list_grants(session, owner.id if owner else None)]
+
+
+def list_audit(
+    session: Session,
+    *,
+    principal: str | None = None,
+    collection_id: uuid.UUID | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, object]]:
+    """Audit events, newest first (``before_id`` pages further back)."""
+    return audit.list_events(
+        session, principal=principal, collection_id=collection_id, since=since, until=until,
+        before_id=before_id, limit=limit,
+    )  # fmt: skip
+
+
+def deliveries(session: Session, *, object_id: str, principal: str) -> list[dict[str, object]]:
+    """Every audited read in which ``principal`` was served a version of ``object_id``."""
+    return [d.as_dict() for d in audit.deliveries_of(session, object_id, principal)]

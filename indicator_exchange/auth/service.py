@@ -10,6 +10,7 @@ from indicator_exchange.auth.keys import parse_authorization, secret_matches
 from indicator_exchange.errors import NotPermitted, Unauthorized
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.models import Collection
+from indicator_exchange.store.objects import Visibility
 
 PRINCIPAL_KINDS = ("partner", "detector", "compliance", "admin")
 
@@ -33,6 +34,8 @@ class Caller:
     requests_per_minute: int | None = None
     objects_per_day: int | None = None
     grants: dict[uuid.UUID, Access] = field(default_factory=dict)
+    organisation: str | None = None
+    key_last_used_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -49,10 +52,23 @@ class Caller:
         return access.can_read or access.can_write
 
 
+class InvalidKey(Unauthorized):
+    """A 401 that also tells the audit trail why (``reason``) and whose key it was; the client sees neither."""
+
+    def __init__(
+        self, reason: str, *, principal_id: uuid.UUID | None = None, principal_name: str | None = None
+    ) -> None:
+        super().__init__("the API key is not valid")
+        self.reason = reason
+        self.principal_id = principal_id
+        self.principal_name = principal_name
+
+
 def authenticate(session: Session, authorization: str | None, *, now: datetime | None = None) -> Caller:
     """The caller behind an ``Authorization`` header; ``Unauthorized`` for anything not currently valid.
 
-    Every failure reads the same to the client, so a key id cannot be probed.
+    Every failure reads the same to the client, so a key id cannot be probed; ``InvalidKey.reason`` keeps
+    the real cause for the audit trail.
     """
     credentials = parse_authorization(authorization)
     if credentials is None:
@@ -61,15 +77,19 @@ def authenticate(session: Session, authorization: str | None, *, now: datetime |
     found = principals.key_with_principal(session, key_id)
     now = now or datetime.now(UTC)
     if found is None:
-        raise Unauthorized("the API key is not valid")
+        raise InvalidKey("unknown key id")
     key, principal = found
-    if (
-        not secret_matches(secret, key.secret_hash)
-        or key.revoked_at is not None
-        or (key.expires_at is not None and key.expires_at <= now)
-        or not principal.is_active
-    ):
-        raise Unauthorized("the API key is not valid")
+    reason = None
+    if not secret_matches(secret, key.secret_hash):
+        reason = "wrong secret"
+    elif key.revoked_at is not None:
+        reason = "key revoked"
+    elif key.expires_at is not None and key.expires_at <= now:
+        reason = "key expired"
+    elif not principal.is_active:
+        reason = "principal inactive"
+    if reason is not None:
+        raise InvalidKey(reason, principal_id=principal.id, principal_name=principal.name)
     grants = {
         collection_id: Access(can_read=g.can_read, can_write=g.can_write)
         for collection_id, g in catalog.grants_for(session, principal.id).items()
@@ -84,7 +104,17 @@ def authenticate(session: Session, authorization: str | None, *, now: datetime |
         requests_per_minute=principal.requests_per_minute,
         objects_per_day=principal.objects_per_day,
         grants=grants,
+        organisation=principal.organisation,
+        key_last_used_at=key.last_used_at,
     )
+
+
+def visibility_for(caller: Caller, collection: Collection) -> Visibility:
+    """What ``caller`` may see in ``collection``: its clearance; unmarked objects at the collection default.
+
+    Every read of objects (TAXII, exports, reports) filters with this, in SQL (``store.objects.read_page``).
+    """
+    return Visibility(clearance=caller.clearance, default_tlp=collection.default_tlp)
 
 
 def require_read(caller: Caller, collection: Collection) -> None:

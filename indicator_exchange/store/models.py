@@ -269,3 +269,60 @@ class IngestRefusal(Base):
     kind: Mapped[str | None] = mapped_column(String(32))
     field: Mapped[str | None] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    """One audited request: who, when, what, how much, outcome. Append-only (a PostgreSQL trigger refuses
+    UPDATE and DELETE; the application has no code path that changes a row).
+
+    A read records the ``date_added`` range it served and the visibility it ran under instead of one row per
+    object; ``audit.service.deliveries_of`` re-evaluates reads against the store to say who received what.
+    No foreign keys: audit rows outlive the principals, keys and collections they name.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_principal_at", "principal_id", "at"),
+        Index("ix_audit_event_delivery", "collection_id", "principal_id", "date_added_last"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    principal_name: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    route: Mapped[str | None] = mapped_column(String(256))
+    api_root: Mapped[str | None] = mapped_column(String(64))
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    object_id: Mapped[str | None] = mapped_column(String(256))
+    filters: Mapped[dict[str, list[str]] | None] = mapped_column(PortableJSON)
+    status_code: Mapped[int] = mapped_column(SmallInteger)
+    outcome: Mapped[str] = mapped_column(String(16))
+    object_count: Mapped[int | None] = mapped_column(Integer)
+    date_added_first: Mapped[int | None] = mapped_column(BigInteger)
+    date_added_last: Mapped[int | None] = mapped_column(BigInteger)
+    # The visibility a read ran under and the collection clock (last ``date_added``) it started from: what
+    # ``deliveries_of`` needs to re-evaluate the read honestly after clearances or defaults change.
+    clearance: Mapped[int | None] = mapped_column(SmallInteger)
+    default_tlp: Mapped[int | None] = mapped_column(SmallInteger)
+    collection_clock: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class RateCounter(Base):
+    """Per-key request and object counters in fixed windows (no per-process state: any worker may count).
+
+    One row per key and ``scope``; an upsert moves it to the current ``window`` and keeps the previous
+    window's count for a sliding estimate. ``window_no`` counts windows since the epoch.
+    """
+
+    __tablename__ = "rate_counter"
+
+    key_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    window_no: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    previous_count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -265,11 +265,21 @@ def delete_versions(
     session: Session, collection_id: uuid.UUID, stix_id: str, filters: ReadFilter, visibility: Visibility
 ) -> int:
     """Delete the matching versions of one object and repair the first/last flags of what remains."""
-    query = select(ObjectVersion.seq, ObjectVersion.stix_id, ObjectVersion.version, ObjectVersion.modified,
-                   ObjectVersion.raw)  # fmt: skip
-    targets = _filtered(query, collection_id, ReadFilter(
-        ids=[stix_id], spec_versions=filters.spec_versions, version_keywords=filters.version_keywords,
-        version_values=filters.version_values), visibility, None)  # fmt: skip
+    query = select(
+        ObjectVersion.seq, ObjectVersion.stix_id, ObjectVersion.version, ObjectVersion.modified, ObjectVersion.raw
+    )
+    targets = _filtered(
+        query,
+        collection_id,
+        ReadFilter(
+            ids=[stix_id],
+            spec_versions=filters.spec_versions,
+            version_keywords=filters.version_keywords,
+            version_values=filters.version_values,
+        ),
+        visibility,
+        None,
+    )
     seqs = [row[0] for row in session.execute(targets)]
     if not seqs:
         return 0

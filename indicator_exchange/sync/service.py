@@ -47,9 +47,11 @@ class SyncResult:
     notes: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
-        text = (f"{self.source}: {self.outcome}; {self.pages} pages, {self.received} received, {self.stored} stored, "
-                f"{self.duplicates} already present, {self.rejected} rejected, {self.retries} retries; "
-                f"bookmark {self.bookmark or '-'}")  # fmt: skip
+        text = (
+            f"{self.source}: {self.outcome}; {self.pages} pages, {self.received} received, {self.stored} stored, "
+            f"{self.duplicates} already present, {self.rejected} rejected, {self.retries} retries; "
+            f"bookmark {self.bookmark or '-'}"
+        )
         return text + (f"; error: {self.error}" if self.error else "")
 
 
@@ -108,10 +110,19 @@ def collection_url(discovery_or_root: str, api_root: str | None, collection_id: 
 
 
 def create_source(
-    session: Session, *, name: str, url: str, api_root: str | None, remote_collection: str,
-    local_collection: uuid.UUID, credentials_ref: str | None, interval_seconds: int = 300, page_size: int = 1000,
-    direction: str = "pull", max_tlp: str = "amber",
-) -> dict[str, object]:  # fmt: skip
+    session: Session,
+    *,
+    name: str,
+    url: str,
+    api_root: str | None,
+    remote_collection: str,
+    local_collection: uuid.UUID,
+    credentials_ref: str | None,
+    interval_seconds: int = 300,
+    page_size: int = 1000,
+    direction: str = "pull",
+    max_tlp: str = "amber",
+) -> dict[str, object]:
     if sources.get_source(session, name) is not None:
         raise Conflict(f"source {name!r} already exists")
     if catalog.get_collection_by_id(session, local_collection) is None:
@@ -123,12 +134,20 @@ def create_source(
     source = sources.add_source(
         session,
         FeedSource(
-            id=uuid.uuid4(), name=name, direction=direction,
-            collection_url=collection_url(url, api_root, remote_collection), credentials_ref=credentials_ref,
-            local_collection_id=local_collection, interval_seconds=interval_seconds, page_size=page_size,
-            max_tlp=int(Tlp.parse(max_tlp)), enabled=True, objects_total=0, rejected_total=0,
+            id=uuid.uuid4(),
+            name=name,
+            direction=direction,
+            collection_url=collection_url(url, api_root, remote_collection),
+            credentials_ref=credentials_ref,
+            local_collection_id=local_collection,
+            interval_seconds=interval_seconds,
+            page_size=page_size,
+            max_tlp=int(Tlp.parse(max_tlp)),
+            enabled=True,
+            objects_total=0,
+            rejected_total=0,
         ),
-    )  # fmt: skip
+    )
     return source_dict(source)
 
 
@@ -173,12 +192,17 @@ def _store_page(session: Session, source: FeedSource, objects: list[dict[str, ob
         level = tlp_of(obj)
         versions.append(
             store.NewVersion(
-                stix_id=meta.stix_id, stix_type=meta.stix_type, spec_version=meta.spec_version,
-                version=meta.version, modified=meta.modified, tlp=None if level is None else int(level),
-                created_by_ref=meta.created_by_ref, revoked=meta.revoked,
+                stix_id=meta.stix_id,
+                stix_type=meta.stix_type,
+                spec_version=meta.spec_version,
+                version=meta.version,
+                modified=meta.modified,
+                tlp=None if level is None else int(level),
+                created_by_ref=meta.created_by_ref,
+                revoked=meta.revoked,
                 raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
             )
-        )  # fmt: skip
+        )
     if versions:
         store.lock_collection(session, source.local_collection_id)
         outcome = store.write_versions(session, source.local_collection_id, versions, now_us=_now_us(), added_by=None)
@@ -195,9 +219,13 @@ def _store_page(session: Session, source: FeedSource, objects: list[dict[str, ob
 
 
 def pull(
-    sessions: sessionmaker[Session], name: str, *, retry: RetryPolicy | None = None,
-    stop: threading.Event | None = None, on_page: PageCallback | None = None,
-) -> SyncResult:  # fmt: skip
+    sessions: sessionmaker[Session],
+    name: str,
+    *,
+    retry: RetryPolicy | None = None,
+    stop: threading.Event | None = None,
+    on_page: PageCallback | None = None,
+) -> SyncResult:
     """Pull one source until the remote has nothing more (or ``stop`` is set); commits page by page."""
     result = SyncResult(source=name)
     with session_scope(sessions) as session:
@@ -227,9 +255,15 @@ def pull(
 
 
 def _pull_pages(
-    sessions: sessionmaker[Session], source_id: uuid.UUID, remote: RemoteCollection, bookmark: str | None,
-    limit: int, result: SyncResult, stop: threading.Event | None, on_page: PageCallback | None,
-) -> None:  # fmt: skip
+    sessions: sessionmaker[Session],
+    source_id: uuid.UUID,
+    remote: RemoteCollection,
+    bookmark: str | None,
+    limit: int,
+    result: SyncResult,
+    stop: threading.Event | None,
+    on_page: PageCallback | None,
+) -> None:
     added_after = _step_back(bookmark)
     next_token: str | None = None
     seen_tokens: set[str] = set()
@@ -281,9 +315,13 @@ def _pull_pages(
 
 
 def push(
-    sessions: sessionmaker[Session], name: str, *, retry: RetryPolicy | None = None,
-    stop: threading.Event | None = None, on_page: PageCallback | None = None,
-) -> SyncResult:  # fmt: skip
+    sessions: sessionmaker[Session],
+    name: str,
+    *,
+    retry: RetryPolicy | None = None,
+    stop: threading.Event | None = None,
+    on_page: PageCallback | None = None,
+) -> SyncResult:
     """Push new objects of the local collection (up to the source's max TLP) to the remote collection."""
     result = SyncResult(source=name)
     with session_scope(sessions) as session:
@@ -302,8 +340,14 @@ def push(
         remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry)
         while not (stop and stop.is_set()):
             with session_scope(sessions) as session:
-                rows, more = store.read_page(session, local_id, store.ReadFilter(version_keywords=("all",)),
-                                             visibility, after=position, limit=limit)  # fmt: skip
+                rows, more = store.read_page(
+                    session,
+                    local_id,
+                    store.ReadFilter(version_keywords=("all",)),
+                    visibility,
+                    after=position,
+                    limit=limit,
+                )
             if not rows:
                 break
             status = remote.add_objects([orjson.loads(row.raw or "{}") for row in rows])

@@ -73,9 +73,15 @@ class RemoteCollection:
     """One remote TAXII 2.1 collection, with retries on network errors, 5xx and 429."""
 
     def __init__(
-        self, url: str, *, secret: str | None = None, retry: RetryPolicy | None = None, timeout: float = 60.0,
-        sleep: Callable[[float], None] = time.sleep, verify: bool = True,
-    ) -> None:  # fmt: skip
+        self,
+        url: str,
+        *,
+        secret: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        verify: bool = True,
+    ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.retry = retry or RetryPolicy()
         self._sleep = sleep

@@ -4,8 +4,16 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from indicator_exchange.audit.context import note_collection, note_objects
 from indicator_exchange.auth.service import require_write
-from indicator_exchange.dependencies import BodyDep, CallerDep, SessionDep, SettingsDep
+from indicator_exchange.dependencies import (
+    BodyDep,
+    CallerDep,
+    SessionDep,
+    SettingsDep,
+    check_objects_allowed,
+    objects_remaining,
+)
 from indicator_exchange.errors import NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
@@ -34,10 +42,12 @@ def _params(request: Request) -> dict[str, list[str]]:
 
 
 def _page_request(request: Request, settings: Settings, allow: frozenset[str]) -> PageRequest:
+    # A key with a daily object quota gets pages no larger than what the quota has left.
+    remaining = objects_remaining(request)
     return parse_page_request(
         _params(request),
         default_limit=settings.default_page_size,
-        max_limit=settings.max_page_size,
+        max_limit=settings.max_page_size if remaining is None else max(1, min(settings.max_page_size, remaining)),
         allow=allow,
     )
 
@@ -127,10 +137,11 @@ def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Respon
 
 
 @router.get("/{api_root}/collections/{collection_id}/", summary="One collection")
-def collection(api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
+def collection(request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.2."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     if not caller.sees(found.id):
         raise NotPermitted(f"you have no grant on collection {collection_id}")
     return _taxii(service.collection_resource(found, caller))
@@ -144,6 +155,7 @@ def manifest(
     """TAXII 2.1 §5.3: one manifest record per object version, paged by a keyset cursor."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     page = service.read_manifest(
         session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
     )
@@ -159,6 +171,7 @@ def get_objects(
     """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     page = service.read_objects(
         session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
     )
@@ -177,8 +190,10 @@ def add_objects(
     check_content_type(request.headers.get("content-type"))
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     require_write(caller, found)
     objects = service.parse_envelope(body)
+    check_objects_allowed(request, len(objects))
     result = service.add_objects(session, root=root, collection=found, caller=caller, objects=objects)
     request.state.status = result
     return _taxii(service.status_resource(result), status_code=202)
@@ -194,6 +209,7 @@ def get_object(
     """TAXII 2.1 §5.6: the versions of one object (default: the latest)."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     page = service.read_objects(
         session, collection=found, caller=caller, object_id=object_id,
         page=_page_request(request, settings, OBJECT_MATCHES),
@@ -212,6 +228,7 @@ def delete_object(
     """TAXII 2.1 §5.7: delete an object's versions (all of them unless match[version] narrows it)."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     params = _params(request)
     params.setdefault("match[version]", ["all"])
     page = parse_page_request(
@@ -220,7 +237,9 @@ def delete_object(
         max_limit=settings.max_page_size,
         allow=OBJECT_MATCHES,
     )
-    service.delete_object(session, collection=found, caller=caller, page=page, object_id=object_id)
+    note_objects(
+        request, service.delete_object(session, collection=found, caller=caller, page=page, object_id=object_id)
+    )
     return _taxii(b"", status_code=200)
 
 
@@ -236,6 +255,7 @@ def versions(
     """TAXII 2.1 §5.8: the version timestamps of one object."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
+    note_collection(request, found)
     page = service.read_versions(
         session, collection=found, caller=caller, object_id=object_id,
         page=_page_request(request, settings, VERSION_MATCHES),

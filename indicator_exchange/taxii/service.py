@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 import orjson
 from sqlalchemy.orm import Session
 
-from indicator_exchange.auth.service import Caller, require_read, require_write
+from indicator_exchange.auth import policy
+from indicator_exchange.auth.service import Caller, require_read, require_write, visibility_for
 from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
 from indicator_exchange.stix.markings import tlp_of
-from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object
-from indicator_exchange.store import catalog
+from indicator_exchange.stix.objects import InvalidObject, ObjectMeta, format_timestamp_us, inspect_object
+from indicator_exchange.store import catalog, ownership
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.models import ApiRoot, Collection, Status
 from indicator_exchange.taxii.filters import PageRequest, encode_cursor
@@ -75,7 +76,7 @@ def collection_resource(collection: Collection, caller: Caller) -> dict[str, obj
 
 
 def _visibility(caller: Caller, collection: Collection) -> store.Visibility:
-    return store.Visibility(clearance=caller.clearance, default_tlp=collection.default_tlp)
+    return visibility_for(caller, collection)
 
 
 def _detail(stix_id: object, version: str, message: str | None = None) -> dict[str, object]:
@@ -102,11 +103,16 @@ def parse_envelope(body: bytes) -> list[object]:
 def add_objects(
     session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object]
 ) -> Status:
-    """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status."""
+    """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status.
+
+    Clearance and the write rules of ``auth.policy`` are checked per object; the ownership they need is read
+    under the collection's write lock, so two writers cannot both create the first version of one id.
+    """
     require_write(caller, collection)
     request_time = now_us()
     failures: list[dict[str, object]] = []
-    candidates: list[tuple[store.NewVersion, str]] = []
+    successes: list[dict[str, object]] = []
+    checked: list[tuple[ObjectMeta, dict[str, object], store.NewVersion]] = []
     for index, obj in enumerate(objects):
         try:
             meta = inspect_object(obj)
@@ -131,11 +137,29 @@ def add_objects(
             revoked=meta.revoked,
             raw=orjson.dumps(obj, option=_SORTED).decode(),
         )
-        candidates.append((version, meta.modified or ""))
+        checked.append((meta, obj, version))
 
-    successes: list[dict[str, object]] = []
-    if candidates:
+    candidates: list[tuple[store.NewVersion, str]] = []
+    if checked:
         store.lock_collection(session, collection.id)
+        owned = {} if caller.is_admin else ownership.owners(session, collection.id, {m.stix_id for m, _, _ in checked})
+        identities = (
+            ownership.principal_identities(session)
+            if not caller.is_admin and any(m.stix_type == "identity" for m, _, _ in checked)
+            else set()
+        )
+        for meta, obj, version in checked:
+            verdict, message = policy.write_verdict(
+                caller, meta, obj, stored=owned.get(meta.stix_id), principal_identities=identities
+            )
+            if verdict == policy.STORE:
+                candidates.append((version, meta.modified or ""))
+            elif verdict == policy.ACKNOWLEDGE:
+                successes.append(_detail(meta.stix_id, meta.modified or "", message))
+            else:
+                failures.append(_detail(meta.stix_id, meta.modified or "", message))
+
+    if candidates:
         outcome = store.write_versions(
             session,
             collection.id,
@@ -306,9 +330,15 @@ def read_versions(
 def delete_object(
     session: Session, *, collection: Collection, caller: Caller, page: PageRequest, object_id: str
 ) -> int:
+    """Delete versions of one object: a write grant and ownership of the object (or an admin) are needed."""
     require_write(caller, collection)
     visibility = _visibility(caller, collection)
     store.lock_collection(session, collection.id)
+    if not store.object_exists(session, collection.id, object_id, visibility):
+        raise NotFound(f"there is no object {object_id!r} (with those versions) in this collection")
+    owners = set().union(*ownership.owners(session, collection.id, [object_id]).get(object_id, {}).values())
+    if not policy.may_delete(caller, owners):
+        raise NotPermitted("only the object's creator or an admin may delete it")
     deleted = store.delete_versions(session, collection.id, object_id, page.filters, visibility)
     if deleted == 0:
         raise NotFound(f"there is no object {object_id!r} (with those versions) in this collection")

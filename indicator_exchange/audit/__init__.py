@@ -1,0 +1,1 @@
+"""The audit trail: one append-only row per request that reads or writes objects or changes configuration."""

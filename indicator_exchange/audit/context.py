@@ -1,0 +1,37 @@
+"""What routes tell the audit middleware about a request, through ``request.state``.
+
+Plain values only: ORM objects on ``request.state`` are expired by the request's rollback before the
+middleware reads them.
+"""
+
+import uuid
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from indicator_exchange.store.models import Collection
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSeen:
+    """The collection a request resolved, as it was when the request read it."""
+
+    id: uuid.UUID
+    default_tlp: int
+    clock: int  # its last date_added: what existed when the request started reading
+
+
+def note_collection(request: Request, collection: Collection) -> None:
+    request.state.collection = CollectionSeen(
+        id=collection.id, default_tlp=collection.default_tlp, clock=collection.last_date_added
+    )
+
+
+def note_objects(request: Request, count: int) -> None:
+    """How many objects the request served, wrote or deleted (when no page or status says it)."""
+    request.state.object_count = count
+
+
+def note_detail(request: Request, detail: str) -> None:
+    """A one-line account of a configuration change (never a secret)."""
+    request.state.audit_detail = detail

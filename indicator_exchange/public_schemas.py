@@ -1,0 +1,66 @@
+"""JSON Schemas of every public payload, generated from the code into ``schemas/``.
+
+``python -m indicator_exchange.public_schemas`` rewrites them; a test fails when a committed file and the
+code disagree, so the published contract never drifts.
+"""
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter
+
+SCHEMA_DIR = Path(__file__).resolve().parents[1] / "schemas"
+
+
+def _detection() -> dict[str, Any]:
+    from indicator_exchange.ingest.schemas import Detection
+
+    schema = TypeAdapter(Detection).json_schema()
+    schema["title"] = "Detection"
+    schema["description"] = "One detection pushed to POST /api/v1/detections (JSON array item or NDJSON line)."
+    return schema
+
+
+def _ingest_result() -> dict[str, Any]:
+    from indicator_exchange.ingest.schemas import IngestResult
+
+    return IngestResult.model_json_schema()
+
+
+def _report() -> dict[str, Any]:
+    from indicator_exchange.reports.model import report_json_schema
+
+    return report_json_schema()
+
+
+GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
+    "detection.schema.json": _detection,
+    "ingest-result.schema.json": _ingest_result,
+    "report.schema.json": _report,
+}
+
+
+def all_generators() -> dict[str, Callable[[], dict[str, Any]]]:
+    return dict(GENERATORS)
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_all(directory: Path = SCHEMA_DIR) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, generate in all_generators().items():
+        path = directory / name
+        path.write_text(render(generate()), encoding="utf-8")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else SCHEMA_DIR):
+        print(f"wrote {path}")

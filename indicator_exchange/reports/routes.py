@@ -1,0 +1,120 @@
+"""Compliance endpoints: the sharing report and streaming exports (compliance and admin principals only)."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+
+from indicator_exchange.audit.context import note_collection
+from indicator_exchange.auth.service import Caller, require_kind, require_read
+from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
+from indicator_exchange.errors import BadRequest
+from indicator_exchange.reports import export, render
+from indicator_exchange.reports.model import SharingReport
+from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
+from indicator_exchange.settings import Settings
+from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.store.engine import session_scope
+
+COMPLIANCE_KINDS = ("compliance", "admin")
+
+router = APIRouter(prefix="/api/v1", tags=["compliance"])
+
+
+def report_for(
+    session: Session, caller: Caller, settings: Settings, *, start: str, end: str, collections: list[str],
+    partner: str | None,
+) -> SharingReport:  # fmt: skip
+    """The report a compliance or admin caller asked for, limited to what their clearance may see."""
+    require_kind(caller, *COMPLIANCE_KINDS)
+    request = ReportRequest(
+        start=parse_when(start), end=parse_when(end, end=True), collections=collections, partner=partner,
+        clearance=Tlp(caller.clearance),
+    )  # fmt: skip
+    return build_report(session, request, identity=settings.identity_id, organisation=settings.organisation_name)
+
+
+def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] = ("html", "json")) -> Response:
+    """The rendered report; formats in ``inline`` display in a browser, the others download."""
+    if fmt not in render.FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(render.FORMATS)}")
+    name = f"sharing-report-{report.window.start:%Y%m%d}-{report.window.end:%Y%m%d}.{fmt}"
+    disposition = "inline" if fmt in inline else "attachment"
+    return Response(
+        render.render(report, fmt),
+        media_type=render.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'{disposition}; filename="{name}"', "X-Report-Marking": report.marking,
+                 "Cache-Control": "no-store"},
+    )  # fmt: skip
+
+
+@router.get("/reports/sharing", summary="Sharing report")
+def sharing_report(
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+    start: Annotated[str, Query(alias="from", description="Window start: YYYY-MM-DD or ISO 8601 time (UTC).")],
+    end: Annotated[str, Query(alias="to", description="Window end, exclusive; a date means the whole day.")],
+    format: Annotated[str, Query(description="json, csv, html or pdf.")] = "json",
+    collection: Annotated[list[str] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
+    partner: Annotated[str | None, Query(description="Only this partner (principal or feed source name).")] = None,
+) -> Response:
+    """What was published, shared, received and refused in a window, marked with its highest TLP."""
+    if format not in render.FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(render.FORMATS)}")
+    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [],
+                        partner=partner)  # fmt: skip
+    return report_response(report, format)
+
+
+def export_response(
+    request: Request, session: Session, caller: Caller, *, collection: str, fmt: str, since: str | None,
+    types: list[str] | None, all_versions: bool,
+) -> StreamingResponse:  # fmt: skip
+    """Check the caller, then stream the export from a session of its own (the request's closes first)."""
+    require_kind(caller, *COMPLIANCE_KINDS)
+    if fmt not in export.FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(export.FORMATS)}")
+    found = export.resolve_collection(session, collection)
+    require_read(caller, found)
+    plan = export.ExportRequest(
+        collection=found, clearance=caller.clearance, since_us=export.parse_since(since),
+        types=export.parse_types(types), all_versions=all_versions,
+    )  # fmt: skip
+    factory: sessionmaker[Session] = request.app.state.read_sessions
+
+    note_collection(request, found)
+
+    def chunks() -> Iterator[bytes]:
+        stats = export.ExportStats()
+        with session_scope(factory) as export_session:
+            yield from export.stream(export_session, plan, fmt, stats)
+        # The audit row is written once the body is sent: it records how many objects left.
+        request.state.object_count = stats.objects
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = export.filename(found, fmt).replace(".", f"-{stamp}.", 1)
+    return StreamingResponse(
+        chunks(), media_type=export.MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
+                 "X-Export-Clearance": f"TLP:{Tlp(caller.clearance).label.upper()}"},
+    )  # fmt: skip
+
+
+@router.get("/export", summary="Export a collection")
+def export_collection(
+    request: Request,
+    session: SessionDep,
+    caller: CallerDep,
+    collection: Annotated[str, Query(description="Collection id or alias.")],
+    format: Annotated[str, Query(description="stix (a STIX 2.1 bundle), jsonl or csv.")] = "stix",
+    since: Annotated[str | None, Query(description="Only objects added after this time.")] = None,
+    type: Annotated[list[str] | None, Query(description="STIX types (repeatable or comma-separated).")] = None,
+    all_versions: Annotated[bool, Query(description="Every version, not only the latest.")] = False,
+) -> StreamingResponse:
+    """Stream a collection slice in bounded memory, filtered by the caller's grant and TLP clearance."""
+    return export_response(request, session, caller, collection=collection, fmt=format, since=since, types=type,
+                           all_versions=all_versions)  # fmt: skip

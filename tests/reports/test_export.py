@@ -1,0 +1,183 @@
+"""Streaming exports: what goes out at which clearance, in every format, from the CLI and over HTTP."""
+
+import csv
+import io
+import json
+import tracemalloc
+import uuid
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from stix2validator import ValidationOptions, validate_string
+from typer.testing import CliRunner
+
+from indicator_exchange.cli import app as cli_app
+from indicator_exchange.reports import export
+from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.stix.markings import TLP2_MARKING_IDS
+from indicator_exchange.store import objects as store
+from indicator_exchange.store.models import AuditEvent
+from tests.fixtures.factories import make_collection, make_indicator
+from tests.reports.scenario import Scenario
+
+# Latest versions in the scenario's collection by effective TLP: CLEAR 1, GREEN 5, AMBER 4, AMBER+STRICT 1.
+AT_GREEN, AT_AMBER, EVERYTHING = 6, 10, 11
+
+
+@pytest.fixture
+def run_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("IX_DATABASE_URL", settings.database_url)
+    get_settings.cache_clear()
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli_app, ["export", *args])
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+def _objects(bundle_text: str) -> list[dict[str, object]]:
+    bundle = json.loads(bundle_text)
+    assert bundle["type"] == "bundle"
+    assert bundle["id"].startswith("bundle--")
+    return [o for o in bundle["objects"] if o["id"] not in TLP2_MARKING_IDS.values()]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+class TestExportCli:
+    def test_default_clearance_is_green_and_says_what_it_withheld(self, scenario: Scenario, run_cli, tmp_path) -> None:
+        target = tmp_path / "out.json"
+        result = run_cli("--collection", "indicators", "--output", str(target))
+        assert result.exit_code == 0, result.output
+        objects = _objects(target.read_text())
+        assert len(objects) == AT_GREEN
+        assert f"exported {AT_GREEN} objects" in result.output
+        assert f"{EVERYTHING - AT_GREEN} above it withheld" in result.output
+        assert "TLP:GREEN" in result.output
+
+    def test_bundle_is_valid_stix(self, scenario: Scenario, run_cli) -> None:
+        result = run_cli("--collection", str(scenario.collection), "--type", "indicator,relationship")
+        assert result.exit_code == 0, result.output
+        text = result.stdout
+        validation = validate_string(text, ValidationOptions(version="2.1", strict=False))
+        assert validation.is_valid, [str(e) for r in validation.object_results for e in r.errors]
+
+    @pytest.mark.parametrize(("args", "count"), [
+        (["--clearance", "amber"], AT_AMBER), (["--clearance", "red"], EVERYTHING), (["--as", "lab-b"], AT_GREEN),
+        (["--as", "lab-a"], AT_AMBER), (["--as", "root"], EVERYTHING), (["--type", "indicator"], 4),
+        (["--clearance", "red", "--type", "indicator", "--type", "campaign"], 8),
+        (["--clearance", "red", "--all-versions"], EVERYTHING + 3), (["--since", "2099-01-01"], 0),
+    ])  # fmt: skip
+    def test_filters_and_clearances(self, scenario: Scenario, run_cli, args: list[str], count: int) -> None:
+        result = run_cli("--collection", "indicators", "--format", "jsonl", "--page-size", "3", *args)
+        assert result.exit_code == 0, result.output
+        lines = [line for line in result.stdout.splitlines() if line.strip()]
+        assert len(lines) == count
+        assert all(json.loads(line)["type"] for line in lines)
+
+    def test_as_a_principal_without_a_grant_is_refused(self, scenario: Scenario, run_cli) -> None:
+        result = run_cli("--collection", "indicators", "--as", "det-2")
+        assert result.exit_code == 1
+        assert "no read grant" in result.output
+
+    def test_clearance_and_as_exclude_each_other(self, scenario: Scenario, run_cli) -> None:
+        result = run_cli("--collection", "indicators", "--as", "lab-a", "--clearance", "red")
+        assert result.exit_code == 2
+
+    def test_csv_rows(self, scenario: Scenario, run_cli) -> None:
+        result = run_cli("--collection", "indicators", "--format", "csv", "--clearance", "red", "--type", "indicator")
+        assert result.exit_code == 0, result.output
+        rows = list(csv.DictReader(io.StringIO(result.stdout)))
+        assert len(rows) == 7
+        assert sorted(r["kind"] for r in rows) == sorted(["proxy_ip"] * 4 + ["prompt_signature"] * 2
+                                                         + ["account_pattern"])  # fmt: skip
+        assert {r["tlp"] for r in rows} == {"clear", "green", "amber", "amber+strict"}
+        revoked = [r for r in rows if r["revoked"] == "true"]
+        assert [r["name"] for r in revoked] == ["proxy 2"]
+
+
+class TestExportHttp:
+    def test_compliance_streams_a_bundle(self, client: TestClient, scenario: Scenario) -> None:
+        response = client.get("/api/v1/export", headers=scenario.keys["compliance"].bearer,
+                              params={"collection": str(scenario.collection)})  # fmt: skip
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"] == "application/stix+json;version=2.1"
+        assert "attachment" in response.headers["content-disposition"]
+        assert len(_objects(response.text)) == EVERYTHING
+
+    @pytest.mark.parametrize("backend", ["sqlite"])
+    def test_the_audit_trail_records_what_left(self, client: TestClient, scenario: Scenario, session: Session) -> None:
+        response = client.get("/api/v1/export", headers=scenario.keys["compliance"].bearer,
+                              params={"collection": "indicators", "format": "csv"})  # fmt: skip
+        assert response.status_code == 200
+        session.rollback()
+        event = (
+            session.execute(
+                select(AuditEvent).where(AuditEvent.path == "/api/v1/export").order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
+        assert event is not None
+        assert (event.principal_name, event.status_code, event.object_count) == ("auditor", 200, EVERYTHING)
+        assert event.collection_id == scenario.collection
+
+    @pytest.mark.parametrize("backend", ["sqlite"])
+    def test_clearance_of_the_caller_applies(self, client: TestClient, scenario: Scenario) -> None:
+        response = client.get("/api/v1/export", headers=scenario.keys["admin"].bearer,
+                              params={"collection": "indicators", "format": "jsonl", "type": "indicator"})  # fmt: skip
+        assert response.status_code == 200
+        assert len(response.text.splitlines()) == 7
+
+    @pytest.mark.parametrize("backend", ["sqlite"])
+    @pytest.mark.parametrize(("who", "status"), [("lab-a", 403), ("det-1", 403), ("compliance-amber", 403)])
+    def test_who_may_not_export(self, client: TestClient, scenario: Scenario, who: str, status: int) -> None:
+        response = client.get("/api/v1/export", headers=scenario.keys[who].bearer, params={"collection": "indicators"})
+        assert response.status_code == status
+        assert response.headers["content-type"] == "application/json"
+
+    @pytest.mark.parametrize("backend", ["sqlite"])
+    def test_unknown_collection_and_format(self, client: TestClient, scenario: Scenario) -> None:
+        headers = scenario.keys["admin"].bearer
+        assert client.get("/api/v1/export", headers=headers, params={"collection": "nope"}).status_code == 404
+        bad = client.get("/api/v1/export", headers=headers, params={"collection": "indicators", "format": "xml"})
+        assert bad.status_code == 400
+
+
+def _fill(sessions: sessionmaker[Session], count: int) -> uuid.UUID:
+    with sessions() as session:
+        collection = make_collection(session, title=f"bulk {count}")
+        session.commit()
+        for start in range(0, count, 1000):
+            batch = [make_indicator(n) for n in range(start, min(start + 1000, count))]
+            store.lock_collection(session, collection)
+            store.write_versions(session, collection, [
+                store.NewVersion(stix_id=str(o["id"]), stix_type="indicator", spec_version="2.1", version=n,
+                                 modified=str(o["modified"]), tlp=1, created_by_ref=None, revoked=False,
+                                 raw=orjson.dumps(o).decode())
+                for n, o in enumerate(batch)
+            ], now_us=1, added_by=None)  # fmt: skip
+            session.commit()
+    return collection
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+class TestExportMemory:
+    def test_peak_memory_does_not_grow_with_the_collection(self, sessions: sessionmaker[Session]) -> None:
+        peaks = []
+        for count in (300, 3000):
+            collection_id = _fill(sessions, count)
+            with sessions() as session:
+                collection = export.resolve_collection(session, str(collection_id))
+                plan = export.ExportRequest(collection=collection, clearance=4, page_size=100)
+                stats = export.ExportStats()
+                tracemalloc.start()
+                written = sum(len(chunk) for chunk in export.stream(session, plan, "stix", stats))
+                peaks.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+            assert stats.objects == count
+            assert written > count * 300
+        assert peaks[1] < peaks[0] * 1.5, peaks
