@@ -15,6 +15,7 @@ from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.routes import router as taxii_router
 
 DESCRIPTION = """
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(admin_router)
     app.include_router(ingest_router)
+    app.include_router(match_router)
     app.include_router(reports_router)
     app.include_router(dashboard_router)
     # TAXII routes last: their `/{api_root}/...` paths would shadow fixed prefixes registered after them.

@@ -72,8 +72,13 @@ def run_in_session(action: Callable[[Session], T], settings: Settings | None = N
                 from indicator_exchange.audit.service import record_command
 
                 detail = json.dumps(_without_secrets(result), default=str)
-                record_command(session, at=datetime.now(UTC), command=f"indicator-exchange admin {audit}",
-                               operator=_operator(), detail=detail)  # fmt: skip
+                record_command(
+                    session,
+                    at=datetime.now(UTC),
+                    command=f"indicator-exchange admin {audit}",
+                    operator=_operator(),
+                    detail=detail,
+                )
             return result
     except ExchangeError as exc:
         _fail(exc.message)
@@ -150,8 +155,11 @@ def serve(
     if not loopback and settings.community_key.get_secret_value() == DEMO_COMMUNITY_KEY:
         _fail("refusing to serve off loopback with the demo community key; set IX_COMMUNITY_KEY")
     if not tls_cert and not loopback:
-        typer.echo("warning: serving plain HTTP off loopback; TAXII 2.1 requires HTTPS (use --tls-cert/--tls-key "
-                   "or a TLS-terminating proxy)", err=True)  # fmt: skip
+        typer.echo(
+            "warning: serving plain HTTP off loopback; TAXII 2.1 requires HTTPS (use --tls-cert/--tls-key "
+            "or a TLS-terminating proxy)",
+            err=True,
+        )
     uvicorn.run(
         "indicator_exchange.app:create_app_from_env",
         factory=True,
@@ -238,14 +246,27 @@ def collection_create(
     id: Annotated[uuid.UUID | None, typer.Option(help="Collection id (default: random UUID).")] = None,
     description: Annotated[str | None, typer.Option(help="Description.")] = None,
     alias: Annotated[str | None, typer.Option(help="URL alias, usable in place of the id.")] = None,
-    default_tlp: Annotated[str, typer.Option(help="TLP for unmarked objects: clear|green|amber|amber+strict|red.")]
-    = "amber",
+    default_tlp: Annotated[
+        str, typer.Option(help="TLP for unmarked objects: clear|green|amber|amber+strict|red.")
+    ] = "amber",
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Create a collection in an API root."""
-    _print(run_in_session(lambda s: admin.create_collection(
-        s, api_root=api_root, title=title, collection_id=id, description=description, alias=alias,
-        default_tlp=default_tlp), audit="collection create"), as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: admin.create_collection(
+                s,
+                api_root=api_root,
+                title=title,
+                collection_id=id,
+                description=description,
+                alias=alias,
+                default_tlp=default_tlp,
+            ),
+            audit="collection create",
+        ),
+        as_json,
+    )
 
 
 @collection_app.command("list")
@@ -264,15 +285,26 @@ def principal_create(
     identity: Annotated[str | None, typer.Option(help="STIX identity id (default: derived from the name).")] = None,
     clearance: Annotated[str, typer.Option(help="TLP clearance: clear|green|amber|amber+strict|red.")] = "amber",
     requests_per_minute: Annotated[int | None, typer.Option(help="Rate limit per key (default: server's).")] = None,
-    objects_per_day: Annotated[int | None, typer.Option(help="Daily object quota per key (default: server's).")]
-    = None,
+    objects_per_day: Annotated[int | None, typer.Option(help="Daily object quota per key (default: server's).")] = None,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Create a principal."""
-    _print(run_in_session(lambda s: admin.create_principal(
-        s, name=name, kind=kind, organisation=organisation, identity_ref=identity, clearance=clearance,
-        requests_per_minute=requests_per_minute, objects_per_day=objects_per_day), audit="principal create"),
-        as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: admin.create_principal(
+                s,
+                name=name,
+                kind=kind,
+                organisation=organisation,
+                identity_ref=identity,
+                clearance=clearance,
+                requests_per_minute=requests_per_minute,
+                objects_per_day=objects_per_day,
+            ),
+            audit="principal create",
+        ),
+        as_json,
+    )
 
 
 @principal_app.command("list")
@@ -290,9 +322,13 @@ def grant_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant (or change) a principal's read/write access to a collection."""
-    _print(run_in_session(lambda s: admin.grant(
-        s, principal=principal, collection_id=collection_id, read=read, write=write),
-        audit="grant"), as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: admin.grant(s, principal=principal, collection_id=collection_id, read=read, write=write),
+            audit="grant",
+        ),
+        as_json,
+    )
 
 
 @admin_app.command("grant-list")
@@ -358,8 +394,13 @@ def key_rotate(
 ) -> None:
     """Issue a new key for the same principal now; the old key expires after the grace period."""
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
-    _print(run_in_session(lambda s: admin.rotate_key(s, key_id=key_id, grace_hours=grace_hours, expires_at=expires),
-                          audit="key rotate"), as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: admin.rotate_key(s, key_id=key_id, grace_hours=grace_hours, expires_at=expires),
+            audit="key rotate",
+        ),
+        as_json,
+    )
 
 
 @principal_app.command("update")
@@ -374,9 +415,21 @@ def principal_update(
 ) -> None:
     """Change a principal's clearance, organisation, limits or activation."""
     rpm, per_day = _limit_option(requests_per_minute), _limit_option(objects_per_day)
-    _print(run_in_session(lambda s: admin.update_principal(
-        s, name=name, clearance=clearance, organisation=organisation, requests_per_minute=rpm,
-        objects_per_day=per_day, is_active=active), audit="principal update"), as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: admin.update_principal(
+                s,
+                name=name,
+                clearance=clearance,
+                organisation=organisation,
+                requests_per_minute=rpm,
+                objects_per_day=per_day,
+                is_active=active,
+            ),
+            audit="principal update",
+        ),
+        as_json,
+    )
 
 
 def _limit_option(text: str | None) -> int | admin.Unset | None:
@@ -392,16 +445,18 @@ def _limit_option(text: str | None) -> int | admin.Unset | None:
 @audit_app.command("list")
 def audit_list(
     principal: Annotated[str | None, typer.Option(help="Only this principal (name or id).")] = None,
-    since: Annotated[str | None, typer.Option(help="ISO time (UTC if no offset) or a duration back: 90s, 5m, 1h, 7d.")]
-    = None,
+    since: Annotated[
+        str | None, typer.Option(help="ISO time (UTC if no offset) or a duration back: 90s, 5m, 1h, 7d.")
+    ] = None,
     collection_id: Annotated[uuid.UUID | None, typer.Option(help="Only this collection.")] = None,
     limit: Annotated[int, typer.Option(help="Most events shown (newest first).")] = 100,
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Show the audit trail, newest first: who did what, when, to which collection, with what outcome."""
     start = _since(since) if since else None
-    events = run_in_session(lambda s: admin.list_audit(s, principal=principal, collection_id=collection_id,
-                                                        since=start, limit=limit))  # fmt: skip
+    events = run_in_session(
+        lambda s: admin.list_audit(s, principal=principal, collection_id=collection_id, since=start, limit=limit)
+    )
     _print(events, as_json, _audit_lines)
 
 
@@ -420,8 +475,10 @@ def _audit_lines(events: list[dict[str, Any]]) -> str:
     for e in events:
         served = f" objects={e['object_count']}" if e.get("object_count") is not None else ""
         who = e.get("principal_name") or "-"
-        lines.append(f"{e['at']}  {who:<20} {e['method']:<6} {e['status_code']:>3} {e['outcome']:<12} "
-                     f"{e['path']}{served}" + (f"  [{e['detail']}]" if e.get("detail") else ""))  # fmt: skip
+        lines.append(
+            f"{e['at']}  {who:<20} {e['method']:<6} {e['status_code']:>3} {e['outcome']:<12} "
+            f"{e['path']}{served}" + (f"  [{e['detail']}]" if e.get("detail") else "")
+        )
     return "\n".join(lines)
 
 
@@ -435,22 +492,41 @@ def source_create(
     collection_id: Annotated[str, typer.Option(help="Remote collection id.")],
     target: Annotated[uuid.UUID, typer.Option(help="Local collection id to pull into (or push from).")],
     api_root: Annotated[str | None, typer.Option(help="Remote API root name or URL (with a discovery URL).")] = None,
-    credentials: Annotated[str | None, typer.Option(help="Where the credential is: env:VAR or file:/path. "
-                           "The value is 'user:password' (Basic) or 'Bearer <token>'; never stored.")] = None,
+    credentials: Annotated[
+        str | None,
+        typer.Option(
+            help="Where the credential is: env:VAR or file:/path. "
+            "The value is 'user:password' (Basic) or 'Bearer <token>'; never stored."
+        ),
+    ] = None,
     interval: Annotated[str, typer.Option(help="Pull interval for `sync --every`-less loops, e.g. 5m, 1h.")] = "5m",
     page_size: Annotated[int, typer.Option(help="Objects per request.")] = 1000,
     direction: Annotated[str, typer.Option(help="pull (default) or push.")] = "pull",
     max_tlp: Annotated[str, typer.Option(help="Push only: the most restrictive TLP sent.")] = "amber",
     as_json: JsonOpt = False,
-) -> None:  # fmt: skip
+) -> None:
     """Register a partner TAXII 2.1 collection to pull from (or push to)."""
     from indicator_exchange.sync import service as sync
 
     seconds = parse_duration(interval)
-    _print(run_in_session(lambda s: sync.create_source(
-        s, name=name, url=url, api_root=api_root, remote_collection=collection_id, local_collection=target,
-        credentials_ref=credentials, interval_seconds=seconds, page_size=page_size, direction=direction,
-        max_tlp=max_tlp)), as_json)  # fmt: skip
+    _print(
+        run_in_session(
+            lambda s: sync.create_source(
+                s,
+                name=name,
+                url=url,
+                api_root=api_root,
+                remote_collection=collection_id,
+                local_collection=target,
+                credentials_ref=credentials,
+                interval_seconds=seconds,
+                page_size=page_size,
+                direction=direction,
+                max_tlp=max_tlp,
+            )
+        ),
+        as_json,
+    )
 
 
 @source_app.command("list")
@@ -559,8 +635,11 @@ def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
         task = progress.add_task(f"{name}: starting", total=None)
 
         def on_page(result: Any) -> None:
-            progress.update(task, description=f"{name}: {result.pages} pages, {result.received} received, "
-                                              f"{result.stored} stored, {result.rejected} rejected")  # fmt: skip
+            progress.update(
+                task,
+                description=f"{name}: {result.pages} pages, {result.received} received, "
+                f"{result.stored} stored, {result.rejected} rejected",
+            )
 
         return run(sessions, name, stop=stop, on_page=on_page)
 
@@ -648,6 +727,120 @@ def fingerprint(
             f"sha256: {result.sha256}\nnormalized_length: {result.normalized_length}\n"
             f"key_id: {result.key_id}\nlsh_bands: {' '.join(result.lsh_bands)}"
         )
+
+
+# --- matching --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def match(
+    events: Annotated[
+        str, typer.Argument(help="NDJSON traffic events (schemas/match-event.schema.json); '-' = stdin.")
+    ],
+    collection: Annotated[
+        list[str] | None, typer.Option(help="Collection id to match against (repeatable; default: every collection).")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="jsonl or csv.")] = "jsonl",
+    sightings: Annotated[bool, typer.Option("--sightings", help="Store sightings of matched indicators.")] = False,
+    candidates: Annotated[bool, typer.Option("--candidates", help="Also report single-band LSH candidates.")] = False,
+    clearance: Annotated[str, typer.Option(help="Most restrictive TLP of the indicators used.")] = "red",
+) -> None:
+    """Match API-traffic events against the active indicators in the local database."""
+    import csv
+    from datetime import UTC, datetime
+
+    from indicator_exchange.auth.service import Access, Caller
+    from indicator_exchange.stix.markings import Tlp
+    from indicator_exchange.store import catalog
+    from indicator_exchange.sync import matching
+    from indicator_exchange.sync.routes import parse_events
+
+    if output_format not in ("jsonl", "csv"):
+        raise typer.BadParameter("--format is jsonl or csv")
+    settings = _settings()
+    _require_schema(settings.database_url)
+    stream = sys.stdin if events == "-" else open(events, encoding="utf-8")  # noqa: SIM115
+    try:
+        parsed = parse_events([json.loads(line) for line in stream if line.strip()])
+    except (ExchangeError, json.JSONDecodeError) as exc:
+        _fail(getattr(exc, "message", str(exc)))
+        return
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            grants = {c.id: Access(True, sightings) for c in catalog.list_collections(session)}
+            operator = Caller(
+                principal_id=uuid.uuid4(),
+                name="cli",
+                kind="admin",
+                clearance=int(Tlp.parse(clearance)),
+                key_id="cli",
+                identity_ref=settings.identity_id,
+                grants=grants,
+            )
+            now = datetime.now(UTC)
+            ids = matching.readable_collections(session, operator, collection or [])
+            indicator_set = matching.load_indicator_set(
+                session,
+                [c for c in catalog.list_collections(session) if c.id in ids],
+                clearance=operator.clearance,
+                settings=settings,
+                now=now,
+                min_lsh_bands=1 if candidates else 2,
+            )
+            found = matching.match_events(indicator_set, parsed)
+            if output_format == "csv":
+                writer = csv.writer(sys.stdout)
+                writer.writerow(
+                    [
+                        "event_index",
+                        "event_id",
+                        "timestamp",
+                        "indicator_id",
+                        "kind",
+                        "campaign_ids",
+                        "matched",
+                        "verified",
+                    ]
+                )
+                for m in found:
+                    writer.writerow(
+                        [
+                            m.event_index,
+                            m.event_id or "",
+                            m.timestamp.isoformat(),
+                            m.indicator_id,
+                            m.kind,
+                            " ".join(m.campaign_ids),
+                            m.matched,
+                            m.verified,
+                        ]
+                    )
+            else:
+                for m in found:
+                    typer.echo(m.model_dump_json())
+            compiled = indicator_set.compiled
+            summary = f"{len(parsed)} events, {len(found)} matches against {compiled.indicator_count} indicators"
+            if indicator_set.compiled.skipped:
+                summary += f" ({len(indicator_set.compiled.skipped)} indicators skipped: unsupported patterns)"
+            if sightings:
+                posted = matching.record_sightings(
+                    session,
+                    indicator_set,
+                    [m for m in found if m.verified],
+                    settings=settings,
+                    caller=operator,
+                    now=now,
+                )
+                summary += f"; {posted['sightings']} sightings stored"
+            typer.echo(summary, err=True)
+    except ExchangeError as exc:
+        _fail(exc.message)
+    finally:
+        engine.dispose()
 
 
 # --- demo --------------------------------------------------------------------------------------------

@@ -36,7 +36,21 @@ def _report() -> dict[str, Any]:
     return report_json_schema()
 
 
+def _match_event() -> dict[str, Any]:
+    from indicator_exchange.sync.events import TrafficEvent
+
+    return TrafficEvent.model_json_schema()
+
+
+def _match_result() -> dict[str, Any]:
+    from indicator_exchange.sync.events import Match
+
+    return Match.model_json_schema()
+
+
 GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
+    "match-event.schema.json": _match_event,
+    "match-result.schema.json": _match_result,
     "detection.schema.json": _detection,
     "ingest-result.schema.json": _ingest_result,
     "report.schema.json": _report,

@@ -276,12 +276,13 @@ def _published(session: Session, ctx: _Context, activity: Counter[int], now: dat
         if row.revoked and row.stix_id not in revoking:
             revoking[row.stix_id] = (row.version, event)
 
-    histories = store.id_histories(session, ctx.lookup, sorted({stix_id for stix_id, _ in versions}))
+    ids_seen = sorted({stix_id for stix_id, _ in versions})
+    histories = store.id_histories(session, ctx.lookup, ids_seen, before_us=ctx.start_us)
     tally = _Tally()
     for (stix_id, version), event in versions.items():
         history = histories.get(stix_id)
-        if history is None:  # pragma: no cover - every id seen has a history
-            continue
+        if history is None or version in history.versions_before:
+            continue  # stored earlier (in another collection): not an event of this window
         if version == history.first_version and history.first_added >= ctx.start_us:
             tally.created.append(event)
         elif not (stix_id in revoking and revoking[stix_id][0] == version):

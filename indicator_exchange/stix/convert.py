@@ -597,3 +597,31 @@ def prompt_observable(fingerprint: PromptFingerprint) -> dict[str, Any]:
         "lsh_bands": list(fingerprint.lsh_bands),
         "extensions": {EXT_LLM_PROMPT: {"extension_type": "new-sco"}},
     }
+
+
+def sighting(
+    publisher: Publisher, *, indicator_id: str, count: int, first_seen: datetime, last_seen: datetime,
+    confidence: int, tlp: Tlp, now: datetime, description: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Our sighting of an indicator (partner feedback, reference §4.3): one per indicator and reporting day."""
+    created = stix_timestamp(now)
+    day = first_seen.astimezone(UTC).strftime("%Y-%m-%d")
+    obj: dict[str, Any] = {
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": deterministic_id("sighting", publisher.identity_id, indicator_id, day),
+        "created_by_ref": publisher.identity_id,
+        "created": created,
+        "modified": created,
+        "first_seen": _seconds(first_seen),
+        "last_seen": _seconds(max(last_seen, first_seen)),
+        "count": count,
+        "sighting_of_ref": indicator_id,
+        "where_sighted_refs": [publisher.identity_id],
+        "summary": False,
+        "confidence": confidence,
+        "object_marking_refs": [tlp.marking_id],
+    }
+    if description:
+        obj["description"] = description
+    return obj

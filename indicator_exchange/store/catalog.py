@@ -13,6 +13,10 @@ def get_api_root(session: Session, name: str) -> ApiRoot | None:
     return session.execute(select(ApiRoot).where(ApiRoot.name == name)).scalar_one_or_none()
 
 
+def get_api_root_by_id(session: Session, api_root_id: uuid.UUID) -> ApiRoot | None:
+    return session.get(ApiRoot, api_root_id)
+
+
 def list_api_roots(session: Session) -> Sequence[ApiRoot]:
     return session.execute(select(ApiRoot).order_by(ApiRoot.name)).scalars().all()
 

@@ -62,6 +62,7 @@ class IdHistory:
     first_added: int
     first_version: int
     first_revoked_added: int | None
+    versions_before: frozenset[int] = frozenset()  # versions already stored before the window
 
 
 def effective_tlp() -> ColumnElement[int]:
@@ -132,8 +133,9 @@ def versions_of(session: Session, scope: Scope, ids: Sequence[str]) -> Iterator[
         yield from _stream(session, query.order_by(ObjectVersion.date_added))
 
 
-def id_histories(session: Session, scope: Scope, ids: Sequence[str]) -> dict[str, IdHistory]:
-    """First ``date_added``, first version and first revocation of each of ``ids`` over the scope."""
+def id_histories(session: Session, scope: Scope, ids: Sequence[str], *, before_us: int) -> dict[str, IdHistory]:
+    """First ``date_added``, first version and first revocation of each of ``ids`` over the scope, and which
+    of its versions were stored before ``before_us`` (a copy into another collection is not a new version)."""
     revoked_added = func.min(ObjectVersion.date_added).filter(ObjectVersion.revoked == true())
     found: dict[str, IdHistory] = {}
     for start in range(0, len(ids), _CHUNK):
@@ -147,12 +149,19 @@ def id_histories(session: Session, scope: Scope, ids: Sequence[str]) -> dict[str
             ),
             scope,
         ).where(ObjectVersion.stix_id.in_(chunk))
+        earlier: dict[str, set[int]] = {}
+        older = _scoped(select(ObjectVersion.stix_id, ObjectVersion.version), scope).where(
+            ObjectVersion.stix_id.in_(chunk), ObjectVersion.date_added < before_us
+        )
+        for stix_id, version in session.execute(older.distinct()):
+            earlier.setdefault(stix_id, set()).add(int(version))
         for stix_id, first_added, first_version, first_revoked in session.execute(
             query.group_by(ObjectVersion.stix_id)
         ):
             found[stix_id] = IdHistory(
-                int(first_added), int(first_version), None if first_revoked is None else int(first_revoked)
-            )
+                int(first_added), int(first_version), None if first_revoked is None else int(first_revoked),
+                frozenset(earlier.get(stix_id, ())),
+            )  # fmt: skip
     return found
 
 

@@ -146,3 +146,16 @@ class TestLastUsed:
         session.commit()
         client.get("/api1/collections/", headers=Key("lab-a", key.key_id, "wrong-secret").basic)
         assert self._last_used(session, key) is None
+
+
+class TestNoGrant:
+    def test_a_principal_without_any_grant_sees_no_api_root(self, client: TestClient, session: Session) -> None:
+        collection = make_collection(session)
+        key = make_key(session, "stranger", clearance="red")
+        session.commit()
+        discovery = client.get("/taxii2/", headers=key.basic)
+        assert discovery.status_code == 200
+        assert "api_roots" not in discovery.json()
+        assert client.get("/api1/", headers=key.basic).status_code == 403
+        assert client.get(f"/api1/collections/{collection}/", headers=key.basic).status_code == 403
+        assert client.get(f"/api1/collections/{collection}/objects/", headers=key.basic).status_code == 403

@@ -19,10 +19,13 @@ from sqlalchemy import update
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
 from indicator_exchange.stix.markings import TLP1_MARKING_IDS, Tlp
+from indicator_exchange.stix.objects import parse_timestamp_us
 from indicator_exchange.store.engine import make_engine, make_sessionmaker
 from indicator_exchange.store.models import ApiKey
-from tests.conftest import BACKENDS, make_settings, make_test_database
+from indicator_exchange.taxii.filters import decode_cursor
+from tests.conftest import BACKENDS, _worker, make_settings, make_test_database
 from tests.fixtures.factories import TAXII_ACCEPT, TAXII_POST, Key, make_collection, make_indicator, make_key
+from tests.fixtures.postgres import drop_database
 
 PRODUCER_IDENTITY = "identity--0a9d4f6e-7b1c-4e2a-9f3d-5c6b7a8e9d01"
 CLEARANCES = {"clear": 0, "green": 1, "amber": 2, "amber+strict": 3, "red": 4}
@@ -155,6 +158,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         assert posted.json()["failure_count"] == 0, posted.json()["failures"]
         yield World(client, collection, other, posted.json()["id"], keys)
     engine.dispose()
+    if backend == "postgresql":
+        drop_database(admin_url, f"ix_test_authmatrix_{_worker()}")
 
 
 def _ids(response_json: dict[str, object], key: str = "objects") -> list[str]:
@@ -262,7 +267,8 @@ class TestReads:
         params: dict[str, str | int] = {"match[version]": "all", "limit": limit}
         pages = 0
         while True:
-            page = world.client.get(world.url("objects/"), params=params, headers=world.headers(who)).json()
+            response = world.client.get(world.url("objects/"), params=params, headers=world.headers(who))
+            page = response.json()
             got = [(o["id"], o["modified"]) for o in page.get("objects", [])]
             pages += 1
             seen += got
@@ -270,6 +276,8 @@ class TestReads:
                 assert "next" not in page
                 break
             assert len(got) == limit  # a page that says "more" is full
+            # the token holds the position of the last object served, never of one the reader may not see
+            assert decode_cursor(page["next"]) == parse_timestamp_us(response.headers["X-TAXII-Date-Added-Last"])
             params = {**params, "next": page["next"]}
         assert sorted(seen) == sorted(expected)
         assert len(seen) == len(set(seen))

@@ -1,0 +1,84 @@
+"""POST /api/v1/match and sightings back, through the real ingest path, on both backends."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
+
+from tests.fixtures.factories import Key, make_collection, make_key, objects_url
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def seed(client: TestClient, session: Session) -> tuple[uuid.UUID, Key, Key, Key]:
+    collection = make_collection(session)
+    detector = make_key(session, "det", kind="detector", clearance="red", read=[collection], write=[collection])
+    green_reader = make_key(session, "green-partner", clearance="green", read=[collection])
+    writer = make_key(session, "amber-partner", clearance="amber", read=[collection], write=[collection])
+    session.commit()
+    window = {
+        "first_seen": (NOW - timedelta(days=1)).isoformat(),
+        "last_seen": NOW.isoformat(),
+        "confidence": 70,
+        "cluster": "hydra-x",
+    }
+    body = [
+        {
+            "kind": "proxy_ip",
+            "detector": "d",
+            "value": "203.0.113.7",
+            "proxy_kind": "residential",
+            "tlp": "amber",
+            **window,
+        },
+        {
+            "kind": "proxy_ip",
+            "detector": "d",
+            "value": "198.51.100.0/24",
+            "proxy_kind": "datacenter",
+            "tlp": "green",
+            **window,
+        },
+    ]
+    response = client.post("/api/v1/detections", json=body, headers={"Authorization": detector.bearer["Authorization"]})
+    assert response.json()["summary"]["created"] == 2
+    return collection, detector, green_reader, writer
+
+
+def events() -> list[dict[str, object]]:
+    at = NOW.isoformat()
+    return [
+        {"timestamp": at, "event_id": "a", "source_ip": "203.0.113.7"},
+        {"timestamp": at, "event_id": "b", "source_ip": "198.51.100.200"},
+        {"timestamp": at, "event_id": "c", "source_ip": "192.0.2.1"},
+    ]
+
+
+class TestMatchApi:
+    def test_matches_stop_at_the_callers_clearance(self, client: TestClient, session: Session) -> None:
+        _, _, green, writer = seed(client, session)
+        auth = {"Authorization": writer.bearer["Authorization"]}
+        found = client.post("/api/v1/match", json=events(), headers=auth).json()["matches"]
+        assert sorted(m["event_id"] for m in found) == ["a", "b"]
+        assert all(m["campaign_ids"] for m in found)
+        green_auth = {"Authorization": green.bearer["Authorization"]}
+        found = client.post("/api/v1/match", json=events(), headers=green_auth).json()["matches"]
+        assert [m["event_id"] for m in found] == ["b"]
+
+    def test_a_bad_event_is_a_400_naming_it(self, client: TestClient, session: Session) -> None:
+        _, _, _, writer = seed(client, session)
+        bad = [*events(), {"timestamp": "yesterday"}]
+        response = client.post("/api/v1/match", json=bad, headers={"Authorization": writer.bearer["Authorization"]})
+        assert response.status_code == 400
+        assert "event 4" in response.json()["detail"]
+
+    def test_sightings_are_stored_in_the_indicators_collection(self, client: TestClient, session: Session) -> None:
+        collection, detector, _, writer = seed(client, session)
+        auth = {"Authorization": writer.bearer["Authorization"]}
+        result = client.post("/api/v1/match", params={"sightings": "true"}, json=events() * 3, headers=auth).json()
+        assert result["sightings"] == {"sightings": 2, "skipped": 0}
+        stored = client.get(objects_url(collection), params={"match[type]": "sighting"}, headers=detector.basic)
+        sightings = stored.json()["objects"]
+        assert sorted(s["count"] for s in sightings) == [3, 3]
+        assert all(s["where_sighted_refs"] == [s["created_by_ref"]] for s in sightings)
