@@ -38,7 +38,8 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response is sent, so a 202 always means stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # Declared so OpenAPI documents both schemes (and /docs can "Authorize"); the header is parsed in one place,
