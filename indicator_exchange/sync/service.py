@@ -267,12 +267,15 @@ def _pull_pages(
     added_after = _step_back(bookmark)
     next_token: str | None = None
     seen_tokens: set[str] = set()
+    seen_objects: set[int] = set()  # hashes of (id, modified) received in this run: what "progress" means
     stalled = 0
     while not (stop and stop.is_set()):
         page = remote.get_page(added_after=added_after, next_token=next_token, limit=limit)
         result.pages += 1
         result.received += len(page.objects)
-        before = result.stored
+        keys = {hash((obj.get("id"), obj.get("modified"))) for obj in page.objects}
+        fresh = bool(keys - seen_objects)
+        seen_objects |= keys
         with session_scope(sessions) as session:
             source = sources.get_source_by_id(session, source_id)
             assert source is not None
@@ -284,18 +287,15 @@ def _pull_pages(
             on_page(result)
         if not page.more or not page.objects:
             return
-        progressed = result.stored > before or (page.date_added_last is not None and page.date_added_last != bookmark)
-        bookmark = page.date_added_last or bookmark
+        # Progress: objects not yet received in this run. Some servers (medallion) legitimately reuse one
+        # `next` token for every page, so a repeated token alone is no loop; repeated objects are.
+        progressed = fresh
         stalled = 0 if progressed else stalled + 1
-        if stalled >= 2:
+        if stalled >= 2 or (page.next_token in seen_tokens and not progressed):
             result.outcome = "loop-detected"
-            result.notes.append("pages repeat without progress")
+            result.notes.append("the server repeats pages without new objects")
             return
         if page.next_token:
-            if page.next_token in seen_tokens:
-                result.outcome = "loop-detected"
-                result.notes.append(f"the server repeated next token {page.next_token!r}")
-                return
             seen_tokens.add(page.next_token)
             next_token = page.next_token
             continue
