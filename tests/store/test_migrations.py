@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,13 +20,14 @@ IX = str(Path(sys.executable).parent / "indicator-exchange")
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'migrations.db'}"
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
     admin = str(request.getfixturevalue("pg_admin_url"))
     name = f"ix_test_migrations_{uuid.uuid4().hex[:8]}"
-    request.addfinalizer(lambda: drop_database(admin, name))
-    return fresh_database(admin, name)
+    yield fresh_database(admin, name)
+    drop_database(admin, name)
 
 
 def tables(url: str) -> set[str]:
