@@ -147,15 +147,14 @@ def ingest(
                 pending.setdefault(key, obj)
     if pending:
         _write(session, collection, caller, list(pending.values()), now)
-    for result, plan in planned:
-        ingest_store.record_detection(
-            session,
-            collection_id=collection.id,
-            principal_id=caller.principal_id,
-            record=plan.facts,
-            indicator_ids=[str(i["id"]) for i in plan.conversion.indicators],
-            outcome=result.outcome,
-        )
+    ingest_store.record_detections(
+        session,
+        collection_id=collection.id,
+        principal_id=caller.principal_id,
+        records=[
+            (plan.facts, [str(i["id"]) for i in plan.conversion.indicators], result.outcome) for result, plan in planned
+        ],
+    )
     return IngestResult(collection_id=collection.id, results=results)
 
 

@@ -3,10 +3,10 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import select, true
+from sqlalchemy import insert, select, true
 from sqlalchemy.orm import Session
 
 from indicator_exchange.store.models import DetectionRecord, IngestRefusal, ObjectVersion
@@ -42,32 +42,36 @@ def latest_objects(session: Session, collection_id: uuid.UUID, ids: Sequence[str
     return found
 
 
-def record_detection(
+def record_detections(
     session: Session,
     *,
     collection_id: uuid.UUID,
     principal_id: uuid.UUID | None,
-    record: DetectionFacts,
-    indicator_ids: Sequence[str],
-    outcome: str,
+    records: Sequence[tuple[DetectionFacts, Sequence[str], str]],
 ) -> None:
-    session.add_all(
-        DetectionRecord(
-            collection_id=collection_id,
-            indicator_id=indicator_id,
-            principal_id=principal_id,
-            detector=record.detector,
-            kind=record.kind,
-            cluster=record.cluster,
-            first_seen=record.first_seen,
-            last_seen=record.last_seen,
-            confidence=record.confidence,
-            accounts_linked=record.accounts_linked,
-            requests=record.requests,
-            outcome=outcome,
-        )
+    """One provenance row per (detection, indicator), inserted in one statement (the ORM unit of work was
+    a third of ingest time at 1,000 detections per request)."""
+    rows = [
+        {
+            "collection_id": collection_id,
+            "indicator_id": indicator_id,
+            "principal_id": principal_id,
+            "detector": facts.detector,
+            "kind": facts.kind,
+            "cluster": facts.cluster,
+            "first_seen": facts.first_seen,
+            "last_seen": facts.last_seen,
+            "confidence": facts.confidence,
+            "accounts_linked": facts.accounts_linked,
+            "requests": facts.requests,
+            "outcome": outcome,
+            "received_at": datetime.now(UTC),
+        }
+        for facts, indicator_ids, outcome in records
         for indicator_id in indicator_ids
-    )
+    ]
+    if rows:
+        session.execute(insert(DetectionRecord), rows)
 
 
 def record_refusal(

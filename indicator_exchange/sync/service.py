@@ -6,7 +6,14 @@ Guarantees: an object is never lost or stored twice across pages, restarts or ti
   ``added_after`` = bookmark minus 1 µs: objects sharing the boundary timestamp are fetched again and the
   store's idempotent write (same id and version = success, no new row) absorbs them.
 - A server that repeats a ``next`` token, or pages that bring nothing new without the position advancing,
-  stop the run as ``loop-detected`` (the bookmark stays at the last real progress).
+  stop the run as ``loop-detected`` (the bookmark stays at the last real progress). A page the server
+  emptied by filtering, with ``more`` and a new ``next``, is followed (up to ``MAX_EMPTY_PAGES`` in a row).
+- Invalid objects are recorded in ``sync_rejection`` once per (id, reason), although the boundary
+  timestamp is read again on every run.
+- Network errors, broken bodies, 5xx and 429 are retried with backoff; setting ``stop`` ends a run after
+  the current page, or at once while waiting to retry. When a retried ``next`` request may have been served
+  before its answer was lost (server-side paging state, as in medallion), its page is not trusted: paging
+  starts again from the bookmark, with larger pages if that makes no progress (``MAX_RESTARTS`` times).
 """
 
 import os
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,9 +35,11 @@ from indicator_exchange.store import catalog, sources
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.engine import session_scope
 from indicator_exchange.store.models import FeedSource
-from indicator_exchange.sync.taxii_client import RemoteCollection, RemoteError, RetryPolicy
+from indicator_exchange.sync.taxii_client import Interrupted, RemoteCollection, RemoteError, RemotePage, RetryPolicy
 
 MAX_TIE_LIMIT = 50_000
+MAX_EMPTY_PAGES = 100
+MAX_RESTARTS = 20
 
 
 @dataclass(slots=True)
@@ -131,6 +141,8 @@ def create_source(
         raise BadRequest("direction must be pull or push")
     if credentials_ref is not None and not credentials_ref.startswith(("env:", "file:")):
         raise BadRequest("credentials must be referenced as env:VARIABLE or file:/path (never given in clear)")
+    if any("@" in urlsplit(given).netloc for given in (url, api_root or "")):
+        raise BadRequest("the URL carries credentials: reference them with env:VARIABLE or file:/path instead")
     source = sources.add_source(
         session,
         FeedSource(
@@ -178,17 +190,18 @@ def _now_us() -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
-def _store_page(session: Session, source: FeedSource, objects: list[dict[str, object]], result: SyncResult) -> None:
-    """Validate and store one page's objects in the local collection; record the invalid ones."""
+def _store_page(session: Session, source: FeedSource, objects: list[object], result: SyncResult) -> None:
+    """Validate and store one page's objects in the local collection; record the invalid ones (once)."""
     rejections: list[tuple[str | None, str]] = []
     versions: list[store.NewVersion] = []
     for obj in objects:
         try:
             meta = inspect_object(obj)
         except InvalidObject as exc:
-            ident = obj.get("id")
+            ident = obj.get("id") if isinstance(obj, dict) else None
             rejections.append((ident if isinstance(ident, str) else None, str(exc)))
             continue
+        assert isinstance(obj, dict)  # inspect_object accepts JSON objects only
         level = tlp_of(obj)
         versions.append(
             store.NewVersion(
@@ -213,9 +226,28 @@ def _store_page(session: Session, source: FeedSource, objects: list[dict[str, ob
         source.objects_total += outcome.stored
         result.duplicates += outcome.results.count("duplicate")
     if rejections:
-        sources.add_rejections(session, source.id, rejections)
-    result.rejected += len(rejections)
-    source.rejected_total += len(rejections)
+        # Every run reads the bookmark's timestamp again, so its rejections come back: record each once.
+        known: set[tuple[str | None, str]] = set()
+        known.update(sources.recorded_rejections(session, source.id, [oid for oid, _ in rejections if oid]))
+        new = []
+        for rejection in rejections:
+            if rejection in known:
+                result.duplicates += 1
+                continue
+            if rejection[0] is not None:
+                known.add(rejection)
+            new.append(rejection)
+        if new:
+            sources.add_rejections(session, source.id, new)
+        result.rejected += len(new)
+        source.rejected_total += len(new)
+
+
+def _key(obj: object) -> int:
+    """What identifies a received version within a run (what "progress" means)."""
+    if isinstance(obj, dict):
+        return hash((obj.get("id"), obj.get("modified")))
+    return hash(repr(obj))
 
 
 def pull(
@@ -238,12 +270,16 @@ def pull(
         source_id, url, ref, limit = source.id, source.collection_url, source.credentials_ref, source.page_size
         bookmark = source.bookmark
     result.bookmark = bookmark
+    remote: RemoteCollection | None = None
     try:
-        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry)
+        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry, stop=stop)
         _pull_pages(sessions, source_id, remote, bookmark, limit, result, stop, on_page)
-        result.retries = remote.retries
+    except Interrupted:
+        result.outcome = "stopped"
     except (RemoteError, BadRequest) as exc:
         result.outcome, result.error = "error", str(exc)
+    finally:
+        result.retries = remote.retries if remote is not None else 0
     with session_scope(sessions) as session:
         source = sources.get_source_by_id(session, source_id)
         assert source is not None
@@ -267,13 +303,41 @@ def _pull_pages(
     added_after = _step_back(bookmark)
     next_token: str | None = None
     seen_tokens: set[str] = set()
-    seen_objects: set[int] = set()  # hashes of (id, modified) received in this run: what "progress" means
-    stalled = 0
+    seen_objects: set[int] = set()  # versions received since the run (re)started paging
+    stalled = empty = restarts = 0
+    stateful = False  # the server answers a token with the same token: its paging state lives server-side
+    restarted_at: str | None = None
     while not (stop and stop.is_set()):
-        page = remote.get_page(added_after=added_after, next_token=next_token, limit=limit)
+        retries = remote.retries
+        page: RemotePage | None = None
+        try:
+            page = remote.get_page(added_after=added_after, next_token=next_token, limit=limit)
+        except Interrupted:
+            raise
+        except RemoteError:
+            if not (next_token and remote.retries > retries and result.bookmark):
+                raise  # else: the lost answer used the token up and the retry was refused (medallion: 400)
+        # A failed attempt may have been served before its answer was lost. Where paging state lives on the
+        # server (medallion), or the answer carries no new token to show where it is, the page of the retry
+        # may lie past one never received: page again from the committed bookmark.
+        retried = bool(next_token) and remote.retries > retries and result.bookmark is not None
+        if retried and (page is None or stateful or page.next_token in (None, next_token)):
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                result.outcome, result.error = "error", "paging kept failing; the next run resumes from here"
+                return
+            if restarted_at == result.bookmark:  # no progress since the last restart: a tie beyond a page
+                limit = min(limit * 2, MAX_TIE_LIMIT)
+            restarted_at, next_token, added_after = result.bookmark, None, _step_back(result.bookmark)
+            seen_tokens.clear()
+            seen_objects.clear()
+            stalled = empty = 0
+            continue
+        assert page is not None
+        stateful = stateful or (next_token is not None and page.next_token == next_token)
         result.pages += 1
         result.received += len(page.objects)
-        keys = {hash((obj.get("id"), obj.get("modified"))) for obj in page.objects}
+        keys = {_key(obj) for obj in page.objects}
         fresh = bool(keys - seen_objects)
         seen_objects |= keys
         with session_scope(sessions) as session:
@@ -285,11 +349,16 @@ def _pull_pages(
             result.bookmark = source.bookmark
         if on_page:
             on_page(result)
-        if not page.more or not page.objects:
+        if not page.more:
+            return
+        if not page.objects and not page.next_token:
+            result.notes.append("the server announced more objects but sent an empty page without next")
             return
         # Progress: objects not yet received in this run. Some servers (medallion) legitimately reuse one
-        # `next` token for every page, so a repeated token alone is no loop; repeated objects are.
-        progressed = fresh
+        # `next` token for every page, so a repeated token alone is no loop; repeated objects are. A page
+        # emptied by the server's filtering has no objects to judge: there a new token is progress.
+        empty = 0 if page.objects else empty + 1
+        progressed = fresh or (0 < empty <= MAX_EMPTY_PAGES and page.next_token not in seen_tokens)
         stalled = 0 if progressed else stalled + 1
         if stalled >= 2 or (page.next_token in seen_tokens and not progressed):
             result.outcome = "loop-detected"
@@ -336,8 +405,9 @@ def push(
         source_id, url, ref, limit = source.id, source.collection_url, source.credentials_ref, source.page_size
         position = int(source.bookmark) if source.bookmark and source.bookmark.isdigit() else None
         local_id = source.local_collection_id
+    remote: RemoteCollection | None = None
     try:
-        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry)
+        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry, stop=stop)
         while not (stop and stop.is_set()):
             with session_scope(sessions) as session:
                 rows, more = store.read_page(
@@ -369,9 +439,12 @@ def push(
                 break
         else:
             result.outcome = "stopped"
-        result.retries = remote.retries
+    except Interrupted:
+        result.outcome = "stopped"
     except (RemoteError, BadRequest) as exc:
         result.outcome, result.error = "error", str(exc)
+    finally:
+        result.retries = remote.retries if remote is not None else 0
     with session_scope(sessions) as session:
         source = sources.get_source_by_id(session, source_id)
         assert source is not None

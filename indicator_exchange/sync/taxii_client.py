@@ -6,6 +6,7 @@ bookmarks are captured with a ``requests`` response hook on the client's own ses
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ import requests
 from taxii2client.exceptions import TAXIIServiceException
 from taxii2client.v21 import Collection
 
+from indicator_exchange.errors import BadRequest
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -23,9 +26,13 @@ class RemoteError(Exception):
     """The remote server failed in a way retries did not fix, or answered nonsense."""
 
 
+class Interrupted(RemoteError):
+    """The stop event was set while waiting to retry."""
+
+
 @dataclass(frozen=True, slots=True)
 class RemotePage:
-    objects: list[dict[str, Any]]
+    objects: list[object]  # as received: entries that are not JSON objects are the caller's to reject
     more: bool
     next_token: str | None
     date_added_first: str | None
@@ -44,7 +51,8 @@ class RetryPolicy:
 
 
 def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+    # ChunkedEncodingError: the connection broke after the headers, in the middle of the body.
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)):
         return True
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         return exc.response.status_code >= 500 or exc.response.status_code == 429
@@ -65,7 +73,7 @@ def credentials_auth(secret: str | None) -> dict[str, Any]:
         return {"auth": bearer}
     user, sep, password = secret.partition(":")
     if not sep:
-        raise ValueError("a credential must be 'user:password' or 'Bearer <token>'")
+        raise BadRequest("a credential must be 'user:password' or 'Bearer <token>'")
     return {"user": user, "password": password}
 
 
@@ -81,10 +89,12 @@ class RemoteCollection:
         timeout: float = 60.0,
         sleep: Callable[[float], None] = time.sleep,
         verify: bool = True,
+        stop: threading.Event | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._stop = stop
         self._collection = Collection(self.url, verify=verify, **credentials_auth(secret))
         self._last_headers: dict[str, str] = {}
         session: requests.Session = self._collection._conn.session
@@ -113,8 +123,15 @@ class RemoteCollection:
                 self.retries += 1
                 delay = self.retry.delay(attempt)
                 log.warning("remote %s failed (%s); retry %d in %.2fs", self.url, exc, attempt + 1, delay)
-                self._sleep(delay)
+                self._pause(delay)
         raise RemoteError(f"{self.url}: retries exhausted")  # pragma: no cover - loop always returns/raises
+
+    def _pause(self, delay: float) -> None:
+        # A backoff can reach minutes: a stop request must not wait for it.
+        if self._stop is None:
+            self._sleep(delay)
+        elif self._stop.wait(delay):
+            raise Interrupted(f"{self.url}: stopped while waiting to retry")
 
     def get_page(self, *, added_after: str | None, next_token: str | None, limit: int) -> RemotePage:
         """One page of ``GET objects/``; ``match[version]=all`` so no version is ever missed."""
@@ -131,7 +148,7 @@ class RemoteCollection:
             raise RemoteError(f"{self.url}: 'objects' is not a list")
         token = envelope.get("next")
         return RemotePage(
-            objects=[o for o in objects if isinstance(o, dict)],
+            objects=list(objects),
             more=bool(envelope.get("more", False)),
             next_token=str(token) if token else None,
             date_added_first=self._last_headers.get("x-taxii-date-added-first"),
