@@ -315,7 +315,7 @@ class CompiledIndicators:
         view = _EventView(event=event, key=self.key, key_id=self.key_id)
         found: dict[str, Match] = {}
         for entry in self._candidates(view):
-            if entry.indicator_id in found or not _observation_holds(entry.observation, view):
+            if entry.indicator_id in found:
                 continue
             verified = True
             bands = self._band_sets.get(id(entry))
@@ -325,6 +325,10 @@ class CompiledIndicators:
                 if shared < self.min_lsh_bands:
                     continue
                 verified = shared >= VERIFIED_LSH_BANDS
+            # A lone band term is decided by the set intersection above; anything else is checked term by term.
+            lone_band_term = bands is not None and len(entry.observation.terms) == 1
+            if not lone_band_term and not _observation_holds(entry.observation, view):
+                continue
             qualified = entry.observation.repeats or entry.observation.within
             if qualified and not self._repeats_complete(entry, event.timestamp.timestamp()):
                 continue
