@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -21,7 +20,6 @@ from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
 from indicator_exchange.ingest import convert
 from indicator_exchange.ingest.parsing import InputLine
 from indicator_exchange.settings import Settings
-from indicator_exchange.stix.markings import tlp_of
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.store import catalog
 from indicator_exchange.store import ingest as ingest_store
@@ -233,20 +231,7 @@ def _write(
     versions = []
     for obj in objects:
         meta = inspect_object(obj)
-        level = tlp_of(obj)
-        versions.append(
-            store.NewVersion(
-                stix_id=meta.stix_id,
-                stix_type=meta.stix_type,
-                spec_version=meta.spec_version,
-                version=meta.version,
-                modified=meta.modified,
-                tlp=None if level is None else int(level),
-                created_by_ref=meta.created_by_ref,
-                revoked=meta.revoked,
-                raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
-            )
-        )
+        versions.append(store.version_of(obj, meta))
     store.lock_collection(session, collection.id)
     store.write_versions(session, collection.id, versions, now_us=now_us_of(now), added_by=caller.principal_id)
 

@@ -3,12 +3,15 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVarTuple
+from typing import Any, TypeVarTuple
 
+import orjson
 from sqlalchemy import Select, and_, delete, false, func, insert, null, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from indicator_exchange.stix.markings import tlp_of
+from indicator_exchange.stix.objects import ObjectMeta
 from indicator_exchange.store.models import Collection, ObjectVersion
 
 Ts = TypeVarTuple("Ts")
@@ -27,6 +30,23 @@ class NewVersion:
     created_by_ref: str | None
     revoked: bool
     raw: str
+
+
+def version_of(obj: dict[str, Any], meta: ObjectMeta) -> NewVersion:
+    """The store's record of an inspected STIX object: its indexed columns and canonical JSON (sorted keys,
+    so an identical re-post compares equal)."""
+    level = tlp_of(obj)
+    return NewVersion(
+        stix_id=meta.stix_id,
+        stix_type=meta.stix_type,
+        spec_version=meta.spec_version,
+        version=meta.version,
+        modified=meta.modified,
+        tlp=None if level is None else int(level),
+        created_by_ref=meta.created_by_ref,
+        revoked=meta.revoked,
+        raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
+    )
 
 
 @dataclass(slots=True)

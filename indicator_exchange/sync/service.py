@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
-from indicator_exchange.stix.markings import Tlp, tlp_of
+from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object, parse_timestamp_us
 from indicator_exchange.store import catalog, sources
 from indicator_exchange.store import objects as store
@@ -202,20 +202,7 @@ def _store_page(session: Session, source: FeedSource, objects: list[object], res
             rejections.append((ident if isinstance(ident, str) else None, str(exc)))
             continue
         assert isinstance(obj, dict)  # inspect_object accepts JSON objects only
-        level = tlp_of(obj)
-        versions.append(
-            store.NewVersion(
-                stix_id=meta.stix_id,
-                stix_type=meta.stix_type,
-                spec_version=meta.spec_version,
-                version=meta.version,
-                modified=meta.modified,
-                tlp=None if level is None else int(level),
-                created_by_ref=meta.created_by_ref,
-                revoked=meta.revoked,
-                raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
-            )
-        )
+        versions.append(store.version_of(obj, meta))
     if versions:
         store.lock_collection(session, source.local_collection_id)
         outcome = store.write_versions(session, source.local_collection_id, versions, now_us=_now_us(), added_by=None)
