@@ -437,7 +437,7 @@ def _limit_option(text: str | None) -> int | admin.Unset | None:
         return admin.UNSET
     if text.strip().lower() == "default":
         return None
-    if not text.strip().isdigit():
+    if not (text.strip().isascii() and text.strip().isdigit()):
         raise typer.BadParameter(f"{text!r} is not a number of 0 or more, nor 'default'")
     return int(text)
 

@@ -124,7 +124,7 @@ async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 as soon as it passes ``IX_MAX_CONTENT_LENGTH``."""
     limit: int = request.app.state.settings.max_content_length
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; this server accepts at most {limit}")
     chunks: list[bytes] = []
     size = 0

@@ -174,6 +174,8 @@ def _attr(obj: object, name: str) -> Any:
 
 
 def _scrub(text: str, secret: str | None) -> str:
+    # NUL from a hostile path or query would make PostgreSQL refuse the whole audit row.
+    text = text.replace("\x00", "\ufffd")
     return text.replace(secret, _REDACTED) if secret and len(secret) >= 8 else text
 
 

@@ -39,7 +39,7 @@ async def push_detections(
         lines = await stream_ndjson(request.stream(), max_items=limit, max_bytes=settings.max_content_length)
     else:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > settings.max_content_length:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > settings.max_content_length:
             raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {settings.max_content_length}")
         body = b""
         async for chunk in request.stream():

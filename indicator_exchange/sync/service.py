@@ -390,7 +390,8 @@ def push(
         assert collection is not None
         visibility = store.Visibility(clearance=source.max_tlp, default_tlp=collection.default_tlp)
         source_id, url, ref, limit = source.id, source.collection_url, source.credentials_ref, source.page_size
-        position = int(source.bookmark) if source.bookmark and source.bookmark.isdigit() else None
+        bookmark = source.bookmark or ""
+        position = int(bookmark) if bookmark.isascii() and bookmark.isdigit() else None
         local_id = source.local_collection_id
     remote: RemoteCollection | None = None
     try:

@@ -31,7 +31,7 @@ def decode_cursor(token: str) -> int:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise BadRequest(f"'next' value {token!r} is not a token this server issued") from None
-    if not text.startswith(_CURSOR_PREFIX) or not text[len(_CURSOR_PREFIX) :].isdigit():
+    if not text.startswith(_CURSOR_PREFIX) or not (text.isascii() and text[len(_CURSOR_PREFIX) :].isdigit()):
         raise BadRequest(f"'next' value {token!r} is not a token this server issued")
     return int(text[len(_CURSOR_PREFIX) :])
 
@@ -80,7 +80,7 @@ def parse_page_request(
     limit = default_limit
     if "limit" in params:
         text = params["limit"][-1].strip()
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit()) or int(text) < 1:
             raise BadRequest("limit must be a positive integer")
         limit = int(text)
     limit = min(limit, max_limit)

@@ -14,7 +14,7 @@ from indicator_exchange.dependencies import (
     check_objects_allowed,
     objects_remaining,
 )
-from indicator_exchange.errors import NotPermitted
+from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.taxii import service
@@ -24,6 +24,9 @@ from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check
 
 def _negotiate(request: Request) -> None:
     check_accept(request.headers.get("accept"))
+    # No identifier, timestamp or filter value can hold NUL, and PostgreSQL text cannot: refuse it up front.
+    if "\x00" in request.scope["path"] or any("\x00" in k + v for k, v in request.query_params.multi_items()):
+        raise BadRequest("the request's path or query contains a NUL character")
 
 
 router = APIRouter(dependencies=[Depends(_negotiate)], tags=["TAXII 2.1"])

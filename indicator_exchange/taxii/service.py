@@ -80,9 +80,13 @@ def _visibility(caller: Caller, collection: Collection) -> store.Visibility:
 
 
 def _detail(stix_id: object, version: str, message: str | None = None) -> dict[str, object]:
-    detail: dict[str, object] = {"id": stix_id if isinstance(stix_id, str) else "", "version": version}
+    # Echoed client text may hold NUL, which PostgreSQL's JSONB (where statuses live) cannot store.
+    detail: dict[str, object] = {
+        "id": stix_id.replace("\x00", "\ufffd") if isinstance(stix_id, str) else "",
+        "version": version.replace("\x00", "\ufffd"),
+    }
     if message:
-        detail["message"] = message
+        detail["message"] = message.replace("\x00", "\ufffd")
     return detail
 
 

@@ -3,6 +3,7 @@
 The default run tries a few dozen inputs per test; `make test-slow` runs the same properties at depth.
 """
 
+import base64
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -84,3 +85,31 @@ def test_no_input_gives_a_server_error(client: TestClient, session: Session) -> 
 @pytest.mark.slow
 def test_no_input_gives_a_server_error_at_depth(client: TestClient, session: Session) -> None:
     run_properties(client, session, examples=600)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": "²"},
+        {"next": base64.urlsafe_b64encode("ix1:١٢".encode()).decode()},
+        {"match[id]": "\x00"},
+        {"added_after": "2026\x00"},
+        {"\x00": "1"},
+    ],
+)
+def test_inputs_the_fuzzer_once_found(client: TestClient, session: Session, params: dict[str, str]) -> None:
+    """Unicode digits that int() refuses, and NUL that PostgreSQL text refuses: 400s, never 500s."""
+    collection, key = setup(session)
+    url = objects_url(collection)
+    for path in (url, f"{url}indicator--{uuid.uuid4()}/versions/", f"{url}indicator--%00/"):
+        response = client.get(path, headers=key.basic, params=params)
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"] == TAXII
+
+
+def test_a_nul_in_a_posted_id_is_a_per_object_failure(client: TestClient, session: Session) -> None:
+    collection, key = setup(session)
+    body = {"objects": [{"type": "indicator", "id": "indicator--\x00", "spec_version": "2.1", "modified": "\x00"}]}
+    response = client.post(objects_url(collection), headers=key.post, json=body)
+    assert response.status_code == 202
+    assert response.json()["failure_count"] == 1
