@@ -15,6 +15,7 @@ from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.routes import router as taxii_router
 
@@ -37,9 +38,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.read_sessions = make_sessionmaker(read_only_engine(engine))
+        statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
+        if settings.statistics_interval_seconds > 0:
+            statistics.start()
         try:
             yield
         finally:
+            statistics.stop()
             engine.dispose()
 
     app = FastAPI(

@@ -16,6 +16,12 @@ class Settings(BaseSettings):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store.")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection-pool size per worker.")
+    statistics_interval_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="PostgreSQL with autovacuum off: how often the server checks for stale planner statistics "
+        "and runs ANALYZE (0 disables).",
+    )
     max_content_length: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (413 above)."
     )

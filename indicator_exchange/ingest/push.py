@@ -15,6 +15,7 @@ from indicator_exchange.ingest.service import ingest, target_collection
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
+from indicator_exchange.store.statistics import analyze_stale
 
 Sender = Callable[[list[InputLine]], dict[str, int]]
 COUNTS = ("created", "versioned", "unchanged", "revoked", "rejected")
@@ -120,7 +121,9 @@ def _local_sender(settings: Settings, collection: str | None, caller: Caller) ->
     def send(lines: list[InputLine]) -> dict[str, int]:
         with session_scope(sessions) as session:
             target = target_collection(session, caller, collection)
-            return ingest(session, caller=caller, collection=target, lines=lines, settings=settings).counts()
+            counts = ingest(session, caller=caller, collection=target, lines=lines, settings=settings).counts()
+        analyze_stale(engine)  # a long local load must not leave the planner blind (store.statistics)
+        return counts
 
     return send
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import insert, select, true
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
+from indicator_exchange.store.bulk import insert_rows, one_of
 from indicator_exchange.store.models import DetectionRecord, IngestRefusal, ObjectVersion
 
 
@@ -34,7 +35,7 @@ def latest_objects(session: Session, collection_id: uuid.UUID, ids: Sequence[str
             select(ObjectVersion.stix_id, ObjectVersion.raw).where(
                 ObjectVersion.collection_id == collection_id,
                 ObjectVersion.is_latest == true(),
-                ObjectVersion.stix_id.in_(ids[start : start + 500]),
+                one_of(session, ObjectVersion.stix_id, ids[start : start + 500]),
             )
         )
         for stix_id, raw in rows:
@@ -71,7 +72,7 @@ def record_detections(
         for indicator_id in indicator_ids
     ]
     if rows:
-        session.execute(insert(DetectionRecord), rows)
+        insert_rows(session, DetectionRecord.__table__, rows)  # type: ignore[arg-type]
 
 
 def record_refusal(

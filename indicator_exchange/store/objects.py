@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVarTuple
 
 import orjson
-from sqlalchemy import Select, and_, delete, false, func, insert, null, or_, select, true, update
+from sqlalchemy import Select, and_, delete, false, func, null, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from indicator_exchange.stix.markings import tlp_of
 from indicator_exchange.stix.objects import ObjectMeta
+from indicator_exchange.store.bulk import insert_rows, one_of
 from indicator_exchange.store.models import Collection, ObjectVersion
 
 Ts = TypeVarTuple("Ts")
@@ -128,7 +129,7 @@ def write_versions(
         chunk = ids[chunk_start : chunk_start + 500]
         rows = session.execute(
             select(ObjectVersion.stix_id, ObjectVersion.version, ObjectVersion.raw).where(
-                ObjectVersion.collection_id == collection_id, ObjectVersion.stix_id.in_(chunk)
+                ObjectVersion.collection_id == collection_id, one_of(session, ObjectVersion.stix_id, chunk)
             )
         )
         for stix_id, version, raw in rows:
@@ -180,7 +181,7 @@ def write_versions(
             }
         )
         date_added += 1
-    session.execute(insert(ObjectVersion), rows_to_insert)
+    insert_rows(session, ObjectVersion.__table__, rows_to_insert)  # type: ignore[arg-type]
     session.execute(update(Collection).where(Collection.id == collection_id).values(last_date_added=date_added - 1))
     assigned = iter(row["date_added"] for row in rows_to_insert)
     outcome.added = [next(assigned) if slot is not None else None for slot in outcome.added]  # type: ignore[misc]
