@@ -1,7 +1,11 @@
 """Detector ingestion end to end: NDJSON detections POSTed to /api/v1/detections of a live server on
 PostgreSQL (2 workers), per kind and mixed; detections/s including conversion, dedup and the writes.
 
-    python bench/bench_ingest.py [--n 20000] [--batch 1000]
+    python bench/bench_ingest.py [--n 20000] [--batch 1000] [--clients 1]
+
+With ``--clients 2`` two connections post batches side by side (one per server worker), as two detectors
+or a detector with two senders would; conversion then runs on both cores and only the writes queue on the
+collection lock.
 """
 
 import argparse
@@ -10,6 +14,7 @@ import random
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -64,30 +69,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=1, help="concurrent connections posting batches")
     args = parser.parse_args()
     rng = random.Random(3)
     server = start_ours("pg", Path(tempfile.mkdtemp()), 2)
     try:
-        client = httpx.Client(base_url=server.base, auth=server.auth, timeout=600)
+        clients = [httpx.Client(base_url=server.base, auth=server.auth, timeout=600) for _ in range(args.clients)]
         offset = 0
         for kind in ("proxy_ip", "prompt_signature", "account_pattern", "mixed"):
             kinds = ["proxy_ip", "prompt_signature", "account_pattern"] if kind == "mixed" else [kind]
             lines = [json.dumps(detection(kinds[i % len(kinds)], offset + i, rng)) for i in range(args.n)]
             offset += args.n
+            bodies = ["\n".join(lines[start : start + args.batch]) for start in range(0, len(lines), args.batch)]
+
+            def post(worker: int, bodies: list[str] = bodies) -> int:
+                created = 0
+                for body in bodies[worker :: args.clients]:
+                    response = clients[worker].post(
+                        "/api/v1/detections",
+                        params={"collection": server.collection_id},
+                        content=body,
+                        headers={"Content-Type": "application/x-ndjson"},
+                    )
+                    response.raise_for_status()
+                    created += int(response.json()["summary"]["created"])
+                return created
+
             began = time.perf_counter()
-            created = 0
-            for start in range(0, len(lines), args.batch):
-                response = client.post(
-                    "/api/v1/detections",
-                    params={"collection": server.collection_id},
-                    content="\n".join(lines[start : start + args.batch]),
-                    headers={"Content-Type": "application/x-ndjson"},
-                )
-                response.raise_for_status()
-                created += response.json()["summary"]["created"]
+            with ThreadPoolExecutor(args.clients) as pool:
+                created = sum(pool.map(post, range(args.clients)))
             elapsed = time.perf_counter() - began
             print(
-                f"{kind:>17}: {args.n / elapsed:,.0f} detections/s ({created:,} created, {elapsed:.1f} s)", flush=True
+                f"{kind:>17}: {args.n / elapsed:,.0f} detections/s ({created:,} created, {elapsed:.1f} s, "
+                f"{args.clients} client(s))",
+                flush=True,
             )
     finally:
         server.stop()

@@ -136,6 +136,15 @@ class TestIds:
         second = stix.convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW, generation=1)
         assert first.indicators[0]["id"] != second.indicators[0]["id"]
 
+    @pytest.mark.parametrize(
+        "parts",
+        [("identity--x", "[ipv4-addr:value = '203.0.113.57']", 0), ('ü\u2013\u0001"\\', 7), ("hydra-12",), ()],
+    )
+    def test_ids_are_rfc4122_uuid5_of_the_json_name(self, parts: tuple[object, ...]) -> None:
+        name = json.dumps(["indicator", *parts], separators=(",", ":"), ensure_ascii=False)
+        expected = f"indicator--{uuid.uuid5(stix.SERVICE_NAMESPACE, name)}"
+        assert stix.deterministic_id("indicator", *parts) == expected
+
     def test_short_prompts_get_an_exact_indicator_only(self) -> None:
         result = stix.convert(prompt_input("Think step by step. Show all reasoning."), publisher=PUBLISHER, now=NOW)
         assert [i["pattern"].split(":")[1][:6] for i in result.indicators] == ["hashes"]
