@@ -1,0 +1,60 @@
+"""Planner statistics kept fresh by the service when autovacuum does not (store.statistics)."""
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from indicator_exchange.store import statistics
+from indicator_exchange.store.bulk import insert_rows
+from indicator_exchange.store.models import DetectionRecord
+from tests.conftest import engine_for
+from tests.fixtures.factories import make_collection
+
+
+def _analyzed_count(url: str) -> int:
+    with engine_for(url).connect() as connection:
+        value = connection.execute(
+            text("SELECT analyze_count + autoanalyze_count FROM pg_stat_user_tables WHERE relname = 'detection_record'")
+        ).scalar_one()
+    return int(value)
+
+
+def _load(session: Session, rows: int) -> None:
+    collection = make_collection(session)
+    now = datetime.now(UTC)
+    insert_rows(
+        session,
+        DetectionRecord.__table__,  # type: ignore[arg-type]
+        [
+            {"collection_id": collection, "indicator_id": f"indicator--{uuid.uuid4()}", "principal_id": None,
+             "detector": "d", "kind": "proxy_ip", "cluster": None, "first_seen": now, "last_seen": now,
+             "confidence": 50, "accounts_linked": None, "requests": None, "outcome": "created", "received_at": now}
+            for _ in range(rows)
+        ],
+    )  # fmt: skip
+    session.commit()
+    # An idle backend publishes its table counters only every few seconds; ask for it now (PostgreSQL 15+).
+    session.execute(text("SELECT pg_stat_force_next_flush()"))
+    session.commit()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+class TestAnalyzeStale:
+    def test_a_table_changed_by_more_than_a_tenth_is_analysed(self, db_url: str, session: Session) -> None:
+        statistics.analyze_stale(engine_for(db_url), force=True)
+        before = _analyzed_count(db_url)
+        _load(session, statistics.STALE_MINIMUM + 100)
+        assert "detection_record" in statistics.analyze_stale(engine_for(db_url))
+        assert _analyzed_count(db_url) > before
+
+    def test_a_fresh_table_is_left_alone(self, db_url: str, session: Session) -> None:
+        _load(session, 10)
+        statistics.analyze_stale(engine_for(db_url), force=True)
+        assert "detection_record" not in statistics.analyze_stale(engine_for(db_url))
+
+
+def test_sqlite_needs_nothing(sqlite_url: str) -> None:
+    assert statistics.analyze_stale(engine_for(sqlite_url), force=True) == []
