@@ -23,13 +23,14 @@ costs a few microseconds, where a per-shingle HMAC call costs ~0.5 µs per shing
 
 import hashlib
 import sys
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
 
 NORMALIZATION = "llmsig-norm-v1"
 FINGERPRINT_VERSION = "llmsig-minhash-v1"
@@ -92,15 +93,57 @@ def _keys(key: bytes) -> tuple[bytes, bytes]:
     return shingle_key, band_key
 
 
+class _PerThread(threading.local):
+    encryptors: dict[bytes, CipherContext]
+
+    def __init__(self) -> None:
+        self.encryptors = {}
+
+
+_per_thread = _PerThread()
+
+
+def _encrypt_blocks(blocks: bytes, *, key: bytes) -> bytes:
+    """AES-128-ECB of whole blocks with the shingle key.
+
+    Setting up an encryptor costs about as much as encrypting a whole prompt, so each thread keeps one per key:
+    ECB over whole blocks carries no state from one call to the next, and a thread never shares its own.
+    """
+    encryptors = _per_thread.encryptors
+    encryptor = encryptors.get(key)
+    if encryptor is None:
+        if len(encryptors) >= 8:
+            encryptors.clear()
+        shingle_key, _ = _keys(key)
+        encryptor = Cipher(algorithms.AES(shingle_key), modes.ECB()).encryptor()  # noqa: S305 - a PRF, not secrecy
+        encryptors[key] = encryptor
+    ciphertext: bytes = encryptor.update(blocks)
+    return ciphertext
+
+
+@lru_cache(maxsize=8)
+def _band_hasher(key: bytes) -> "hashlib.blake2b":
+    # Copying a keyed BLAKE2b that has taken only its key is about 3x cheaper than keying a new one per band;
+    # this one is never updated, only copied.
+    _, band_key = _keys(key)
+    return hashlib.blake2b(key=band_key, digest_size=8)
+
+
+_BAND_PREFIXES = tuple(f"{j:02d}:" for j in range(BANDS))
+_BAND_BYTES = tuple(bytes([j]) for j in range(BANDS))
+
+
 def _shingle_blocks(normalized: str) -> bytes:
     """One 16-byte block per 5-code-point shingle (see the module docstring, step 3)."""
-    codepoints = np.frombuffer(normalized.encode("utf-32-le"), dtype="<u4")
-    width = min(SHINGLE, len(codepoints))
+    raw = np.frombuffer(normalized.encode("utf-32-le"), dtype=np.uint8)
+    count = raw.size // 4
+    width = min(SHINGLE, count)
     if width == 0:
         return bytes(16)
-    as_bytes = codepoints.view(np.uint8).reshape(-1, 4)[:, :3]  # each code point as 3 bytes LE
-    windows = np.lib.stride_tricks.sliding_window_view(as_bytes, (width, 3)).reshape(-1, width * 3)
-    blocks = np.zeros((windows.shape[0], 16), dtype=np.uint8)
+    packed = np.ascontiguousarray(raw.reshape(count, 4)[:, :3]).reshape(-1)  # each code point as 3 bytes LE
+    shingles = count - width + 1
+    windows = np.lib.stride_tricks.as_strided(packed, shape=(shingles, width * 3), strides=(3, 1), writeable=False)
+    blocks = np.zeros((shingles, 16), dtype=np.uint8)
     blocks[:, : width * 3] = windows
     blocks[:, 15] = width
     return blocks.tobytes()
@@ -108,24 +151,37 @@ def _shingle_blocks(normalized: str) -> bytes:
 
 def minhash_of(normalized: str, *, key: bytes) -> npt.NDArray[np.uint64]:
     """The 128 keyed MinHash values of an already normalised prompt."""
-    shingle_key, _ = _keys(key)
-    encryptor = Cipher(algorithms.AES(shingle_key), modes.ECB()).encryptor()  # noqa: S305 - a PRF, not secrecy
-    cipher = encryptor.update(_shingle_blocks(normalized))
-    x = np.frombuffer(cipher, dtype="<u8")[::2].astype(np.uint64)
+    cipher = _encrypt_blocks(_shingle_blocks(normalized), key=key)
+    x = np.frombuffer(cipher, dtype="<u8")[::2]
     a, b = _permutations()
-    hashed = (np.multiply.outer(x, a) + b) >> np.uint64(32)
+    hashed = np.multiply.outer(x, a)
+    hashed += b
+    # ``>> 32`` is monotone, so shifting the 128 minima equals taking the minima of the shifted values.
     result: npt.NDArray[np.uint64] = hashed.min(axis=0)
+    result >>= np.uint64(32)
     return result
 
 
 def lsh_bands_of(minhash: npt.NDArray[np.uint64], *, key: bytes) -> tuple[str, ...]:
-    _, band_key = _keys(key)
-    rows = minhash.astype("<u4").reshape(BANDS, ROWS)
-    blake = hashlib.blake2b
-    return tuple(
-        f"{j:02d}:" + blake(bytes([j]) + rows[j].tobytes(), key=band_key, digest_size=8).hexdigest()
-        for j in range(BANDS)
-    )
+    """The 32 band strings of a MinHash signature (see the module docstring, step 5)."""
+    rows = minhash.astype("<u4").tobytes()
+    copy = _band_hasher(key).copy
+    bands = []
+    for j in range(BANDS):
+        hasher = copy()
+        hasher.update(_BAND_BYTES[j] + rows[16 * j : 16 * j + 16])
+        bands.append(_BAND_PREFIXES[j] + hasher.hexdigest())
+    return tuple(bands)
+
+
+def prompt_signatures(text: str, *, key: bytes) -> tuple[str, tuple[str, ...]]:
+    """The SHA-256 and the 32 LSH bands of a prompt, as ``fingerprint_prompt`` computes them.
+
+    For the matcher, which needs nothing else per event and so skips building the MinHash tuple.
+    """
+    normalized = normalize_prompt(text)
+    minhash = minhash_of(normalized, key=key)
+    return hashlib.sha256(normalized.encode()).hexdigest(), lsh_bands_of(minhash, key=key)
 
 
 def fingerprint_prompt(text: str, *, key: bytes, key_id: str) -> PromptFingerprint:
@@ -136,7 +192,7 @@ def fingerprint_prompt(text: str, *, key: bytes, key_id: str) -> PromptFingerpri
     return PromptFingerprint(
         sha256=hashlib.sha256(data).hexdigest(),
         normalized_length=len(data),
-        minhash=tuple(int(v) for v in minhash),
+        minhash=tuple(minhash.tolist()),
         lsh_bands=lsh_bands_of(minhash, key=key),
         key_id=key_id,
     )

@@ -12,18 +12,29 @@ expected in roughly time order); the match is reported on the event that complet
 LSH: an indicator lists the 32 band hashes of a keyed MinHash. Each band agrees with probability J^4 for two
 prompts of Jaccard similarity J, so sharing ``k`` bands estimates J ~ (k/32)^(1/4). A match needs
 ``min_lsh_bands`` shared bands (default 2, i.e. J >= 0.5 — the threshold measured in the reference); a lone
-band is reported as ``verified=False`` only when asked for candidates.
+band is reported as ``verified=False`` only when asked for candidates. Many indicators list the same band set
+(one prompt seen by many detectors), and prompts built from one template share most bands, so a band can
+lead to thousands of indicators: LSH observations are grouped by band set, and an event counts its shared
+bands per group in one pass over integer posting lists (``_BandIndex``); only groups reaching the threshold
+are expanded to their observations.
 """
 
 import ipaddress
 import re
+import threading
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
-from indicator_exchange.stix.fingerprint import fingerprint_prompt
+import numpy as np
+import numpy.typing as npt
+from pydantic import TypeAdapter
+
+from indicator_exchange.stix.fingerprint import prompt_signatures
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.stix.pattern_terms import ANY_INDEX, Observation, Term, UnsupportedPattern, parse_pattern
 from indicator_exchange.sync.events import IndicatorKind, Match, TrafficEvent
@@ -45,6 +56,8 @@ class _Compiled:
     observation: Observation
     campaigns: list[str]
     hits: deque[float] = field(default_factory=deque)
+    described: str | None = None  # the Match's ``matched`` text, written on the first match
+    decided_by_bands: bool = False  # a lone LSH band term without REPEATS/WITHIN: the band count decides
 
 
 @dataclass(slots=True)
@@ -55,7 +68,7 @@ class _EventView:
     key: bytes
     key_id: str
     _ip: ipaddress.IPv4Address | ipaddress.IPv6Address | bool | None = False
-    _prompt: tuple[str, frozenset[str]] | bool | None = False
+    _prompt: tuple[str, tuple[str, ...]] | bool | None = False
     _hmacs: list[tuple[str, str]] | None = None
 
     @property
@@ -68,14 +81,13 @@ class _EventView:
         return self._ip  # type: ignore[return-value]
 
     @property
-    def prompt(self) -> tuple[str, frozenset[str]] | None:
+    def prompt(self) -> tuple[str, tuple[str, ...]] | None:
         """(SHA-256, LSH bands) of the event's prompt; bands only when the text is there."""
         if self._prompt is False:
             if self.event.prompt_text is not None:
-                fp = fingerprint_prompt(self.event.prompt_text, key=self.key, key_id=self.key_id)
-                self._prompt = (fp.sha256, frozenset(fp.lsh_bands))
+                self._prompt = prompt_signatures(self.event.prompt_text, key=self.key)
             elif self.event.prompt_sha256 is not None:
-                self._prompt = (self.event.prompt_sha256, frozenset())
+                self._prompt = (self.event.prompt_sha256, ())
             else:
                 self._prompt = None
         return self._prompt  # type: ignore[return-value]
@@ -135,6 +147,13 @@ class _EventView:
         return []
 
 
+@lru_cache(maxsize=1)
+def _match_list() -> TypeAdapter[list[Match]]:
+    # One validation call per event: an event can match hundreds of indicators (a prompt template seen by
+    # many detectors), and validating them as one list costs about half as much as constructing each Match.
+    return TypeAdapter(list[Match])
+
+
 def _compare(term: Term, value: Any) -> bool:
     op, target = term.op, term.value
     try:
@@ -187,6 +206,48 @@ def _observation_holds(observation: Observation, view: _EventView) -> bool:
     return all(_term_holds(term, view) for term in observation.terms)
 
 
+class _BandIndex:
+    """LSH band -> the band-set groups that list it, as one integer array (CSR) per index.
+
+    Built once the indicators are all filed; an event's shared bands per group are then counted by numpy over
+    the concatenated posting lists of its 32 bands, instead of one set intersection per candidate.
+    """
+
+    __slots__ = ("band_ids", "group_count", "offsets", "postings")
+
+    def __init__(self, postings: dict[str, list[int]], group_count: int) -> None:
+        self.band_ids = {band: number for number, band in enumerate(postings)}
+        lengths = np.fromiter((len(groups) for groups in postings.values()), dtype=np.int64, count=len(postings))
+        self.offsets: npt.NDArray[np.int64] = np.zeros(len(postings) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=self.offsets[1:])
+        dtype = np.int32 if group_count < 2**31 else np.int64
+        self.postings: npt.NDArray[np.signedinteger[Any]] = np.fromiter(
+            chain.from_iterable(postings.values()), dtype=dtype, count=int(self.offsets[-1])
+        )
+        self.group_count = group_count
+
+    def thaw(self) -> dict[str, list[int]]:
+        """The posting lists back as lists, to file more observations after matching has begun (rare)."""
+        ends = self.offsets.tolist()
+        return {band: self.postings[ends[n] : ends[n + 1]].tolist() for band, n in self.band_ids.items()}
+
+    def shared(self, bands: Iterable[str], at_least: int) -> tuple[list[int], list[int]]:
+        """(groups, shared band counts) of the groups sharing ``at_least`` (>= 1) of ``bands``, by group."""
+        numbers = [n for n in map(self.band_ids.get, bands) if n is not None]
+        if len(numbers) < at_least:  # a group lists a band once, so it cannot share more bands than we found
+            return [], []
+        starts = self.offsets[numbers].tolist()
+        ends = self.offsets[np.asarray(numbers) + 1].tolist()
+        found = np.concatenate([self.postings[s:e] for s, e in zip(starts, ends, strict=True)])
+        if found.size * 4 >= self.group_count:
+            counts = np.bincount(found)
+            groups = np.flatnonzero(counts >= at_least)
+            return groups.tolist(), counts[groups].tolist()
+        unique, counts = np.unique(found, return_counts=True)
+        keep = counts >= at_least
+        return unique[keep].tolist(), counts[keep].tolist()
+
+
 class CompiledIndicators:
     """Active indicators compiled for matching; build once, match many events."""
 
@@ -201,8 +262,12 @@ class CompiledIndicators:
         self._networks: dict[tuple[int, int], dict[int, list[_Compiled]]] = defaultdict(lambda: defaultdict(list))
         self._asn: dict[int, list[_Compiled]] = defaultdict(list)
         self._sha: dict[str, list[_Compiled]] = defaultdict(list)
-        self._bands: dict[str, list[_Compiled]] = defaultdict(list)
-        self._band_sets: dict[int, frozenset[str]] = {}
+        # Keyed by the sorted bands: a 32-tuple takes a fifth of the memory of a 32-element frozenset.
+        self._band_groups: dict[tuple[str, ...], int] = {}
+        self._group_entries: list[list[_Compiled]] = []
+        self._postings: dict[str, list[int]] | None = {}
+        self._band_index: _BandIndex | None = None
+        self._index_lock = threading.Lock()  # a compiled set is shared by the server's worker threads
         self._hmac: dict[str, list[_Compiled]] = defaultdict(list)
         self._domains: dict[str, list[_Compiled]] = defaultdict(list)
         self._scan: list[_Compiled] = []
@@ -228,6 +293,7 @@ class CompiledIndicators:
                 compiled.skipped[str(indicator.get("id"))] = str(exc)
                 continue
             compiled.add(indicator, (campaigns or {}).get(str(indicator["id"]), []))
+        compiled._lsh_index()
         return compiled
 
     def add(self, indicator: Mapping[str, Any], campaigns: list[str]) -> None:
@@ -266,10 +332,7 @@ class CompiledIndicators:
                 self._sha[str(value).lower()].append(entry)
                 return
             if kind == "x-llm-prompt" and path == ("lsh_bands", ANY_INDEX) and op in ("IN", "="):
-                bands = frozenset(value if op == "IN" else (value,))
-                self._band_sets[id(entry)] = bands
-                for band in bands:
-                    self._bands[band].append(entry)
+                self._file_bands(entry, frozenset(value if op == "IN" else (value,)))
                 return
             if kind == "x-hashed-identifier" and path == ("value",) and op == "=":
                 self._hmac[str(value)].append(entry)
@@ -282,61 +345,94 @@ class CompiledIndicators:
                     return
         self._scan.append(entry)
 
-    def _candidates(self, view: _EventView) -> Iterator[_Compiled]:
+    def _file_bands(self, entry: _Compiled, bands: frozenset[str]) -> None:
+        observation = entry.observation
+        entry.decided_by_bands = len(observation.terms) == 1 and not (observation.repeats or observation.within)
+        key = tuple(sorted(bands))
+        group = self._band_groups.get(key)
+        if group is None:
+            group = self._band_groups[key] = len(self._group_entries)
+            self._group_entries.append([])
+            if self._postings is None:
+                assert self._band_index is not None
+                self._postings, self._band_index = self._band_index.thaw(), None
+            for band in bands:
+                self._postings.setdefault(band, []).append(group)
+        self._group_entries[group].append(entry)
+
+    def _lsh_index(self) -> _BandIndex:
+        index = self._band_index
+        if index is None:
+            with self._index_lock:
+                if self._band_index is None:
+                    assert self._postings is not None
+                    self._band_index = _BandIndex(self._postings, len(self._group_entries))
+                    self._postings = None  # the index holds the same data; keeping both would double the memory
+                index = self._band_index
+        return index
+
+    def _candidates(self, view: _EventView) -> Iterator[tuple[Sequence[_Compiled], int | None]]:
+        """Batches of observations worth checking, with the LSH bands they share (None if not filed by bands).
+
+        LSH batches are whole band-set groups sharing at least ``max(1, min_lsh_bands)`` bands.
+        """
         event = view.event
         ip = view.ip if event.source_ip else None
         if ip is not None:
             number = int(ip)
-            yield from self._exact_ip.get(number, ())
+            yield self._exact_ip.get(number, ()), None
             bits = 32 if ip.version == 4 else 128
             for (version, prefix), table in self._networks.items():
                 if version == ip.version:
-                    yield from table.get(number >> (bits - prefix) << (bits - prefix), ())
+                    yield table.get(number >> (bits - prefix) << (bits - prefix), ()), None
         if event.asn is not None:
-            yield from self._asn.get(event.asn, ())
-        if (event.prompt_text is not None or event.prompt_sha256 is not None) and (self._sha or self._bands):
+            yield self._asn.get(event.asn, ()), None
+        if (event.prompt_text is not None or event.prompt_sha256 is not None) and (self._sha or self._group_entries):
             prompt = view.prompt
             assert prompt is not None
-            yield from self._sha.get(prompt[0], ())
-            seen: set[int] = set()
-            for band in prompt[1]:
-                for entry in self._bands.get(band, ()):
-                    if id(entry) not in seen:
-                        seen.add(id(entry))
-                        yield entry
+            yield self._sha.get(prompt[0], ()), None
+            if prompt[1] and self._group_entries:
+                # Sharing no band never makes a candidate, whatever min_lsh_bands says.
+                groups, counts = self._lsh_index().shared(prompt[1], max(1, self.min_lsh_bands))
+                for group, shared in zip(groups, counts, strict=True):
+                    yield self._group_entries[group], shared
         if self._hmac and (event.identifiers or event.email):
             for _, digest in view.hmacs:
-                yield from self._hmac.get(digest, ())
+                yield self._hmac.get(digest, ()), None
         if event.email and self._domains:
-            yield from self._domains.get(event.email.rpartition("@")[2].casefold(), ())
-        yield from self._scan
+            yield self._domains.get(event.email.rpartition("@")[2].casefold(), ()), None
+        yield self._scan, None
 
     def match_one(self, event: TrafficEvent, index: int = 0) -> list[Match]:
         view = _EventView(event=event, key=self.key, key_id=self.key_id)
-        found: dict[str, Match] = {}
-        for entry in self._candidates(view):
-            if entry.indicator_id in found:
-                continue
-            verified = True
-            bands = self._band_sets.get(id(entry))
-            if bands is not None:
-                prompt = view.prompt
-                shared = len(bands & prompt[1]) if prompt else 0
-                if shared < self.min_lsh_bands:
+        found: dict[str, dict[str, Any]] = {}
+        event_id, timestamp = event.event_id, event.timestamp
+        for entries, shared in self._candidates(view):
+            verified = shared is None or shared >= VERIFIED_LSH_BANDS
+            for entry in entries:
+                indicator_id = entry.indicator_id
+                if indicator_id in found:
                     continue
-                verified = shared >= VERIFIED_LSH_BANDS
-            # A lone band term is decided by the set intersection above; anything else is checked term by term.
-            lone_band_term = bands is not None and len(entry.observation.terms) == 1
-            if not lone_band_term and not _observation_holds(entry.observation, view):
-                continue
-            qualified = entry.observation.repeats or entry.observation.within
-            if qualified and not self._repeats_complete(entry, event.timestamp.timestamp()):
-                continue
-            found[entry.indicator_id] = Match(
-                event_index=index, event_id=event.event_id, timestamp=event.timestamp, indicator_id=entry.indicator_id,
-                kind=entry.kind, campaign_ids=entry.campaigns, matched=_describe(entry.observation), verified=verified,
-            )  # fmt: skip
-        return list(found.values())
+                # Most LSH observations are one band term, decided by the shared band count alone: this loop
+                # runs once per match, hundreds of times for a prompt template many detectors reported.
+                if not (shared is not None and entry.decided_by_bands) and not self._holds(entry, view, shared):
+                    continue
+                found[indicator_id] = {
+                    "event_index": index, "event_id": event_id, "timestamp": timestamp,
+                    "indicator_id": indicator_id, "kind": entry.kind, "campaign_ids": entry.campaigns,
+                    "matched": entry.described or _described(entry), "verified": verified,
+                }  # fmt: skip
+        return _match_list().validate_python(list(found.values())) if found else []
+
+    def _holds(self, entry: _Compiled, view: _EventView, shared: int | None) -> bool:
+        observation = entry.observation
+        # A lone band term is decided by the shared band count; anything else is checked term by term.
+        lone_band_term = shared is not None and len(observation.terms) == 1
+        if not lone_band_term and not _observation_holds(observation, view):
+            return False
+        if observation.repeats or observation.within:
+            return self._repeats_complete(entry, view.event.timestamp.timestamp())
+        return True
 
     @staticmethod
     def _repeats_complete(entry: _Compiled, at: float) -> bool:
@@ -354,6 +450,11 @@ class CompiledIndicators:
     def match(self, events: Iterable[TrafficEvent]) -> Iterator[Match]:
         for index, event in enumerate(events):
             yield from self.match_one(event, index)
+
+
+def _described(entry: _Compiled) -> str:
+    entry.described = _describe(entry.observation)
+    return entry.described
 
 
 def _describe(observation: Observation) -> str:
