@@ -405,8 +405,10 @@ class CompiledIndicators:
 
     def match_one(self, event: TrafficEvent, index: int = 0) -> list[Match]:
         view = _EventView(event=event, key=self.key, key_id=self.key_id)
-        found: dict[str, dict[str, Any]] = {}
-        event_id, timestamp = event.event_id, event.timestamp
+        # indicator id -> verified, and the observation that matched it; no per-match containers until the
+        # Match objects themselves, which keeps the garbage collector's young generation small.
+        found: dict[str, bool] = {}
+        matched: list[_Compiled] = []
         for entries, shared in self._candidates(view):
             verified = shared is None or shared >= VERIFIED_LSH_BANDS
             for entry in entries:
@@ -417,12 +419,18 @@ class CompiledIndicators:
                 # runs once per match, hundreds of times for a prompt template many detectors reported.
                 if not (shared is not None and entry.decided_by_bands) and not self._holds(entry, view, shared):
                     continue
-                found[indicator_id] = {
-                    "event_index": index, "event_id": event_id, "timestamp": timestamp,
-                    "indicator_id": indicator_id, "kind": entry.kind, "campaign_ids": entry.campaigns,
-                    "matched": entry.described or _described(entry), "verified": verified,
-                }  # fmt: skip
-        return _match_list().validate_python(list(found.values())) if found else []
+                found[indicator_id] = verified
+                matched.append(entry)
+        if not matched:
+            return []
+        event_id, timestamp = event.event_id, event.timestamp
+        rows = (
+            {"event_index": index, "event_id": event_id, "timestamp": timestamp, "indicator_id": entry.indicator_id,
+             "kind": entry.kind, "campaign_ids": entry.campaigns, "matched": entry.described or _described(entry),
+             "verified": found[entry.indicator_id]}
+            for entry in matched
+        )  # fmt: skip
+        return _match_list().validate_python(rows)
 
     def _holds(self, entry: _Compiled, view: _EventView, shared: int | None) -> bool:
         observation = entry.observation
