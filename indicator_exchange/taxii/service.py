@@ -269,14 +269,23 @@ def read_objects(
             added_after=filters.added_after,
         )
     visibility = _visibility(caller, collection)
-    rows, more = store.read_page(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
-    if object_id is not None and not rows and not store.object_exists(session, collection.id, object_id, visibility):
+    joined = store.read_page_joined(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
+    missing = object_id is not None and not joined.count
+    if missing and not store.object_exists(session, collection.id, str(object_id), visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
-    body = _envelope_head(rows, more)
-    if rows:
-        body += b',"objects":[' + ",".join(row.raw or "" for row in rows).encode() + b"]"
+    body = b'{"more":' + (b"true" if joined.more else b"false")
+    if joined.more and joined.last_added is not None:
+        body += b',"next":' + orjson.dumps(encode_cursor(joined.last_added))
+    if joined.count:
+        body += b',"objects":[' + joined.objects_json.encode() + b"]"
     body += b"}"
-    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+    headers = {}
+    if joined.first_added is not None and joined.last_added is not None:
+        headers = {
+            "X-TAXII-Date-Added-First": format_timestamp_us(joined.first_added),
+            "X-TAXII-Date-Added-Last": format_timestamp_us(joined.last_added),
+        }
+    return Page(body, headers, joined.count, joined.first_added, joined.last_added)
 
 
 def _first(rows: list[store.ObjectRow]) -> int | None:

@@ -152,6 +152,17 @@ class TestFilters:
             params = {"limit": 3, "next": body["next"]}
         assert sorted(seen) == sorted(make_indicator(i)["id"] for i in range(7))
 
+    def test_a_page_lists_objects_in_date_added_order(self, client: TestClient, session: Session) -> None:
+        collection = make_collection(session)
+        key = make_key(session, "reader-writer", read=[collection], write=[collection])
+        session.commit()
+        for start in range(0, 600, 150):  # four envelopes, so date_added follows envelope order
+            objects = [make_indicator(i) for i in range(start, start + 150)]
+            assert client.post(objects_url(collection), headers=key.post, json=envelope(*objects)).status_code == 202
+        body = client.get(objects_url(collection), headers=key.basic, params={"limit": 500}).json()
+        assert [o["id"] for o in body["objects"]] == [make_indicator(i)["id"] for i in range(500)]
+        assert body["more"] is True
+
     def test_added_after_is_exclusive(self, client: TestClient, session: Session) -> None:
         collection, key = seeded(client, session, count=3)
         first = client.get(objects_url(collection), headers=key.basic, params={"limit": 1})
