@@ -56,6 +56,7 @@ class AuditRecord:
     principal_name: str | None = None
     key_id: str | None = None
     key_last_used_at: datetime | None = None
+    key_touched: bool = False
     api_root: str | None = None
     collection_id: uuid.UUID | None = None
     object_id: str | None = None
@@ -109,6 +110,7 @@ def record(session: Session, entry: AuditRecord) -> AuditEvent:
     authenticated = entry.principal_id is not None and entry.status_code != 401
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):
         principals.touch_key(session, entry.key_id, entry.at)
+        entry.key_touched = True
     if entry.charge_objects and entry.key_id is not None:
         rate_limits.charge_objects(session, key_id=entry.key_id, count=entry.charge_objects, now=entry.at)
     return event

@@ -1,12 +1,15 @@
 """Who is calling, and what they may do: authentication and per-collection authorisation."""
 
+import hmac
+import threading
+import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.auth.keys import parse_authorization, secret_matches
+from indicator_exchange.auth.keys import hash_secret, parse_authorization, secret_matches
 from indicator_exchange.errors import NotPermitted, Unauthorized
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.models import Collection
@@ -36,6 +39,7 @@ class Caller:
     grants: dict[uuid.UUID, Access] = field(default_factory=dict)
     organisation: str | None = None
     key_last_used_at: datetime | None = None
+    key_expires_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -106,7 +110,65 @@ def authenticate(session: Session, authorization: str | None, *, now: datetime |
         grants=grants,
         organisation=principal.organisation,
         key_last_used_at=key.last_used_at,
+        key_expires_at=key.expires_at,
     )
+
+
+class CallerCache:
+    """Authenticated callers remembered per worker while nothing they depend on has changed.
+
+    Authentication costs two queries on every request (key and principal, then grants); a feed poller sends
+    hundreds of requests a minute with the same key. An entry is used only with the same secret (its SHA-256
+    compared in constant time), never past the key's expiry, at most ``max_age_seconds`` after it was read,
+    and only while the auth epoch (a counter that database triggers raise on every change to principals,
+    grants and keys' validity, whoever makes it) still has the value it had then.
+    """
+
+    def __init__(self, max_age_seconds: float, max_entries: int = 10_000) -> None:
+        self.max_age = max_age_seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[str, Caller, int, float]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_age > 0
+
+    def get(self, key_id: str, secret: str, *, now: datetime, epoch: int | None) -> Caller | None:
+        if not self.enabled or epoch is None:
+            return None
+        with self._lock:
+            entry = self._entries.get(key_id)
+        if entry is None:
+            return None
+        digest, caller, cached_epoch, read_at = entry
+        if cached_epoch != epoch or time.monotonic() - read_at > self.max_age:
+            return None
+        if not hmac.compare_digest(digest, hash_secret(secret)):
+            return None
+        if caller.key_expires_at is not None and caller.key_expires_at <= now:
+            return None
+        return caller
+
+    def put(self, key_id: str, secret: str, caller: Caller, *, epoch: int | None) -> None:
+        if not self.enabled or epoch is None:
+            return
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[key_id] = (hash_secret(secret), caller, epoch, time.monotonic())
+
+    def mark_used(self, key_id: str, when: datetime) -> None:
+        """The audit trail refreshed the key's ``last_used_at`` (which does not move the epoch)."""
+        with self._lock:
+            entry = self._entries.get(key_id)
+            if entry is not None:
+                digest, caller, epoch, read_at = entry
+                self._entries[key_id] = (digest, replace(caller, key_last_used_at=when), epoch, read_at)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def visibility_for(caller: Caller, collection: Collection) -> Visibility:

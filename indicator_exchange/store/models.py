@@ -177,6 +177,16 @@ class ApiKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class AuthEpoch(Base):
+    """A single counter that database triggers raise on any change to principals, grants or keys' validity
+    (migration 7b1e0c4d2a90); cached callers are valid only while it stands still."""
+
+    __tablename__ = "auth_epoch"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    epoch: Mapped[int] = mapped_column(BigInteger)
+
+
 class Grant(Base):
     """What one principal may do in one collection."""
 

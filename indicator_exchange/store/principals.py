@@ -4,10 +4,10 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.orm import Session
 
-from indicator_exchange.store.models import ApiKey, Grant, Principal
+from indicator_exchange.store.models import ApiKey, AuthEpoch, Grant, Principal
 
 
 def get_principal(session: Session, name: str) -> Principal | None:
@@ -37,6 +37,12 @@ def key_with_principal(session: Session, key_id: str) -> tuple[ApiKey, Principal
         select(ApiKey, Principal).join(Principal, Principal.id == ApiKey.principal_id).where(ApiKey.key_id == key_id)
     ).first()
     return (row[0], row[1]) if row else None
+
+
+def auth_epoch(session: Session | Connection) -> int | None:
+    """The counter that moves whenever authentication data changes (``None`` if its row is missing)."""
+    value = session.execute(select(AuthEpoch.epoch).where(AuthEpoch.id == 1)).scalar_one_or_none()
+    return None if value is None else int(value)
 
 
 def list_keys(session: Session, principal_id: uuid.UUID | None = None) -> Sequence[ApiKey]:
