@@ -8,13 +8,14 @@ from fastapi import FastAPI
 from indicator_exchange import __version__
 from indicator_exchange.admin.routes import router as admin_router
 from indicator_exchange.audit.middleware import AuditMiddleware
+from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.settings import Settings, get_settings
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.routes import router as taxii_router
@@ -38,6 +39,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.read_sessions = make_sessionmaker(read_only_engine(engine))
+        app.state.statement_sessions = make_sessionmaker(read_only_engine(engine, autocommit=True))
+        bookkeeping = engine
+        if not is_sqlite(settings.database_url):
+            bookkeeping = make_engine(settings.database_url, pool_size=4, asynchronous_commit=True)
+        app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         if settings.statistics_interval_seconds > 0:
             statistics.start()
@@ -45,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             statistics.stop()
+            bookkeeping.dispose()
             engine.dispose()
 
     app = FastAPI(
@@ -56,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.callers = CallerCache(settings.auth_cache_seconds)
     app.state.clock = utc_now  # tests replace it to move time (rate windows, key expiry)
     install_error_handlers(app)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.

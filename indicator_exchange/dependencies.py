@@ -7,11 +7,14 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import State
 
+from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.auth.limits import Allowance, admit, limits_for
-from indicator_exchange.auth.service import Caller, InvalidKey, authenticate, require_kind
+from indicator_exchange.auth.service import Caller, CallerCache, InvalidKey, authenticate, require_kind
 from indicator_exchange.errors import PayloadTooLarge, RateLimited
 from indicator_exchange.settings import Settings
+from indicator_exchange.store import principals
 from indicator_exchange.store.engine import session_scope
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -24,8 +27,19 @@ def get_settings_dep(request: Request) -> Settings:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises."""
+    yield from _request_session(request, state_reads="read_sessions")
+
+
+def get_statement_session(request: Request) -> Iterator[Session]:
+    """``get_session`` for routes whose reads are a few short statements (TAXII): reads run without
+    BEGIN/COMMIT on PostgreSQL (``store.engine.read_only_engine``); writes keep their one transaction."""
+    yield from _request_session(request, state_reads="statement_sessions")
+
+
+def _request_session(request: Request, *, state_reads: str) -> Iterator[Session]:
     state = request.app.state
-    factory: sessionmaker[Session] = state.read_sessions if request.method in _READ_METHODS else state.sessions
+    reads: sessionmaker[Session] = getattr(state, state_reads)
+    factory: sessionmaker[Session] = reads if request.method in _READ_METHODS else state.sessions
     session = factory()
     try:
         yield session
@@ -40,6 +54,7 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 # scope="function": the transaction commits before the response is sent, so a 202 always means stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+StatementSessionDep = Annotated[Session, Depends(get_statement_session, scope="function")]
 
 
 # Declared so OpenAPI documents both schemes (and /docs can "Authorize"); the header is parsed in one place,
@@ -71,21 +86,35 @@ def get_caller(
     """
     state = request.app.state
     now = clock_of(request)
-    try:
-        with session_scope(state.read_sessions) as session:
-            caller = authenticate(session, request.headers.get("authorization"), now=now)
-    except InvalidKey as exc:
-        request.state.auth_failure = exc
-        raise
+    header = request.headers.get("authorization")
+    credentials = parse_authorization(header)
+    cache: CallerCache = state.callers
+    epoch = _auth_epoch(state) if credentials and cache.enabled else None
+    caller = cache.get(*credentials, now=now, epoch=epoch) if credentials else None
+    if caller is None:
+        try:
+            with session_scope(state.statement_sessions) as session:
+                caller = authenticate(session, header, now=now)
+        except InvalidKey as exc:
+            request.state.auth_failure = exc
+            raise
+        if credentials:
+            cache.put(*credentials, caller, epoch=epoch)
     request.state.caller = caller
     limits = limits_for(caller, state.settings)
     if limits.any:
-        with session_scope(state.sessions) as session:
+        with session_scope(state.bookkeeping_sessions) as session:
             allowance = admit(session, caller, limits, now=now)
         request.state.allowance = allowance
         if allowance.refusal is not None:
             raise allowance.refusal
     return caller
+
+
+def _auth_epoch(state: State) -> int | None:
+    """Read before authenticating, so a change racing with a cache fill leaves an entry that is never used."""
+    with session_scope(state.statement_sessions) as session:
+        return principals.auth_epoch(session)
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
@@ -98,6 +127,15 @@ def get_admin(caller: CallerDep) -> Caller:
 
 
 AdminDep = Annotated[Caller, Depends(get_admin)]
+
+
+def forget_cached_callers(request: Request) -> Iterator[None]:
+    """After an admin change (keys, principals, grants), this worker re-reads every caller at once; other
+    workers and CLI changes apply within ``IX_AUTH_CACHE_SECONDS``."""
+    yield
+    if request.method not in _READ_METHODS:
+        cache: CallerCache = request.app.state.callers
+        cache.clear()
 
 
 def objects_remaining(request: Request) -> int | None:

@@ -6,10 +6,11 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indicator_exchange.auth.keys import parse_authorization
-from indicator_exchange.errors import ExchangeError
+from indicator_exchange.errors import ExchangeError, Unavailable
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,16 @@ def install_error_handlers(app: FastAPI) -> None:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
         description = str(exc.detail) if exc.detail else title
         return error_response(request, exc.status_code, title, description, dict(exc.headers or {}))
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError) -> Response:
+        if exc.connection_invalidated:
+            # A pooled connection died (database restart, failover). Pools are not pinged before use, so
+            # the first request after that finds out; SQLAlchemy has already dropped the pool. Retryable.
+            log.warning("database connection lost on %s %s; the pool was reset", request.method, request.url.path)
+            unavailable = Unavailable("the database connection was lost; retry the request")
+            return error_response(request, 503, unavailable.title, unavailable.message, unavailable.headers)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -75,3 +75,12 @@ class RateLimited(ExchangeError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message, details={"retry_after": retry_after})
         self.headers["Retry-After"] = str(retry_after)
+
+
+class Unavailable(ExchangeError):
+    status_code = 503
+    title = "Service unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.headers["Retry-After"] = str(retry_after)

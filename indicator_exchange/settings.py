@@ -16,6 +16,12 @@ class Settings(BaseSettings):
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store.")
     db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection-pool size per worker.")
+    auth_cache_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="Longest a worker reuses an authenticated key without re-reading it. Any change to keys, "
+        "principals or grants (database triggers raise an epoch) invalidates it at once. 0 disables the cache.",
+    )
     statistics_interval_seconds: float = Field(
         10.0,
         ge=0,

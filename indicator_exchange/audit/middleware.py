@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from indicator_exchange.audit.context import CollectionSeen
 from indicator_exchange.audit.service import AuditRecord, record
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
+from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.store.engine import session_scope
 
 log = logging.getLogger(__name__)
@@ -67,21 +68,23 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            sessions: sessionmaker[Session] | None = getattr(state, "sessions", None)
+            sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_sessions", None)
             if sessions is not None:
                 entry = build_record(scope, status_code, bytes(error_body), started)
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(_write, sessions, entry)
+                    await anyio.to_thread.run_sync(_write, sessions, entry, getattr(state, "callers", None))
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write(sessions: sessionmaker[Session], entry: AuditRecord) -> None:
+def _write(sessions: sessionmaker[Session], entry: AuditRecord, callers: CallerCache | None) -> None:
     try:
         with session_scope(sessions) as session:
             record(session, entry)
+        if entry.key_touched and entry.key_id is not None and callers is not None:
+            callers.mark_used(entry.key_id, entry.at)
     except Exception:
         # The response is already out; an unaudited request must at least be loud in the logs.
         log.exception("could not write the audit row of %s %s (status %s)", entry.method, entry.path, entry.status_code)

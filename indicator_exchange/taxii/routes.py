@@ -9,11 +9,11 @@ from indicator_exchange.auth.service import require_write
 from indicator_exchange.dependencies import (
     BodyDep,
     CallerDep,
-    SessionDep,
     SettingsDep,
     check_objects_allowed,
     objects_remaining,
 )
+from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
