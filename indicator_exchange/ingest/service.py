@@ -137,8 +137,9 @@ def ingest(
 
     latest = _latest_with_generations(session, collection, planned, settings, now)
     pending: dict[tuple[str, str], dict[str, object]] = {}
+    fresh: dict[str, tuple[tuple[str, str], str]] = {}
     for result, plan in planned:
-        result.outcome = _apply(plan, latest, pending, now, result)
+        result.outcome = _apply(plan, latest, pending, now, result, fresh)
         for obj in plan.conversion.context:
             key = (str(obj["id"]), str(obj.get("modified") or obj.get("created") or ""))
             if str(obj["id"]) not in latest:
@@ -192,8 +193,14 @@ def _apply(
     pending: dict[tuple[str, str], dict[str, object]],
     now: datetime,
     result: LineResult,
+    fresh: dict[str, tuple[tuple[str, str], str]],
 ) -> str:
-    """Merge the line's indicators and campaign into what is stored or already pending in this request."""
+    """Merge the line's indicators and campaign into what is stored or already pending in this request.
+
+    ``fresh`` holds, per id, the version this request already makes and its outcome: a later line of the
+    same request folds into that version instead of adding another (a batch of 1,000 detections of one
+    cluster makes one campaign version, not 1,000).
+    """
     outcomes: list[str] = []
     for new in plan.conversion.versioned:
         stix_id = str(new["id"])
@@ -215,8 +222,15 @@ def _apply(
             updated = convert.merge(current, new, now)
             outcome = "unchanged" if updated is None else "versioned"
         if updated is not None:
+            folded = fresh.get(stix_id)
+            if folded is not None and current is not None:
+                del pending[folded[0]]
+                updated["modified"] = current["modified"]
+                outcome = "revoked" if outcome == "revoked" else folded[1]
+            key = (stix_id, str(updated["modified"]))
             latest[stix_id] = updated
-            pending[(stix_id, str(updated["modified"]))] = updated
+            pending[key] = updated
+            fresh[stix_id] = (key, outcome)
         if is_indicator:
             outcomes.append(outcome)
     for preferred in ("revoked", "created", "versioned"):

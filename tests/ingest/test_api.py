@@ -54,6 +54,13 @@ def push(client: TestClient, key: Key, body: Any, *, ndjson: bool = False) -> An
     return client.post("/api/v1/detections", json=body, headers=headers)
 
 
+def objects_of(client: TestClient, key: Key, collection: uuid.UUID, stix_id: str) -> list[dict[str, Any]]:
+    """Every stored version of one object, oldest first."""
+    response = client.get(f"{objects_url(collection)}{stix_id}/", headers=key.basic, params={"match[version]": "all"})
+    assert response.status_code == 200, response.text
+    return sorted(response.json()["objects"], key=lambda o: str(o["modified"]))
+
+
 class TestPush:
     def test_each_kind_becomes_indicators(self, client: TestClient, session: Session) -> None:
         collection, detector, _ = setup(session)
@@ -121,10 +128,27 @@ class TestVersioning:
     def test_two_detectors_reporting_the_same_thing_make_one_indicator(
         self, client: TestClient, session: Session
     ) -> None:
-        _, detector, _ = setup(session)
+        collection, detector, _ = setup(session)
         result = push(client, detector, [detection(detector="a"), detection(detector="b", confidence=70)]).json()
         assert result["results"][0]["stix_ids"] == result["results"][1]["stix_ids"]
-        assert [r["outcome"] for r in result["results"]] == ["created", "versioned"]
+        # One request makes one version of an object, however many of its lines touch it.
+        assert [r["outcome"] for r in result["results"]] == ["created", "created"]
+        stored = objects_of(client, detector, collection, result["results"][0]["stix_ids"][0])
+        assert [o["confidence"] for o in stored] == [70]
+
+    def test_a_batch_of_one_cluster_makes_one_campaign_version(self, client: TestClient, session: Session) -> None:
+        collection, detector, _ = setup(session)
+        assert push(client, detector, [detection()]).json()["summary"]["created"] == 1
+        later = [
+            detection(value=f"203.0.113.{i}", last_seen=(NOW + timedelta(minutes=i)).isoformat()) for i in range(10)
+        ]
+        result = push(client, detector, later).json()
+        assert result["summary"]["created"] == 10  # ten new addresses, one shared campaign
+        campaign = client.get(objects_url(collection), headers=detector.basic, params={"match[type]": "campaign"})
+        (campaign_id,) = {o["id"] for o in campaign.json()["objects"]}
+        versions = objects_of(client, detector, collection, campaign_id)
+        assert len(versions) == 2  # the first request's, then one for the whole second request
+        assert versions[-1]["last_seen"].startswith((NOW + timedelta(minutes=9)).strftime("%Y-%m-%dT%H:%M"))
 
 
 class TestPrivacy:
