@@ -233,7 +233,7 @@ class _BandIndex:
         return {band: self.postings[ends[n] : ends[n + 1]].tolist() for band, n in self.band_ids.items()}
 
     def shared(self, bands: Iterable[str], at_least: int) -> tuple[list[int], list[int]]:
-        """(groups, shared band counts) of the groups sharing ``at_least`` (>= 1) of ``bands``, by group."""
+        """(groups, shared band counts) of the groups sharing ``at_least`` (>= 1) of the distinct ``bands``."""
         numbers = [n for n in map(self.band_ids.get, bands) if n is not None]
         if len(numbers) < at_least:  # a group lists a band once, so it cannot share more bands than we found
             return [], []
