@@ -1,15 +1,20 @@
 """Matching throughput against a large active indicator set (mixed kinds), on one core.
 
-    python bench/bench_match.py [--indicators 1000000] [--events 200000]
+    python bench/bench_match.py [--indicators 1000000] [--events 200000] [--lsh families|shared]
 
 Reports index build time and memory, events/s for IP/hash/identifier events and for prompt events, and the
 ratio against evaluating the same patterns with stix2-matcher (measured on a sample, since stix2-matcher
 evaluates every pattern for every observation: its cost per event grows with the indicator count).
 
-The LSH indicators (every 20th) take their bands from fingerprint ``i % 2000`` with ``i % 20 == 19``: 100
-distinct band sets, each listed by n/2,000 indicators, so a prompt event matches about n/5,000 indicators
-(~200 at 1M). For prompt events the report also gives the matches per event, the rate of fingerprinting
-alone, and the share of the time spent in Python's cyclic garbage collector (which the Match objects wake).
+LSH indicators (every 20th), ``--lsh families`` (default): each from its own prompt family (random text
+over a 3,000-word vocabulary), as a real feed is: our converter gives one indicator per pattern (its id is
+UUIDv5 over it), so near-duplicates of one family never become many indicators. Prompt events are half
+light variants of a random family (one word changed: must match it) and half unrelated prompts.
+``--lsh shared`` is the synthetic worst case kept from earlier runs: bands from fingerprint ``i % 2000`` with
+``i % 20 == 19``, i.e. 100 distinct band sets each listed by n/2,000 indicators, and events that match about
+n/5,000 indicators each (~200 at 1M). For prompt events the report also gives the matches per event, the
+rate of fingerprinting alone, and the share of the time spent in Python's cyclic garbage collector (which
+the Match objects wake).
 """
 
 import argparse
@@ -31,12 +36,24 @@ NOW = datetime(2026, 11, 20, tzinfo=UTC)
 VALID = {"valid_from": "2026-11-01T00:00:00Z", "valid_until": "2027-11-01T00:00:00Z"}
 
 
-def indicators(n: int, rng: random.Random) -> list[dict[str, Any]]:
+_LETTERS = random.Random(5)
+VOCABULARY = sorted(
+    {"".join(_LETTERS.choices("abcdefghijklmnopqrstuvwxyz", k=_LETTERS.randint(3, 10))) for _ in range(3000)}
+)
+
+
+def family_prompt(i: int) -> list[str]:
+    """The words of prompt family ``i`` (deterministic, unrelated to the other families)."""
+    return random.Random(i * 7919 + 17).choices(VOCABULARY, k=40)
+
+
+def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
     """Mixed kinds: 70% IPv4 addresses, 5% CIDRs, 5% IPv6 ranges, 10% prompt SHA, 5% HMAC ids, 5% LSH."""
     out = []
-    prompt_fps = [fingerprint_prompt(f"Solve step by step and show all reasoning inside thinking tags. Task {i}: "
-                                     f"compute {i} times {i + 7} and explain every intermediate result.", key=KEY,
-                                     key_id="b") for i in range(2000)]  # fmt: skip
+    if lsh == "shared":
+        prompt_fps = [fingerprint_prompt(f"Solve step by step and show all reasoning inside thinking tags. Task {i}: "
+                                         f"compute {i} times {i + 7} and explain every intermediate result.", key=KEY,
+                                         key_id="b") for i in range(2000)]  # fmt: skip
     for i in range(n):
         roll = i % 20
         if roll < 14:
@@ -51,14 +68,29 @@ def indicators(n: int, rng: random.Random) -> list[dict[str, Any]]:
             digest = stix.hmac_identifier(KEY, "email", f"user{i}@example.net")
             pattern = f"[x-hashed-identifier:identifier_type = 'email' AND x-hashed-identifier:value = '{digest}']"
         else:
-            fp = prompt_fps[i % len(prompt_fps)]
+            if lsh == "shared":
+                fp = prompt_fps[i % len(prompt_fps)]
+            else:
+                fp = fingerprint_prompt(" ".join(family_prompt(i)), key=KEY, key_id="b")
             pattern = "[x-llm-prompt:lsh_bands[*] IN (" + ", ".join(f"'{b}'" for b in fp.lsh_bands) + ")]"
         out.append({"type": "indicator", "id": f"indicator--{uuid.UUID(int=i)}", "pattern": pattern, **VALID})
     return out
 
 
-def events(n: int, rng: random.Random, *, prompts: bool) -> list[TrafficEvent]:
+def events(
+    n: int, rng: random.Random, *, prompts: bool, lsh: str = "shared", indicators: int = 0
+) -> list[TrafficEvent]:
     at = NOW + timedelta(hours=1)
+    if prompts and lsh == "families":
+        out = []
+        for k in range(n):
+            if k % 2:
+                words = [rng.choice(VOCABULARY) for _ in range(40)]  # unrelated
+            else:
+                words = family_prompt(rng.randrange(indicators // 20) * 20 + 19)
+                words[rng.randrange(len(words))] = rng.choice(VOCABULARY)  # a light variant
+            out.append(TrafficEvent(timestamp=at, prompt_text=" ".join(words)))
+        return out
     if prompts:
         return [TrafficEvent(timestamp=at, prompt_text=f"Solve step by step and show all reasoning inside thinking "
                              f"tags. Task {rng.randrange(4000)}: compute the product and explain it.")
@@ -94,9 +126,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--indicators", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--lsh", choices=["families", "shared"], default="families", help="LSH workload")
     args = parser.parse_args()
     rng = random.Random(1)
-    active = indicators(args.indicators, rng)
+    active = indicators(args.indicators, rng, args.lsh)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     began = time.perf_counter()
     compiled = CompiledIndicators.build(active, community_key=KEY, key_id="b", now=NOW)
@@ -111,7 +144,7 @@ def main() -> None:
     hits = sum(len(compiled.match_one(e, i)) for i, e in enumerate(simple))
     rate_simple = len(simple) / (time.perf_counter() - began)
     print(f"IP / hash / identifier events: {rate_simple:,.0f} events/s on one core ({hits} matches)")
-    prompts = events(max(2000, args.events // 20), rng, prompts=True)
+    prompts = events(max(2000, args.events // 20), rng, prompts=True, lsh=args.lsh, indicators=args.indicators)
     collecting = GcClock()
     gc.callbacks.append(collecting)
     began = time.perf_counter()
@@ -124,7 +157,7 @@ def main() -> None:
         prompt_signatures(e.prompt_text or "", key=KEY)
     rate_fingerprints = len(prompts) / (time.perf_counter() - began)
     print(
-        f"events carrying a prompt: {rate_prompts:,.0f} events/s on one core ({hits} matches, "
+        f"events carrying a prompt ({args.lsh}): {rate_prompts:,.0f} events/s on one core ({hits} matches, "
         f"{hits / len(prompts):,.1f} per event; fingerprinting alone {rate_fingerprints:,.0f}/s; "
         f"{collecting.seconds / elapsed:.0%} of the time in the garbage collector)"
     )
