@@ -129,15 +129,6 @@ def get_admin(caller: CallerDep) -> Caller:
 AdminDep = Annotated[Caller, Depends(get_admin)]
 
 
-def forget_cached_callers(request: Request) -> Iterator[None]:
-    """After an admin change (keys, principals, grants), this worker re-reads every caller at once; other
-    workers and CLI changes apply within ``IX_AUTH_CACHE_SECONDS``."""
-    yield
-    if request.method not in _READ_METHODS:
-        cache: CallerCache = request.app.state.callers
-        cache.clear()
-
-
 def objects_remaining(request: Request) -> int | None:
     """How many objects the caller's key may still receive or send today (``None``: no quota)."""
     allowance: Allowance | None = getattr(request.state, "allowance", None)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from indicator_exchange.admin import schemas
 from indicator_exchange.admin import service as admin
 from indicator_exchange.audit.context import note_detail
-from indicator_exchange.dependencies import SessionDep, forget_cached_callers, get_admin
+from indicator_exchange.dependencies import SessionDep, get_admin
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     status: {"model": schemas.ErrorRead, "description": text}
@@ -30,7 +30,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
-    dependencies=[Depends(get_admin), Depends(forget_cached_callers, scope="function")],
+    dependencies=[Depends(get_admin)],
     responses=_ERRORS,
 )
 

@@ -166,10 +166,6 @@ class CallerCache:
                 digest, caller, epoch, read_at = entry
                 self._entries[key_id] = (digest, replace(caller, key_last_used_at=when), epoch, read_at)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
 
 def visibility_for(caller: Caller, collection: Collection) -> Visibility:
     """What ``caller`` may see in ``collection``: its clearance; unmarked objects at the collection default.

@@ -10,7 +10,7 @@ changes; where it is switched off (as on some managed and test servers) the serv
 import logging
 import threading
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from indicator_exchange.store.models import Base
 
@@ -26,16 +26,15 @@ def autovacuum_enabled(engine: Engine) -> bool:
         return str(connection.execute(text("SELECT current_setting('autovacuum')")).scalar_one()) == "on"
 
 
-def stale_tables(engine: Engine) -> list[str]:
+def stale_tables(connection: Connection) -> list[str]:
     """Our tables changed by more than 10% (and 500 rows) since their last ANALYZE, or never analysed."""
     ours = sorted(Base.metadata.tables)
     query = text(
         "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:names) AND n_mod_since_analyze > "
         ":minimum + :fraction * GREATEST(n_live_tup - n_mod_since_analyze, 0)"
     )
-    with engine.connect() as connection:
-        rows = connection.execute(query, {"names": ours, "minimum": STALE_MINIMUM, "fraction": STALE_FRACTION})
-        return [str(name) for (name,) in rows]
+    rows = connection.execute(query, {"names": ours, "minimum": STALE_MINIMUM, "fraction": STALE_FRACTION})
+    return [str(name) for (name,) in rows]
 
 
 def analyze_stale(engine: Engine, *, force: bool = False) -> list[str]:
@@ -47,7 +46,7 @@ def analyze_stale(engine: Engine, *, force: bool = False) -> list[str]:
         if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar_one():
             return []
         try:
-            names = sorted(Base.metadata.tables) if force else stale_tables(engine)
+            names = sorted(Base.metadata.tables) if force else stale_tables(connection)
             for name in names:
                 connection.execute(text(f'ANALYZE "{name}"'))
             return names

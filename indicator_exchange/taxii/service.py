@@ -233,19 +233,19 @@ def get_status(session: Session, *, root: ApiRoot, status_id: str, caller: Calle
     return status
 
 
-def _headers(rows: list[store.ObjectRow]) -> dict[str, str]:
-    if not rows:
+def _headers(first_added: int | None, last_added: int | None) -> dict[str, str]:
+    if first_added is None or last_added is None:
         return {}
     return {
-        "X-TAXII-Date-Added-First": format_timestamp_us(rows[0].date_added),
-        "X-TAXII-Date-Added-Last": format_timestamp_us(rows[-1].date_added),
+        "X-TAXII-Date-Added-First": format_timestamp_us(first_added),
+        "X-TAXII-Date-Added-Last": format_timestamp_us(last_added),
     }
 
 
-def _envelope_head(rows: list[store.ObjectRow], more: bool) -> bytes:
+def _envelope_head(last_added: int | None, more: bool) -> bytes:
     head = b'{"more":' + (b"true" if more else b"false")
-    if more and rows:
-        head += b',"next":' + orjson.dumps(encode_cursor(rows[-1].date_added))
+    if more and last_added is not None:
+        head += b',"next":' + orjson.dumps(encode_cursor(last_added))
     return head
 
 
@@ -273,18 +273,11 @@ def read_objects(
     missing = object_id is not None and not joined.count
     if missing and not store.object_exists(session, collection.id, str(object_id), visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
-    body = b'{"more":' + (b"true" if joined.more else b"false")
-    if joined.more and joined.last_added is not None:
-        body += b',"next":' + orjson.dumps(encode_cursor(joined.last_added))
+    body = _envelope_head(joined.last_added, joined.more)
     if joined.count:
         body += b',"objects":[' + joined.objects_json.encode() + b"]"
     body += b"}"
-    headers = {}
-    if joined.first_added is not None and joined.last_added is not None:
-        headers = {
-            "X-TAXII-Date-Added-First": format_timestamp_us(joined.first_added),
-            "X-TAXII-Date-Added-Last": format_timestamp_us(joined.last_added),
-        }
+    headers = _headers(joined.first_added, joined.last_added)
     return Page(body, headers, joined.count, joined.first_added, joined.last_added)
 
 
@@ -306,7 +299,7 @@ def read_manifest(session: Session, *, collection: Collection, caller: Caller, p
         session, collection.id, page.filters, _visibility(caller, collection),
         after=page.after, limit=page.limit, with_raw=False,
     )  # fmt: skip
-    body = _envelope_head(rows, more)
+    body = _envelope_head(_last(rows), more)
     if rows:
         records = [
             {
@@ -319,7 +312,7 @@ def read_manifest(session: Session, *, collection: Collection, caller: Caller, p
         ]
         body += b',"objects":' + orjson.dumps(records)
     body += b"}"
-    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows))
 
 
 def read_versions(
@@ -333,11 +326,11 @@ def read_versions(
     )
     if not rows and not store.object_exists(session, collection.id, object_id, visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
-    body = _envelope_head(rows, more)
+    body = _envelope_head(_last(rows), more)
     if rows:
         body += b',"versions":' + orjson.dumps([_version_of(row) for row in rows])
     body += b"}"
-    return Page(body, _headers(rows), len(rows), _first(rows), _last(rows))
+    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows))
 
 
 def delete_object(
