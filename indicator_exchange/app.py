@@ -15,6 +15,7 @@ from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.store.catalog import CatalogCache
 from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.callers = CallerCache(settings.auth_cache_seconds)
+    app.state.catalog = CatalogCache()
     app.state.clock = utc_now  # tests replace it to move time (rate windows, key expiry)
     install_error_handlers(app)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.

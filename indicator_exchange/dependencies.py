@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import State
@@ -20,7 +21,7 @@ from indicator_exchange.store.engine import session_scope
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -84,6 +85,42 @@ def get_caller(
     request never holds two connections and SQLite never upgrades a read transaction to a write. The caller
     is kept on ``request.state`` for the audit trail.
     """
+    caller = confirm_caller(request)
+    _admit(request, caller)
+    return caller
+
+
+async def get_provisional_caller(
+    request: Request,
+    _basic: Annotated[HTTPBasicCredentials | None, Depends(_basic_scheme)],
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
+) -> Caller:
+    """``get_caller`` for routes whose own statement reads the auth epoch (TAXII polls on PostgreSQL, see
+    ``store.objects.read_page_pg``): a cached caller is taken without reading the epoch first, saving a round
+    trip, and on the event loop (database work goes to the thread pool). ``request.state.auth_epoch`` is the
+    epoch it assumes; when the route's statement finds another one and ``request.state.caller_provisional``
+    is set, the route must call ``confirm_caller`` and start over.
+    """
+    state = request.app.state
+    credentials = parse_authorization(request.headers.get("authorization"))
+    cache: CallerCache = state.callers
+    hit = None
+    if credentials and state.engine.dialect.name == "postgresql":
+        hit = cache.get_assuming_epoch(*credentials, now=clock_of(request))
+    if hit is None:
+        caller = await run_in_threadpool(confirm_caller, request)
+    else:
+        caller, request.state.auth_epoch = hit
+        request.state.caller = caller
+        request.state.caller_provisional = True
+    if limits_for(caller, state.settings).any:
+        await run_in_threadpool(_admit, request, caller)
+    return caller
+
+
+def confirm_caller(request: Request) -> Caller:
+    """Authenticate against the current auth epoch (read first), from the cache or the database; the caller
+    and the epoch go on ``request.state``. No rate-limit counting: the dependencies do that once."""
     state = request.app.state
     now = clock_of(request)
     header = request.headers.get("authorization")
@@ -101,14 +138,26 @@ def get_caller(
         if credentials:
             cache.put(*credentials, caller, epoch=epoch)
     request.state.caller = caller
+    request.state.auth_epoch = epoch
+    request.state.caller_provisional = False
+    return caller
+
+
+def _admit(request: Request, caller: Caller) -> None:
+    state = request.app.state
     limits = limits_for(caller, state.settings)
     if limits.any:
         with session_scope(state.bookkeeping_sessions) as session:
-            allowance = admit(session, caller, limits, now=now)
+            allowance = admit(session, caller, limits, now=clock_of(request))
         request.state.allowance = allowance
         if allowance.refusal is not None:
             raise allowance.refusal
-    return caller
+
+
+def assumed_epoch(request: Request) -> int | None:
+    """The auth epoch the request's caller was authenticated under (``None``: the cache is off)."""
+    epoch: int | None = getattr(request.state, "auth_epoch", None)
+    return epoch
 
 
 def _auth_epoch(state: State) -> int | None:
@@ -118,6 +167,7 @@ def _auth_epoch(state: State) -> int | None:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+ProvisionalCallerDep = Annotated[Caller, Depends(get_provisional_caller)]
 
 
 def get_admin(caller: CallerDep) -> Caller:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import Collection
 
 
@@ -21,10 +22,11 @@ class CollectionSeen:
     clock: int  # its last date_added: what existed when the request started reading
 
 
-def note_collection(request: Request, collection: Collection) -> None:
-    request.state.collection = CollectionSeen(
-        id=collection.id, default_tlp=collection.default_tlp, clock=collection.last_date_added
-    )
+def note_collection(request: Request, collection: Collection | CollectionEntry, clock: int | None = None) -> None:
+    """``clock``: the collection's clock as the request's own read saw it (default: the resolved row's)."""
+    if clock is None:
+        clock = collection.last_date_added if isinstance(collection, Collection) else 0
+    request.state.collection = CollectionSeen(id=collection.id, default_tlp=collection.default_tlp, clock=clock)
 
 
 def note_objects(request: Request, count: int) -> None:

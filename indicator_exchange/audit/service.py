@@ -73,7 +73,7 @@ class AuditRecord:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def record(session: Session, entry: AuditRecord) -> AuditEvent:
+def record(session: Session, entry: AuditRecord) -> None:
     """Append one audit row (in the caller's short transaction, apart from the request's own).
 
     Also refreshes the key's ``last_used_at`` when it is older than a minute and charges the objects quota,
@@ -83,7 +83,8 @@ def record(session: Session, entry: AuditRecord) -> AuditEvent:
         found = principals.key_with_principal(session, entry.key_id)
         if found is not None:
             entry.principal_id, entry.principal_name = found[1].id, found[1].name
-    event = AuditEvent(
+    store.add_event(
+        session,
         at=entry.at,
         principal_id=entry.principal_id,
         principal_name=entry.principal_name,
@@ -106,14 +107,12 @@ def record(session: Session, entry: AuditRecord) -> AuditEvent:
         collection_clock=entry.collection_clock,
         detail=None if entry.detail is None else entry.detail[:2000],
     )
-    store.add_event(session, event)
     authenticated = entry.principal_id is not None and entry.status_code != 401
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):
         principals.touch_key(session, entry.key_id, entry.at)
         entry.key_touched = True
     if entry.charge_objects and entry.key_id is not None:
         rate_limits.charge_objects(session, key_id=entry.key_id, count=entry.charge_objects, now=entry.at)
-    return event
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:
@@ -124,17 +123,15 @@ def record_command(session: Session, *, at: datetime, command: str, operator: st
     """Audit a configuration change made with the CLI (there is no key: the operator is the OS user)."""
     store.add_event(
         session,
-        AuditEvent(
-            at=at,
-            principal_name=operator,
-            client_addr="cli",
-            method="CLI",
-            path=command,
-            route=command,
-            status_code=0,
-            outcome="ok",
-            detail=detail[:2000],
-        ),
+        at=at,
+        principal_name=operator,
+        client_addr="cli",
+        method="CLI",
+        path=command,
+        route=command,
+        status_code=0,
+        outcome="ok",
+        detail=detail[:2000],
     )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from indicator_exchange.auth.keys import hash_secret, parse_authorization, secret_matches
 from indicator_exchange.errors import NotPermitted, Unauthorized
 from indicator_exchange.store import catalog, principals
+from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import Collection
 from indicator_exchange.store.objects import Visibility
 
@@ -135,20 +136,26 @@ class CallerCache:
         return self.max_age > 0
 
     def get(self, key_id: str, secret: str, *, now: datetime, epoch: int | None) -> Caller | None:
-        if not self.enabled or epoch is None:
+        if epoch is None:
+            return None
+        hit = self.get_assuming_epoch(key_id, secret, now=now)
+        return hit[0] if hit is not None and hit[1] == epoch else None
+
+    def get_assuming_epoch(self, key_id: str, secret: str, *, now: datetime) -> tuple[Caller, int] | None:
+        """``get`` without the epoch check: the entry and the epoch it was read under, which the caller must
+        then verify itself (``dependencies.get_provisional_caller``)."""
+        if not self.enabled:
             return None
         with self._lock:
             entry = self._entries.get(key_id)
         if entry is None:
             return None
         digest, caller, cached_epoch, read_at = entry
-        if cached_epoch != epoch or time.monotonic() - read_at > self.max_age:
-            return None
-        if not hmac.compare_digest(digest, hash_secret(secret)):
+        if time.monotonic() - read_at > self.max_age or not hmac.compare_digest(digest, hash_secret(secret)):
             return None
         if caller.key_expires_at is not None and caller.key_expires_at <= now:
             return None
-        return caller
+        return caller, cached_epoch
 
     def put(self, key_id: str, secret: str, caller: Caller, *, epoch: int | None) -> None:
         if not self.enabled or epoch is None:
@@ -167,7 +174,7 @@ class CallerCache:
                 self._entries[key_id] = (digest, replace(caller, key_last_used_at=when), epoch, read_at)
 
 
-def visibility_for(caller: Caller, collection: Collection) -> Visibility:
+def visibility_for(caller: Caller, collection: Collection | CollectionEntry) -> Visibility:
     """What ``caller`` may see in ``collection``: its clearance; unmarked objects at the collection default.
 
     Every read of objects (TAXII, exports, reports) filters with this, in SQL (``store.objects.read_page``).
@@ -175,12 +182,12 @@ def visibility_for(caller: Caller, collection: Collection) -> Visibility:
     return Visibility(clearance=caller.clearance, default_tlp=collection.default_tlp)
 
 
-def require_read(caller: Caller, collection: Collection) -> None:
+def require_read(caller: Caller, collection: Collection | CollectionEntry) -> None:
     if not caller.access(collection.id).can_read:
         raise NotPermitted(f"you have no read grant on collection {collection.id}")
 
 
-def require_write(caller: Caller, collection: Collection) -> None:
+def require_write(caller: Caller, collection: Collection | CollectionEntry) -> None:
     if not caller.access(collection.id).can_write:
         raise NotPermitted(f"you have no write grant on collection {collection.id}")
 

@@ -1,7 +1,9 @@
 """API roots, collections and status resources."""
 
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -97,3 +99,58 @@ def add_status(session: Session, status: Status) -> Status:
     session.add(status)
     session.flush()
     return status
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionEntry:
+    """What a TAXII read needs of a collection before its own statement (which reads the clock itself)."""
+
+    id: uuid.UUID
+    api_root_id: uuid.UUID
+    alias: str | None
+    default_tlp: int
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSnapshot:
+    """Every API root (by name) and collection, as plain values a worker can keep between requests."""
+
+    roots: dict[str, uuid.UUID]
+    collections: dict[uuid.UUID, tuple[CollectionEntry, ...]]  # by API root
+
+    def find_collection(self, api_root_id: uuid.UUID, key: str) -> CollectionEntry | None:
+        """``find_collection`` over the snapshot: by id, or failing that by alias."""
+        entries = self.collections.get(api_root_id, ())
+        for entry in entries:
+            if str(entry.id) == key:
+                return entry
+        for entry in entries:
+            if entry.alias == key:
+                return entry
+        return None
+
+
+def load_snapshot(session: Session) -> CatalogSnapshot:
+    roots = {root.name: root.id for root in list_api_roots(session)}
+    collections: dict[uuid.UUID, list[CollectionEntry]] = {}
+    for c in list_collections(session):
+        collections.setdefault(c.api_root_id, []).append(CollectionEntry(c.id, c.api_root_id, c.alias, c.default_tlp))
+    return CatalogSnapshot(roots, {root: tuple(entries) for root, entries in collections.items()})
+
+
+class CatalogCache:
+    """One worker's catalog snapshot and the auth epoch it was read under (migration 9d4f2a7c1e38 makes the
+    epoch move on every catalog change), so a poll resolves its API root and collection without a query."""
+
+    def __init__(self) -> None:
+        self._entry: tuple[int, CatalogSnapshot] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, epoch: int) -> CatalogSnapshot | None:
+        entry = self._entry
+        return entry[1] if entry is not None and entry[0] == epoch else None
+
+    def put(self, epoch: int, snapshot: CatalogSnapshot) -> None:
+        with self._lock:
+            if self._entry is None or self._entry[0] <= epoch:
+                self._entry = (epoch, snapshot)

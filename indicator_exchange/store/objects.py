@@ -3,10 +3,13 @@
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, TypeVarTuple
 
 import orjson
-from sqlalchemy import Select, and_, delete, false, func, literal_column, null, or_, select, true, update
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from sqlalchemy import Select, and_, delete, false, func, null, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -282,8 +285,18 @@ class JoinedPage:
     count: int
     first_added: int | None
     last_added: int | None
-    objects_json: str
+    objects_json: bytes
     more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPage:
+    """A page read in one statement with what it was read under: the collection's clock and the auth epoch
+    (``None`` for both when the collection or the epoch row is gone)."""
+
+    page: JoinedPage
+    clock: int | None
+    epoch: int | None
 
 
 def read_page_joined(
@@ -294,41 +307,109 @@ def read_page_joined(
     *,
     after: int | None,
     limit: int,
-) -> JoinedPage:
-    """``read_page`` with the objects joined into one string: by PostgreSQL itself (``string_agg``, one row
-    back instead of ``limit``, so no per-row work in Python), or from the rows elsewhere."""
-    if session.get_bind().dialect.name != "postgresql":
-        rows, more = read_page(session, collection_id, filters, visibility, after=after, limit=limit)
-        return JoinedPage(
+) -> CheckedPage:
+    """``read_page`` with the objects joined into one byte string, plus the clock and epoch it ran under.
+
+    On PostgreSQL this is the hot path of every poll: one hand-written statement on the raw psycopg
+    connection (``read_page_pg``); SQLAlchemy's per-statement and per-row work cost more than the query.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return read_page_pg(session.connection().connection.dbapi_connection, collection_id, filters, visibility,
+                            after=after, limit=limit)  # fmt: skip
+    rows, more = read_page(session, collection_id, filters, visibility, after=after, limit=limit)
+    clock = session.execute(select(Collection.last_date_added).where(Collection.id == collection_id)).scalar()
+    return CheckedPage(
+        JoinedPage(
             count=len(rows),
             first_added=rows[0].date_added if rows else None,
             last_added=rows[-1].date_added if rows else None,
-            objects_json=",".join(row.raw or "" for row in rows),
+            objects_json=",".join(row.raw or "" for row in rows).encode(),
             more=more,
-        )
-    inner = _filtered(select(ObjectVersion.date_added, ObjectVersion.raw), collection_id, filters, visibility, after)
-    page = inner.order_by(ObjectVersion.date_added).limit(limit + 1).subquery()
-    numbered = select(
-        page.c.date_added, page.c.raw, func.row_number().over(order_by=page.c.date_added).label("n")
-    ).subquery()
-    kept = numbered.c.n <= limit
-    query = select(
-        func.count().filter(kept),
-        func.min(numbered.c.date_added),
-        func.max(numbered.c.date_added).filter(kept),
-        # No ORDER BY in the aggregate: the rows arrive in date_added order from the index scan under the
-        # LIMIT and the window (a sort of 1,000 wide rows would double the query's time). Paging does not
-        # depend on it: the cursor is max(date_added).
-        func.string_agg(numbered.c.raw, literal_column("','")).filter(kept),
-        func.count() > limit,
+        ),
+        clock=clock,
+        epoch=None,
     )
-    count, first, last, joined, more = session.execute(query).one()
-    return JoinedPage(
-        count=int(count),
-        first_added=None if first is None else int(first),
-        last_added=None if last is None else int(last),
-        objects_json=joined or "",
-        more=bool(more),
+
+
+class _BytesLoader(Loader):
+    """Stored JSON straight into the response: no UTF-8 decoding into ``str`` and encoding back."""
+
+    def load(self, data: Buffer) -> bytes:
+        return bytes(data)
+
+
+def _conditions_pg(filters: ReadFilter, visibility: Visibility, after: int | None) -> tuple[str, list[object]]:
+    """``_filtered`` as SQL text for ``read_page_pg``; ``tests/store/test_read_page_pg`` holds them equal."""
+    where = ["collection_id = c.id"]
+    params: list[object] = []
+    if visibility.default_tlp <= visibility.clearance:
+        where.append("(tlp IS NULL OR tlp <= %s)")
+    else:
+        where.append("tlp <= %s")
+    params.append(visibility.clearance)
+    for column, values in (("stix_id", filters.ids), ("stix_type", filters.types),
+                           ("spec_version", filters.spec_versions)):  # fmt: skip
+        if values is not None:
+            where.append(f"{column} = ANY(%s)")
+            params.append(list(values))
+    if "all" not in filters.version_keywords:
+        wanted = []
+        if "last" in filters.version_keywords:
+            wanted.append("is_latest")
+        if "first" in filters.version_keywords:
+            wanted.append("is_first")
+        if filters.version_values:
+            wanted.append("version = ANY(%s)")
+            params.append(list(filters.version_values))
+        where.append("(" + " OR ".join(wanted) + ")" if wanted else "false")
+    if after is not None:
+        where.append("date_added > %s")
+        params.append(after)
+    return " AND ".join(where), params
+
+
+def read_page_pg(
+    connection: Any,
+    collection_id: uuid.UUID,
+    filters: ReadFilter,
+    visibility: Visibility,
+    *,
+    after: int | None,
+    limit: int,
+) -> CheckedPage:
+    """One keyset page, the collection's clock and the auth epoch, from one statement (one snapshot).
+
+    The clock is exactly what existed when the page was read (the audit trail needs it); the epoch lets a
+    worker that resolved the caller and the collection from its caches check them in the same round trip.
+    """
+    where, params = _conditions_pg(filters, visibility, after)
+    statement = (
+        "SELECT c.last_date_added, e.epoch, p.date_added, p.raw FROM collection c JOIN auth_epoch e ON e.id = 1 "
+        "LEFT JOIN LATERAL (SELECT date_added, raw FROM object_version WHERE " + where + " ORDER BY date_added "
+        "LIMIT %s) p ON true WHERE c.id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.adapters.register_loader("text", _BytesLoader)
+        rows = cursor.execute(statement, [*params, limit + 1, collection_id]).fetchall()
+    if not rows:
+        return CheckedPage(JoinedPage(0, None, None, b"", False), clock=None, epoch=None)
+    clock, epoch = rows[0][0], rows[0][1]
+    if rows[0][2] is None:
+        return CheckedPage(JoinedPage(0, None, None, b"", False), clock=clock, epoch=epoch)
+    # One outer row: the nested loop yields the subquery's order, but SQL does not promise it. Sorting rows
+    # that are already in order costs one pass.
+    rows.sort(key=itemgetter(2))
+    kept = rows[:limit]
+    return CheckedPage(
+        JoinedPage(
+            count=len(kept),
+            first_added=kept[0][2],
+            last_added=kept[-1][2],
+            objects_json=b",".join([row[3] for row in kept]),
+            more=len(rows) > limit,
+        ),
+        clock=clock,
+        epoch=epoch,
     )
 
 

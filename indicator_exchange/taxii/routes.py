@@ -3,26 +3,34 @@
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from indicator_exchange.audit.context import note_collection, note_objects
-from indicator_exchange.auth.service import require_write
+from indicator_exchange.auth.service import Caller, require_write
 from indicator_exchange.dependencies import (
     BodyDep,
     CallerDep,
+    ProvisionalCallerDep,
     SettingsDep,
+    assumed_epoch,
     check_objects_allowed,
+    confirm_caller,
     objects_remaining,
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
+from indicator_exchange.store.catalog import CollectionEntry
+from indicator_exchange.store.engine import session_scope
+from indicator_exchange.store.models import Collection
 from indicator_exchange.taxii import service
 from indicator_exchange.taxii.filters import PageRequest, parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
 
 
-def _negotiate(request: Request) -> None:
+async def _negotiate(request: Request) -> None:
+    """Async: no I/O, so it runs on the event loop instead of costing every request a thread-pool hop."""
     check_accept(request.headers.get("accept"))
     # No identifier, timestamp or filter value can hold NUL, and PostgreSQL text cannot: refuse it up front.
     if "\x00" in request.scope["path"] or any("\x00" in k + v for k, v in request.query_params.multi_items()):
@@ -168,16 +176,46 @@ def manifest(
 
 @router.get("/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC)
 def get_objects(
-    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
-    settings: SettingsDep,
-) -> Response:  # fmt: skip
+    request: Request, api_root: str, collection_id: str, caller: ProvisionalCallerDep, settings: SettingsDep
+) -> Response:
     """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
-    root = service.resolve_root(session, api_root, caller)
-    found = service.resolve_collection(session, root, collection_id)
-    note_collection(request, found)
-    page = service.read_objects(
-        session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
-    )
+    return _read_objects(request, api_root, collection_id, caller, settings, None, ALL_MATCHES)
+
+
+def _read_objects(
+    request: Request, api_root: str, collection_id: str, caller: Caller, settings: Settings,
+    object_id: str | None, allow: frozenset[str],
+) -> Response:  # fmt: skip
+    """Get objects / get an object: from the worker's caches, checked in the page's own statement (one round
+    trip); failing that, resolved and authorised afresh.
+
+    The session is opened here, not by a dependency: a generator dependency enters and leaves through the
+    thread pool, two hops a poll does not need (this function already runs in it).
+    """
+    with session_scope(request.app.state.statement_sessions) as session:
+        return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
+
+
+def _read_objects_in(
+    request: Request, session: Session, api_root: str, collection_id: str, caller: Caller, settings: Settings,
+    object_id: str | None, allow: frozenset[str],
+) -> Response:  # fmt: skip
+    page_request = _page_request(request, settings, allow)
+    cached = service.read_objects_cached(
+        session, request.app.state.catalog, caller=caller, epoch=assumed_epoch(request), api_root=api_root,
+        collection_key=collection_id, page=page_request, object_id=object_id,
+    )  # fmt: skip
+    found: Collection | CollectionEntry
+    if cached is not None:
+        found, page = cached
+    else:
+        if getattr(request.state, "caller_provisional", False):
+            caller = confirm_caller(request)
+        root = service.resolve_root(session, api_root, caller)
+        found = service.resolve_collection(session, root, collection_id)
+        note_collection(request, found)
+        page = service.read_objects(session, collection=found, caller=caller, page=page_request, object_id=object_id)
+    note_collection(request, found, clock=page.clock)
     request.state.page = page
     return _taxii(page.body, headers=page.headers)
 
@@ -206,19 +244,11 @@ def add_objects(
     "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC
 )
 def get_object(
-    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
-    caller: CallerDep, settings: SettingsDep,
+    request: Request, api_root: str, collection_id: str, object_id: str, caller: ProvisionalCallerDep,
+    settings: SettingsDep,
 ) -> Response:  # fmt: skip
     """TAXII 2.1 §5.6: the versions of one object (default: the latest)."""
-    root = service.resolve_root(session, api_root, caller)
-    found = service.resolve_collection(session, root, collection_id)
-    note_collection(request, found)
-    page = service.read_objects(
-        session, collection=found, caller=caller, object_id=object_id,
-        page=_page_request(request, settings, OBJECT_MATCHES),
-    )  # fmt: skip
-    request.state.page = page
-    return _taxii(page.body, headers=page.headers)
+    return _read_objects(request, api_root, collection_id, caller, settings, object_id, OBJECT_MATCHES)
 
 
 @router.delete(

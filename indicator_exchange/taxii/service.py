@@ -12,8 +12,9 @@ from indicator_exchange.auth.service import Caller, require_read, require_write,
 from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
 from indicator_exchange.stix.markings import tlp_of
 from indicator_exchange.stix.objects import InvalidObject, ObjectMeta, format_timestamp_us, inspect_object
-from indicator_exchange.store import catalog, ownership
+from indicator_exchange.store import catalog, ownership, principals
 from indicator_exchange.store import objects as store
+from indicator_exchange.store.catalog import CatalogCache, CollectionEntry
 from indicator_exchange.store.models import ApiRoot, Collection, Status
 from indicator_exchange.taxii.filters import PageRequest, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
@@ -28,6 +29,11 @@ class Page:
     count: int
     first_added: int | None
     last_added: int | None
+    clock: int | None = None  # the collection's clock the page was read under, when the read knows it
+
+
+class StaleCache(Exception):
+    """A page's statement found another auth epoch than the one the caller and catalog were cached under."""
 
 
 def now_us() -> int:
@@ -75,7 +81,7 @@ def collection_resource(collection: Collection, caller: Caller) -> dict[str, obj
     return resource
 
 
-def _visibility(caller: Caller, collection: Collection) -> store.Visibility:
+def _visibility(caller: Caller, collection: Collection | CollectionEntry) -> store.Visibility:
     return visibility_for(caller, collection)
 
 
@@ -252,12 +258,17 @@ def _envelope_head(last_added: int | None, more: bool) -> bytes:
 def read_objects(
     session: Session,
     *,
-    collection: Collection,
+    collection: Collection | CollectionEntry,
     caller: Caller,
     page: PageRequest,
     object_id: str | None = None,
+    expected_epoch: int | None = None,
 ) -> Page:
-    """A page of objects as a TAXII envelope, built from the stored JSON without re-serialising it."""
+    """A page of objects as a TAXII envelope, built from the stored JSON without re-serialising it.
+
+    ``expected_epoch``: the auth epoch ``caller`` and ``collection`` were cached under; ``StaleCache`` if the
+    page's own statement finds another one (nothing is answered from stale grants or catalog).
+    """
     require_read(caller, collection)
     filters = page.filters
     if object_id is not None:
@@ -269,16 +280,59 @@ def read_objects(
             added_after=filters.added_after,
         )
     visibility = _visibility(caller, collection)
-    joined = store.read_page_joined(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
+    checked = store.read_page_joined(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
+    if expected_epoch is not None and checked.epoch != expected_epoch:
+        raise StaleCache
+    joined = checked.page
     missing = object_id is not None and not joined.count
     if missing and not store.object_exists(session, collection.id, str(object_id), visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
     body = _envelope_head(joined.last_added, joined.more)
     if joined.count:
-        body += b',"objects":[' + joined.objects_json.encode() + b"]"
+        body += b',"objects":[' + joined.objects_json + b"]"
     body += b"}"
     headers = _headers(joined.first_added, joined.last_added)
-    return Page(body, headers, joined.count, joined.first_added, joined.last_added)
+    return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
+
+
+def read_objects_cached(
+    session: Session,
+    catalog_cache: CatalogCache,
+    *,
+    caller: Caller,
+    epoch: int | None,
+    api_root: str,
+    collection_key: str,
+    page: PageRequest,
+    object_id: str | None = None,
+) -> tuple[CollectionEntry, Page] | None:
+    """``read_objects`` with the API root and collection resolved from the worker's catalog snapshot, and the
+    snapshot and the caller checked by the page's own statement: one round trip for a poll.
+
+    ``None`` whenever something is not as cached or would be refused (PostgreSQL only): the route then takes
+    the checked path, which gives the authoritative answer, errors included.
+    """
+    if epoch is None or session.get_bind().dialect.name != "postgresql":
+        return None
+    snapshot = catalog_cache.get(epoch)
+    if snapshot is None:
+        current = principals.auth_epoch(session)
+        snapshot = catalog.load_snapshot(session)
+        if current is None:
+            return None
+        catalog_cache.put(current, snapshot)
+        if current != epoch:
+            return None
+    root_id = snapshot.roots.get(api_root)
+    found = None if root_id is None else snapshot.find_collection(root_id, collection_key)
+    if found is None or not caller.access(found.id).can_read:
+        return None
+    try:
+        return found, read_objects(
+            session, collection=found, caller=caller, page=page, object_id=object_id, expected_epoch=epoch
+        )
+    except StaleCache:
+        return None
 
 
 def _first(rows: list[store.ObjectRow]) -> int | None:
