@@ -19,6 +19,7 @@ from indicator_exchange.store.catalog import CatalogCache
 from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
+from indicator_exchange.taxii.direct import DirectPolls
 from indicator_exchange.taxii.routes import router as taxii_router
 
 DESCRIPTION = """
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = CatalogCache()
     app.state.clock = utc_now  # tests replace it to move time (rate windows, key expiry)
     install_error_handlers(app)
+    app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
     app.add_middleware(AuditMiddleware)
 

@@ -8,10 +8,11 @@ A lookup of 500 ids as ``IN (:p1, …, :p500)`` made psycopg split and bind 500 
 one array parameter costs one.
 """
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, any_, bindparam, insert
+from sqlalchemy import Dialect, Table, any_, bindparam, insert
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -34,6 +35,38 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     with driver_connection.cursor() as cursor, cursor.copy(f"COPY {table.name} ({column_list}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row[name] if process is None else process(row[name]) for name, process in processors])
+
+
+def insert_one(session: Session, table: Table, row: Mapping[str, Any]) -> None:
+    """Insert one row; on PostgreSQL a prepared statement on the driver connection, for tables written on
+    every request (the audit trail): SQLAlchemy's per-statement work cost ten times the insert."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table).values(**row))
+        return
+    columns = tuple(row.keys())
+    statement, processors = _prepared_insert(table, columns, connection.dialect)
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    driver_connection.execute(
+        statement,
+        [
+            row[name] if process is None else process(row[name])
+            for name, process in zip(columns, processors, strict=True)
+        ],
+        prepare=True,
+    )
+
+
+@functools.cache
+def _prepared_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Any]]:
+    quote = dialect.identifier_preparer.quote
+    processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    statement = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
+        f"VALUES ({', '.join(['%s'] * len(columns))})"
+    )
+    return statement, processors
 
 
 def one_of(session: Session, column: InstrumentedAttribute[str], values: Sequence[str]) -> ColumnElement[bool]:

@@ -29,7 +29,7 @@ from indicator_exchange.taxii.filters import PageRequest, parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
 
 
-async def _negotiate(request: Request) -> None:
+async def negotiate(request: Request) -> None:
     """Async: no I/O, so it runs on the event loop instead of costing every request a thread-pool hop."""
     check_accept(request.headers.get("accept"))
     # No identifier, timestamp or filter value can hold NUL, and PostgreSQL text cannot: refuse it up front.
@@ -37,7 +37,7 @@ async def _negotiate(request: Request) -> None:
         raise BadRequest("the request's path or query contains a NUL character")
 
 
-router = APIRouter(dependencies=[Depends(_negotiate)], tags=["TAXII 2.1"])
+router = APIRouter(dependencies=[Depends(negotiate)], tags=["TAXII 2.1"])
 
 
 def _taxii(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -179,10 +179,10 @@ def get_objects(
     request: Request, api_root: str, collection_id: str, caller: ProvisionalCallerDep, settings: SettingsDep
 ) -> Response:
     """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
-    return _read_objects(request, api_root, collection_id, caller, settings, None, ALL_MATCHES)
+    return read_objects_response(request, api_root, collection_id, caller, settings, None, ALL_MATCHES)
 
 
-def _read_objects(
+def read_objects_response(
     request: Request, api_root: str, collection_id: str, caller: Caller, settings: Settings,
     object_id: str | None, allow: frozenset[str],
 ) -> Response:  # fmt: skip
@@ -248,7 +248,7 @@ def get_object(
     settings: SettingsDep,
 ) -> Response:  # fmt: skip
     """TAXII 2.1 §5.6: the versions of one object (default: the latest)."""
-    return _read_objects(request, api_root, collection_id, caller, settings, object_id, OBJECT_MATCHES)
+    return read_objects_response(request, api_root, collection_id, caller, settings, object_id, OBJECT_MATCHES)
 
 
 @router.delete(

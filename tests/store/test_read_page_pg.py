@@ -81,7 +81,9 @@ def test_the_page_comes_with_the_clock_and_epoch_of_its_own_snapshot(session: Se
     everything = store.ReadFilter(version_keywords=("all",))
     checked = store.read_page_pg(connection, collection, everything, store.Visibility(3, 0), after=None, limit=10)
     clock = session.execute(text("SELECT last_date_added FROM collection WHERE id = :c"), {"c": collection}).scalar()
-    assert checked.clock == clock and checked.clock is not None and checked.clock >= (checked.page.last_added or 0)
+    assert checked.clock == clock
+    assert checked.clock is not None
+    assert checked.clock >= (checked.page.last_added or 0)
     assert checked.epoch == auth_epoch(session)
 
 
@@ -90,4 +92,6 @@ def test_a_missing_collection_reads_nothing(session: Session) -> None:
     checked = store.read_page_pg(
         connection, uuid.uuid4(), store.ReadFilter(), store.Visibility(3, 0), after=None, limit=10
     )
-    assert checked.clock is None and checked.page.count == 0 and not checked.page.more
+    assert checked.clock is None
+    assert checked.page.count == 0
+    assert not checked.page.more

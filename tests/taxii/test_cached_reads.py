@@ -71,7 +71,7 @@ def test_the_audit_row_records_the_clock_the_page_was_read_under(client: TestCli
 
 
 @pytest.mark.parametrize(
-    "change, old_url_status",
+    ("change", "old_url_status"),
     [
         ("UPDATE collection SET default_tlp = 3", 200),  # unmarked objects now above the amber clearance
         ("UPDATE collection SET alias = 'renamed'", 200),
