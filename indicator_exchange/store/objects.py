@@ -7,8 +7,6 @@ from operator import itemgetter
 from typing import Any, TypeVarTuple
 
 import orjson
-from psycopg.abc import Buffer
-from psycopg.adapt import Loader
 from sqlalchemy import Select, and_, delete, false, func, null, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -331,13 +329,6 @@ def read_page_joined(
     )
 
 
-class _BytesLoader(Loader):
-    """Stored JSON straight into the response: no UTF-8 decoding into ``str`` and encoding back."""
-
-    def load(self, data: Buffer) -> bytes:
-        return bytes(data)
-
-
 def _conditions_pg(filters: ReadFilter, visibility: Visibility, after: int | None) -> tuple[str, list[object]]:
     """``_filtered`` as SQL text for ``read_page_pg``; ``tests/store/test_read_page_pg`` holds them equal."""
     where = ["collection_id = c.id"]
@@ -384,12 +375,14 @@ def read_page_pg(
     """
     where, params = _conditions_pg(filters, visibility, after)
     statement = (
-        "SELECT c.last_date_added, e.epoch, p.date_added, p.raw FROM collection c JOIN auth_epoch e ON e.id = 1 "
+        "SELECT c.last_date_added, e.epoch, p.date_added, convert_to(p.raw, 'UTF8') FROM collection c "
+        "JOIN auth_epoch e ON e.id = 1 "
         "LEFT JOIN LATERAL (SELECT date_added, raw FROM object_version WHERE " + where + " ORDER BY date_added "
         "LIMIT %s) p ON true WHERE c.id = %s"
     )
-    with connection.cursor() as cursor:
-        cursor.adapters.register_loader("text", _BytesLoader)
+    # Binary results with the JSON as bytea: psycopg's C loaders build the rows, and the stored JSON goes into
+    # the response as it arrives (no decoding to str and encoding back).
+    with connection.cursor(binary=True) as cursor:
         rows = cursor.execute(statement, [*params, limit + 1, collection_id]).fetchall()
     if not rows:
         return CheckedPage(JoinedPage(0, None, None, b"", False), clock=None, epoch=None)

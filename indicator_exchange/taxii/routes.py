@@ -22,7 +22,6 @@ from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
-from indicator_exchange.store.engine import session_scope
 from indicator_exchange.store.models import Collection
 from indicator_exchange.taxii import service
 from indicator_exchange.taxii.filters import PageRequest, parse_page_request
@@ -190,9 +189,10 @@ def read_objects_response(
     trip); failing that, resolved and authorised afresh.
 
     The session is opened here, not by a dependency: a generator dependency enters and leaves through the
-    thread pool, two hops a poll does not need (this function already runs in it).
+    thread pool, two hops a poll does not need (this function already runs in it). Its statements run without
+    a transaction (``statement_sessions``), so there is nothing to commit: it is only closed.
     """
-    with session_scope(request.app.state.statement_sessions) as session:
+    with request.app.state.statement_sessions() as session:
         return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
 
 
