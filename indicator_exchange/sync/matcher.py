@@ -208,45 +208,69 @@ def _observation_holds(observation: Observation, view: _EventView) -> bool:
 
 
 class _BandIndex:
-    """LSH band -> the band-set groups that list it, as one integer array (CSR) per index.
+    """LSH band -> the band-set groups that list it.
 
-    Built once the indicators are all filed; an event's shared bands per group are then counted by numpy over
-    the concatenated posting lists of its 32 bands, instead of one set intersection per candidate.
+    Most bands are listed by one group (each prompt family has its own bands): those map straight to the group,
+    and an event sharing only such bands is counted in plain Python. A band several groups list maps to ``~n``,
+    its posting list in one integer array (CSR); an event that shares one is counted by numpy over the
+    concatenated posting lists, instead of one set intersection per candidate. Built once the indicators are
+    all filed.
     """
 
     __slots__ = ("band_ids", "group_count", "offsets", "postings")
 
     def __init__(self, postings: dict[str, list[int]], group_count: int) -> None:
-        self.band_ids = {band: number for number, band in enumerate(postings)}
-        lengths = np.fromiter((len(groups) for groups in postings.values()), dtype=np.int64, count=len(postings))
-        self.offsets: npt.NDArray[np.int64] = np.zeros(len(postings) + 1, dtype=np.int64)
+        self.band_ids: dict[str, int] = {}
+        several: list[list[int]] = []
+        for band, groups in postings.items():
+            if len(groups) == 1:
+                self.band_ids[band] = groups[0]
+            else:
+                self.band_ids[band] = ~len(several)
+                several.append(groups)
+        lengths = np.fromiter(map(len, several), dtype=np.int64, count=len(several))
+        self.offsets: npt.NDArray[np.int64] = np.zeros(len(several) + 1, dtype=np.int64)
         np.cumsum(lengths, out=self.offsets[1:])
         dtype = np.int32 if group_count < 2**31 else np.int64
         self.postings: npt.NDArray[np.signedinteger[Any]] = np.fromiter(
-            chain.from_iterable(postings.values()), dtype=dtype, count=int(self.offsets[-1])
+            chain.from_iterable(several), dtype=dtype, count=int(self.offsets[-1])
         )
         self.group_count = group_count
 
     def thaw(self) -> dict[str, list[int]]:
         """The posting lists back as lists, to file more observations after matching has begun (rare)."""
         ends = self.offsets.tolist()
-        return {band: self.postings[ends[n] : ends[n + 1]].tolist() for band, n in self.band_ids.items()}
+        return {
+            band: [n] if n >= 0 else self.postings[ends[~n] : ends[~n + 1]].tolist()
+            for band, n in self.band_ids.items()
+        }
 
     def shared(self, bands: Iterable[str], at_least: int) -> tuple[list[int], list[int]]:
         """(groups, shared band counts) of the groups sharing ``at_least`` (>= 1) of the distinct ``bands``."""
         numbers = [n for n in map(self.band_ids.get, bands) if n is not None]
         if len(numbers) < at_least:  # a group lists a band once, so it cannot share more bands than we found
             return [], []
-        starts = self.offsets[numbers].tolist()
-        ends = self.offsets[np.asarray(numbers) + 1].tolist()
-        found = np.concatenate([self.postings[s:e] for s, e in zip(starts, ends, strict=True)])
+        if min(numbers) >= 0:  # only bands of one group each: a handful of ints, cheaper than any numpy call
+            counts: dict[int, int] = {}
+            for group in numbers:
+                counts[group] = counts.get(group, 0) + 1
+            groups = sorted(group for group, count in counts.items() if count >= at_least)
+            return groups, [counts[group] for group in groups]
+        single = [n for n in numbers if n >= 0]
+        several = [~n for n in numbers if n < 0]
+        starts = self.offsets[several].tolist()
+        ends = self.offsets[np.asarray(several) + 1].tolist()
+        found = np.concatenate(
+            [self.postings[s:e] for s, e in zip(starts, ends, strict=True)]
+            + [np.asarray(single, dtype=self.postings.dtype)]
+        )
         if found.size * 4 >= self.group_count:
-            counts = np.bincount(found)
-            groups = np.flatnonzero(counts >= at_least)
-            return groups.tolist(), counts[groups].tolist()
-        unique, counts = np.unique(found, return_counts=True)
-        keep = counts >= at_least
-        return unique[keep].tolist(), counts[keep].tolist()
+            counted = np.bincount(found)
+            dense = np.flatnonzero(counted >= at_least)
+            return dense.tolist(), counted[dense].tolist()
+        unique, tally = np.unique(found, return_counts=True)
+        keep = tally >= at_least
+        return unique[keep].tolist(), tally[keep].tolist()
 
 
 class CompiledIndicators:

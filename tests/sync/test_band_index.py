@@ -63,6 +63,23 @@ class TestBandIndex:
         expected = [(n, len(b & event)) for n, b in enumerate(groups) if len(b & event) >= least]
         assert list(zip(found, counts, strict=True)) == expected
 
+    @FAST
+    @given(groups=st.lists(band_sets, max_size=8), event=band_sets, least=st.integers(1, 4))
+    def test_bands_of_one_group_each_are_counted_without_numpy(
+        self, groups: list[frozenset[str]], event: frozenset[str], least: int
+    ) -> None:
+        # Each band kept only in the first group listing it: every posting list has one group, as in a feed of
+        # unrelated prompt families.
+        seen: set[str] = set()
+        owned = []
+        for bands in groups:
+            owned.append(bands - seen)
+            seen |= bands
+        postings = {band: [n] for n, bands in enumerate(owned) for band in bands}
+        found, counts = _BandIndex(postings, len(owned)).shared(sorted(event), least)
+        expected = [(n, len(b & event)) for n, b in enumerate(owned) if len(b & event) >= least]
+        assert list(zip(found, counts, strict=True)) == expected
+
     def test_thaw_gives_back_the_posting_lists(self) -> None:
         postings = {"a": [0, 2], "b": [1], "c": [0, 1, 2]}
         assert _BandIndex(postings, 3).thaw() == postings
