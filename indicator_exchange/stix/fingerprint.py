@@ -120,11 +120,13 @@ class _PerThread(threading.local):
     """
 
     encryptors: dict[bytes, CipherContext]
+    packed: npt.NDArray[np.uint8]
     blocks: npt.NDArray[np.uint8]
     products: npt.NDArray[np.uint64]
 
     def __init__(self) -> None:
         self.encryptors = {}
+        self.packed = np.empty(3 * (_ROWS_PER_PASS + SHINGLE - 1), dtype=np.uint8)
         self.blocks = np.zeros((_ROWS_PER_PASS, 16), dtype=np.uint8)
         self.blocks[:, 15] = SHINGLE  # the length byte of every full shingle; bytes 0-14 are rewritten per pass
         self.products = np.empty((_ROWS_PER_PASS, NUM_PERM), dtype=np.uint64)
@@ -168,6 +170,8 @@ def _band_hashers(key: bytes) -> tuple["hashlib.blake2b", ...]:
 
 
 _BAND_PREFIXES = tuple(f"{j:02d}:" for j in range(BANDS))
+_CODE_POINT = np.dtype("V3")  # a code point as 3 bytes little-endian: UTF-32-LE less its 4th byte, always 0
+_WINDOW = np.dtype("V15")  # bytes 0-14 of a block: the 5 code points of a shingle
 
 
 def _short_block(normalized: str) -> bytes:
@@ -190,10 +194,14 @@ def minhash_of(normalized: str, *, key: bytes) -> npt.NDArray[np.uint64]:
     result = np.empty(NUM_PERM, dtype=np.uint64)
     for start in range(0, shingles, _ROWS_PER_PASS):
         rows = min(_ROWS_PER_PASS, shingles - start)
+        # Two copies of whole items, each one numpy loop: the code points packed to 3 bytes, then each shingle's
+        # 15 bytes (overlapping windows of the packed bytes) into bytes 0-14 of its block.
+        count = rows + SHINGLE - 1
+        code_points = np.ndarray((count,), dtype=_CODE_POINT, buffer=data, offset=4 * start, strides=(4,))
+        np.ndarray((count,), dtype=_CODE_POINT, buffer=state.packed)[...] = code_points
+        windows = np.ndarray((rows,), dtype=_WINDOW, buffer=state.packed, strides=(3,))
+        np.ndarray((rows,), dtype=_WINDOW, buffer=state.blocks, strides=(16,))[...] = windows
         blocks = state.blocks[:rows]
-        # Bytes 0-14 of block i are the first 3 bytes of code points i..i+4: both sides as strided views, one copy.
-        window = np.ndarray((rows, SHINGLE, 3), dtype=np.uint8, buffer=data, offset=4 * start, strides=(4, 4, 1))
-        np.ndarray((rows, SHINGLE, 3), dtype=np.uint8, buffer=blocks, strides=(16, 3, 1))[...] = window
         x = np.frombuffer(_encrypt_blocks(blocks.data, key=key), dtype="<u8")[::2]
         hashed = state.products[:rows]
         np.multiply(a_rows[:rows], x[:, None], out=hashed)
