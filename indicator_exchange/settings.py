@@ -1,8 +1,10 @@
 """Service configuration, read from ``IX_*`` environment variables (or a ``.env`` file)."""
 
+import json
 from functools import lru_cache
+from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./indicator-exchange.db"
@@ -50,8 +52,27 @@ class Settings(BaseSettings):
         "identity--b3d6a1f0-5c1e-4e0a-9d1f-0c2f4a6b8e21",
         description="STIX identity id of the publishing organisation (created_by_ref of our objects).",
     )
+    scaffold_allowlist: str | None = Field(
+        None,
+        description='JSON file of public scaffold prompts ({"scaffolds": {name: text}}) refused at ingest, beside '
+        "the built-in list.",
+    )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
+
+    @field_validator("scaffold_allowlist")
+    @classmethod
+    def _readable_allowlist(cls, path: str | None) -> str | None:
+        """A broken allowlist stops the service at start, not at the first prompt detection."""
+        if not path:
+            return None
+        try:
+            scaffolds = json.loads(Path(path).read_text(encoding="utf-8")).get("scaffolds")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ValueError(f"{path!r} is not a readable JSON object: {exc}") from None
+        if not isinstance(scaffolds, dict) or not all(isinstance(v, str) for v in scaffolds.values()):
+            raise ValueError(f'{path!r} must hold {{"scaffolds": {{"name": "prompt text", ...}}}}')
+        return path
 
     @property
     def community_key_bytes(self) -> bytes:

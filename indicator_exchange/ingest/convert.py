@@ -5,8 +5,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from indicator_exchange.ingest.schemas import (
@@ -17,7 +19,7 @@ from indicator_exchange.ingest.schemas import (
 )
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix import convert as stix
-from indicator_exchange.stix.fingerprint import fingerprint_prompt, minhash_similarity
+from indicator_exchange.stix.fingerprint import NUM_PERM, PromptFingerprint, fingerprint_prompt
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.ingest import DetectionFacts
 
@@ -58,14 +60,45 @@ def publisher_of(settings: Settings) -> stix.Publisher:
     )
 
 
+@dataclass(frozen=True)
+class _Scaffolds:
+    """The allowlisted public scaffolds' fingerprints: SHA-256s, and MinHash signatures as one matrix so a
+    prompt is compared with all of them in one vector operation."""
+
+    names: tuple[str, ...]
+    sha256s: tuple[str, ...]
+    minhashes: np.ndarray[Any, np.dtype[np.uint64]]
+
+    def match(self, fingerprint: PromptFingerprint) -> str | None:
+        """The scaffold the prompt is, or is a near-duplicate of (``minhash_similarity`` >= the threshold)."""
+        if fingerprint.sha256 in self.sha256s:
+            return self.names[self.sha256s.index(fingerprint.sha256)]
+        if not self.names:
+            return None
+        similarity = (self.minhashes == np.asarray(fingerprint.minhash, dtype=np.uint64)).mean(axis=1)
+        hits = np.flatnonzero(similarity >= SCAFFOLD_SIMILARITY)
+        return self.names[int(hits[0])] if hits.size else None
+
+
+def scaffold_texts(extra_file: str | None) -> dict[str, str]:
+    """The built-in public scaffolds, plus those of ``IX_SCAFFOLD_ALLOWLIST`` (checked when the settings load;
+    a name in both takes the file's text)."""
+    builtin = resources.files("indicator_exchange.ingest").joinpath("data/public_scaffolds.json").read_text()
+    texts: dict[str, str] = dict(json.loads(builtin)["scaffolds"])
+    if extra_file:
+        texts.update(json.loads(Path(extra_file).read_text(encoding="utf-8"))["scaffolds"])
+    return texts
+
+
 @lru_cache(maxsize=4)
-def _scaffolds(key: bytes, key_id: str) -> list[tuple[str, tuple[int, ...], str]]:
-    data = json.loads(resources.files("indicator_exchange.ingest").joinpath("data/public_scaffolds.json").read_text())
-    out = []
-    for name, text in data["scaffolds"].items():
-        fp = fingerprint_prompt(text, key=key, key_id=key_id)
-        out.append((fp.sha256, fp.minhash, name))
-    return out
+def _scaffolds(key: bytes, key_id: str, extra_file: str | None) -> _Scaffolds:
+    texts = scaffold_texts(extra_file)
+    fingerprints = {name: fingerprint_prompt(text, key=key, key_id=key_id) for name, text in texts.items()}
+    return _Scaffolds(
+        names=tuple(fingerprints),
+        sha256s=tuple(fp.sha256 for fp in fingerprints.values()),
+        minhashes=np.array([fp.minhash for fp in fingerprints.values()], dtype=np.uint64).reshape(-1, NUM_PERM),
+    )
 
 
 def _common(detection: ProxyIpDetection | PromptSignatureDetection | AccountPatternDetection) -> stix.Common:
@@ -105,9 +138,10 @@ def plan(
             fingerprint = fingerprint_prompt(
                 detection.prompt_text, key=publisher.community_key, key_id=publisher.key_id
             )
-            for sha, minhash, name in _scaffolds(publisher.community_key, publisher.key_id):
-                if sha == fingerprint.sha256 or minhash_similarity(minhash, fingerprint.minhash) >= SCAFFOLD_SIMILARITY:
-                    raise Refused("prompt_text", f"matches the public scaffold '{name}'; not published")
+            scaffolds = _scaffolds(publisher.community_key, publisher.key_id, settings.scaffold_allowlist)
+            scaffold = scaffolds.match(fingerprint)
+            if scaffold is not None:
+                raise Refused("prompt_text", f"matches the public scaffold '{scaffold}'; not published")
             item = stix.PromptInput(
                 common=common, capability=detection.capability, sha256=fingerprint.sha256, fingerprint=fingerprint
             )

@@ -15,9 +15,11 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Literal
+
+import orjson
 
 from indicator_exchange.stix.fingerprint import NORMALIZATION, PromptFingerprint
 from indicator_exchange.stix.markings import Tlp
@@ -153,18 +155,16 @@ def _seconds(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_ID_NAME = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
-
-
-def deterministic_id(stix_type: str, *parts: object) -> str:
+def deterministic_id(stix_type: str, *parts: str | int) -> str:
     """UUIDv5 in our namespace over a JSON array of the type and the identifying parts (D7).
 
     Computed as RFC 4122 §4.3 does (SHA-1 of namespace + name, version and variant bits set) without
     building ``uuid.UUID`` objects: ids are minted several times per detection. A test holds it to
-    ``uuid.uuid5``.
+    ``uuid.uuid5``. The name is the compact, non-ASCII-preserving JSON of the ``json`` module; orjson writes
+    the same bytes for strings and integers (a test checks every character) at a tenth of the cost.
     """
-    name = _ID_NAME.encode([stix_type, *parts])
-    digest = bytearray(hashlib.sha1(SERVICE_NAMESPACE.bytes + name.encode()).digest()[:16])  # noqa: S324 - UUIDv5
+    name = orjson.dumps([stix_type, *parts])
+    digest = bytearray(hashlib.sha1(SERVICE_NAMESPACE.bytes + name).digest()[:16])  # noqa: S324 - UUIDv5
     digest[6] = (digest[6] & 0x0F) | 0x50
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
@@ -224,6 +224,7 @@ def identity_object(publisher: Publisher) -> dict[str, Any]:
     }
 
 
+@cache  # shared like the extension definitions: context objects are never modified
 def _marking_object(level: Tlp) -> dict[str, Any]:
     from indicator_exchange.stix.markings import tlp2_marking_definitions
 

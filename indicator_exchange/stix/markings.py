@@ -66,15 +66,17 @@ def tlp_of(obj: Mapping[str, object]) -> Tlp | None:
 
     Granular markings count too: serving an object serves every one of its properties.
     """
-    refs: list[object] = []
     object_refs = obj.get("object_marking_refs")
-    if isinstance(object_refs, list):
-        refs.extend(object_refs)
     granular = obj.get("granular_markings")
+    refs: list[object] = object_refs if isinstance(object_refs, list) else []
     if isinstance(granular, list):
-        refs.extend(g.get("marking_ref") for g in granular if isinstance(g, dict))
-    levels = [MARKING_TLP[r] for r in refs if isinstance(r, str) and r in MARKING_TLP]
-    return max(levels) if levels else None
+        refs = [*refs, *(g.get("marking_ref") for g in granular if isinstance(g, dict))]
+    found = None
+    for ref in refs:
+        level = MARKING_TLP.get(ref) if isinstance(ref, str) else None
+        if level is not None and (found is None or level > found):
+            found = level
+    return found
 
 
 def tlp2_marking_definitions(levels: Iterable[Tlp] = tuple(Tlp)) -> list[dict[str, object]]:

@@ -52,6 +52,7 @@ def record_detections(
 ) -> None:
     """One provenance row per (detection, indicator), inserted in one statement (the ORM unit of work was
     a third of ingest time at 1,000 detections per request)."""
+    received_at = datetime.now(UTC)
     rows = [
         {
             "collection_id": collection_id,
@@ -66,7 +67,7 @@ def record_detections(
             "accounts_linked": facts.accounts_linked,
             "requests": facts.requests,
             "outcome": outcome,
-            "received_at": datetime.now(UTC),
+            "received_at": received_at,
         }
         for facts, indicator_ids, outcome in records
         for indicator_id in indicator_ids

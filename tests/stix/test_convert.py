@@ -145,6 +145,16 @@ class TestIds:
         expected = f"indicator--{uuid.uuid5(stix.SERVICE_NAMESPACE, name)}"
         assert stix.deterministic_id("indicator", *parts) == expected
 
+    def test_the_id_name_is_json_for_every_character(self) -> None:
+        """The name is serialised with orjson; it must equal the json module's (D7) for any text in a part."""
+        for start in range(0, 0x110000, 0x800):
+            if 0xD800 <= start <= 0xDFFF:
+                continue  # lone surrogates cannot be UTF-8 encoded by either
+            text = "".join(chr(c) for c in range(start, start + 0x800) if not 0xD800 <= c <= 0xDFFF)
+            name = json.dumps(["indicator", text, 3], separators=(",", ":"), ensure_ascii=False)
+            expected = f"indicator--{uuid.uuid5(stix.SERVICE_NAMESPACE, name)}"
+            assert stix.deterministic_id("indicator", text, 3) == expected
+
     def test_short_prompts_get_an_exact_indicator_only(self) -> None:
         result = stix.convert(prompt_input("Think step by step. Show all reasoning."), publisher=PUBLISHER, now=NOW)
         assert [i["pattern"].split(":")[1][:6] for i in result.indicators] == ["hashes"]
