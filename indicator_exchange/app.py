@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bookkeeping = make_engine(settings.database_url, pool_size=4, asynchronous_commit=True)
         app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
+        app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:
             statistics.start()
         try:

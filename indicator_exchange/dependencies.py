@@ -179,6 +179,13 @@ def get_admin(caller: CallerDep) -> Caller:
 AdminDep = Annotated[Caller, Depends(get_admin)]
 
 
+def objects_written(request: Request) -> None:
+    """Tell the statistics keeper that a request stored objects (``store.statistics``)."""
+    keeper = getattr(request.app.state, "statistics", None)
+    if keeper is not None:
+        keeper.nudge()
+
+
 def objects_remaining(request: Request) -> int | None:
     """How many objects the caller's key may still receive or send today (``None``: no quota)."""
     allowance: Allowance | None = getattr(request.state, "allowance", None)

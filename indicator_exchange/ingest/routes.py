@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
+from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep, objects_written
 from indicator_exchange.errors import PayloadTooLarge
 from indicator_exchange.ingest import service
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
@@ -53,4 +53,6 @@ async def push_detections(
         return service.ingest(session, caller=caller, collection=target, lines=lines, settings=settings).as_dict()
 
     # The session is synchronous: its work runs in the thread pool, never on the event loop.
-    return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")
+    answer = await run_in_threadpool(run)
+    objects_written(request)
+    return Response(orjson.dumps(answer), media_type="application/json")

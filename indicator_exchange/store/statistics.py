@@ -55,12 +55,20 @@ def analyze_stale(engine: Engine, *, force: bool = False) -> list[str]:
 
 
 class StatisticsKeeper:
-    """A daemon thread that keeps planner statistics fresh while autovacuum is off (PostgreSQL only)."""
+    """A daemon thread that keeps planner statistics fresh while autovacuum is off (PostgreSQL only).
+
+    It checks every ``interval_seconds``, and sooner (at most once per ``NUDGE_SPACING_SECONDS``) when a write
+    ``nudge``s it: a bulk load into an empty collection otherwise ran its first ten seconds on the plans of an
+    empty table (measured: the first tenth of a 1,000,000-object load was the slowest).
+    """
+
+    NUDGE_SPACING_SECONDS = 1.0
 
     def __init__(self, engine: Engine, *, interval_seconds: float = 10.0) -> None:
         self.engine = engine
         self.interval = interval_seconds
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -71,15 +79,27 @@ class StatisticsKeeper:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
 
+    def nudge(self) -> None:
+        """Objects were written: check soon rather than at the next interval (cheap; no-op when not running)."""
+        if self._thread is not None:
+            self._wake.set()
+
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 analyzed = analyze_stale(self.engine)
             except Exception:
                 log.exception("refreshing planner statistics failed")
-                continue
+                analyzed = []
             if analyzed:
                 log.info("refreshed planner statistics of %s", ", ".join(analyzed))
+            if self._stop.wait(self.NUDGE_SPACING_SECONDS):
+                return

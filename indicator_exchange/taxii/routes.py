@@ -16,6 +16,7 @@ from indicator_exchange.dependencies import (
     check_objects_allowed,
     confirm_caller,
     objects_remaining,
+    objects_written,
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, NotPermitted
@@ -237,6 +238,7 @@ def add_objects(
     check_objects_allowed(request, len(objects))
     result = service.add_objects(session, root=root, collection=found, caller=caller, objects=objects)
     request.state.status = result
+    objects_written(request)
     return _taxii(service.status_resource(result), status_code=202)
 
 

@@ -1,5 +1,6 @@
 """Planner statistics kept fresh by the service when autovacuum does not (store.statistics)."""
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -58,3 +59,25 @@ class TestAnalyzeStale:
 
 def test_sqlite_needs_nothing(sqlite_url: str) -> None:
     assert statistics.analyze_stale(engine_for(sqlite_url), force=True) == []
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_nudge_analyses_now_not_at_the_next_interval(db_url: str, session: Session) -> None:
+    """A write nudges the keeper: a fresh bulk load gets real plans within a second or so, not an hour."""
+    engine = engine_for(db_url)
+    statistics.analyze_stale(engine, force=True)
+    keeper = statistics.StatisticsKeeper(engine, interval_seconds=3600)
+    keeper.start()
+    try:
+        if statistics.autovacuum_enabled(engine):  # PostgreSQL keeps the statistics itself: the keeper stays idle
+            assert keeper._thread is None
+            return
+        before = _analyzed_count(db_url)
+        _load(session, statistics.STALE_MINIMUM + 100)
+        keeper.nudge()
+        deadline = time.monotonic() + 10
+        while _analyzed_count(db_url) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _analyzed_count(db_url) > before
+    finally:
+        keeper.stop()
