@@ -61,6 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not is_sqlite(settings.database_url):
             bookkeeping = make_engine(settings.database_url, pool_size=4, asynchronous_commit=True)
         app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
+        # Audit rows, last_used_at and rate counters are single statements (the counters are one upsert each):
+        # on PostgreSQL each commits on its own, one round trip instead of three (BEGIN, statement, COMMIT).
+        app.state.bookkeeping_statements = (
+            app.state.bookkeeping_sessions
+            if is_sqlite(settings.database_url)
+            else make_sessionmaker(bookkeeping.execution_options(isolation_level="AUTOCOMMIT"))
+        )
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:

@@ -147,7 +147,7 @@ def _admit(request: Request, caller: Caller) -> None:
     state = request.app.state
     limits = limits_for(caller, state.settings)
     if limits.any:
-        with session_scope(state.bookkeeping_sessions) as session:
+        with session_scope(state.bookkeeping_statements) as session:
             allowance = admit(session, caller, limits, now=clock_of(request))
         request.state.allowance = allowance
         if allowance.refusal is not None:

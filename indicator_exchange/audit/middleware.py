@@ -68,7 +68,7 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_sessions", None)
+            sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_statements", None)
             if sessions is not None:
                 entry = build_record(scope, status_code, bytes(error_body), started)
                 with anyio.CancelScope(shield=True):
