@@ -46,6 +46,8 @@ _KINDS: dict[str, IndicatorKind] = {
     "x-hashed-identifier": "account_pattern",
 }  # fmt: skip
 VERIFIED_LSH_BANDS = 2  # (2/32)^(1/4) = 0.5: the similarity threshold measured in the reference
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # what ipaddress reads: 0-255, no leading zeros
+_DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z")
 _DOMAIN_ALTERNATION = re.compile(r"^@\(?((?:[a-z0-9-]+(?:\\\.)?)+(?:\|(?:[a-z0-9-]+(?:\\\.)?)+)*)\)?\$$")
 
 
@@ -340,6 +342,13 @@ class CompiledIndicators:
                 continue
             kind, path, op, value = term.object_type, term.path, term.op, term.value
             if kind in _IP_TYPES and path == ("value",) and op in ("=", "ISSUBSET"):
+                # Most indicators are single IPv4 addresses: read those without ipaddress (~10 µs each, a third
+                # of a million-indicator build). Filed exactly where the ipaddress path below files them.
+                quad = _DOTTED_QUAD.match(str(value))
+                if quad is not None:
+                    a, b, c, d = map(int, quad.groups())
+                    self._exact_ip[a << 24 | b << 16 | c << 8 | d].append(entry)
+                    return
                 try:
                     network = ipaddress.ip_network(str(value), strict=False)
                 except ValueError:

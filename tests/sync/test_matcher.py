@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from stix2matcher.matcher import match as reference_match
 
@@ -197,6 +197,38 @@ class TestIpv6:
     def test_ipv4_events_never_match_ipv6_indicators(self) -> None:
         ind = indicator(stix.ProxyInput(common=common(), proxy_kind="datacenter", value="::/0"))
         assert not compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip="198.51.100.1"))
+
+
+class TestIndexFiling:
+    @FAST
+    @given(
+        text=st.ip_addresses(v=4).map(str)
+        | st.from_regex(r"\A[0-9]{1,3}(\.[0-9]{1,3}){3}(/[0-9]{1,2})?\Z")
+        | st.text("0123456789./ \n\u0661", max_size=20),
+        kind=st.sampled_from(["ipv4-addr", "ipv6-addr"]),
+    )
+    @example(text="01.2.3.4", kind="ipv4-addr")
+    @example(text="1.2.3.256", kind="ipv4-addr")
+    @example(text="1.2.3.4\n", kind="ipv4-addr")
+    @example(text="\u0661.2.3.4", kind="ipv4-addr")
+    @example(text="0.0.0.0", kind="ipv6-addr")
+    def test_addresses_are_filed_where_ipaddress_files_them(self, text: str, kind: str) -> None:
+        # Plain dotted quads skip ipaddress when the index is built; the index must not notice.
+        ind = dict(
+            indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            pattern=f"[{kind}:value = {stix.stix_string(text)}]",
+        )
+        try:
+            network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            network = None
+        exact = compiled(ind)._exact_ip
+        if network is not None and network.num_addresses == 1:
+            assert {n: [e.indicator_id for e in entries] for n, entries in exact.items()} == {
+                int(network.network_address): [ind["id"]]
+            }
+        else:
+            assert not exact
 
 
 class TestActivity:
