@@ -1,6 +1,5 @@
 """The application factory: ``create_app(settings)`` builds everything explicitly, nothing at import."""
 
-import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +14,7 @@ from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
+from indicator_exchange.runtime import tune_garbage_collector
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.catalog import CatalogCache
 from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker, read_only_engine
@@ -30,20 +30,6 @@ Authenticate with an API key: HTTP Basic (key id as user name, secret as passwor
 `Authorization: Bearer <key id>.<secret>`. TAXII endpoints answer `application/taxii+json;version=2.1`,
 errors included.
 """
-
-
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def tune_garbage_collector() -> None:
-    """Fewer cyclic-GC passes: a request builds thousands of small dicts (parsed objects, rows, status
-    entries), and with Python's default threshold of 700 allocations the collector ran so often that it took
-    about 40% of an envelope's CPU (measured; the profiler charged it to the dict literals). What the app
-    loaded at start is frozen out of the collector's scans. Memory stays bounded: cycles are still collected.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

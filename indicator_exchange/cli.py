@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.errors import ExchangeError
+from indicator_exchange.runtime import tune_garbage_collector
 from indicator_exchange.settings import DEMO_COMMUNITY_KEY, Settings, get_settings
 from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
@@ -574,6 +575,7 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull (or push) partner TAXII feeds incrementally; Ctrl-C stops cleanly after the current page."""
+    tune_garbage_collector()
     import signal
     import threading
 
@@ -680,6 +682,7 @@ def push(
     as_json: JsonOpt = False,
 ) -> None:
     """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary."""
+    tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file
 
     try:
@@ -746,6 +749,7 @@ def match(
     clearance: Annotated[str, typer.Option(help="Most restrictive TLP of the indicators used.")] = "red",
 ) -> None:
     """Match API-traffic events against the active indicators in the local database."""
+    tune_garbage_collector()
     import csv
     from datetime import UTC, datetime
 
