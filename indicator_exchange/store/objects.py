@@ -278,12 +278,12 @@ def read_page(
 
 @dataclass(frozen=True, slots=True)
 class JoinedPage:
-    """One keyset page as the comma-joined stored JSON of its objects, ready to drop into an envelope."""
+    """One keyset page: the stored JSON of its objects, as bytes, ready to be joined into an envelope."""
 
     count: int
     first_added: int | None
     last_added: int | None
-    objects_json: bytes
+    objects: list[bytes]
     more: bool
 
 
@@ -306,7 +306,7 @@ def read_page_joined(
     after: int | None,
     limit: int,
 ) -> CheckedPage:
-    """``read_page`` with the objects joined into one byte string, plus the clock and epoch it ran under.
+    """``read_page`` with the objects' stored JSON as bytes, plus the clock and epoch it ran under.
 
     On PostgreSQL this is the hot path of every poll: one hand-written statement on the raw psycopg
     connection (``read_page_pg``); SQLAlchemy's per-statement and per-row work cost more than the query.
@@ -321,7 +321,7 @@ def read_page_joined(
             count=len(rows),
             first_added=rows[0].date_added if rows else None,
             last_added=rows[-1].date_added if rows else None,
-            objects_json=",".join(row.raw or "" for row in rows).encode(),
+            objects=[(row.raw or "").encode() for row in rows],
             more=more,
         ),
         clock=clock,
@@ -385,10 +385,10 @@ def read_page_pg(
     with connection.cursor(binary=True) as cursor:
         rows = cursor.execute(statement, [*params, limit + 1, collection_id]).fetchall()
     if not rows:
-        return CheckedPage(JoinedPage(0, None, None, b"", False), clock=None, epoch=None)
+        return CheckedPage(JoinedPage(0, None, None, [], False), clock=None, epoch=None)
     clock, epoch = rows[0][0], rows[0][1]
     if rows[0][2] is None:
-        return CheckedPage(JoinedPage(0, None, None, b"", False), clock=clock, epoch=epoch)
+        return CheckedPage(JoinedPage(0, None, None, [], False), clock=clock, epoch=epoch)
     # One outer row: the nested loop yields the subquery's order, but SQL does not promise it. Sorting rows
     # that are already in order costs one pass.
     rows.sort(key=itemgetter(2))
@@ -398,7 +398,7 @@ def read_page_pg(
             count=len(kept),
             first_added=kept[0][2],
             last_added=kept[-1][2],
-            objects_json=b",".join([row[3] for row in kept]),
+            objects=[row[3] for row in kept],
             more=len(rows) > limit,
         ),
         clock=clock,
