@@ -21,6 +21,7 @@ from indicator_exchange.store.engine import is_sqlite, make_engine, make_session
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.direct import DirectPolls
+from indicator_exchange.taxii.read_ahead import ReadAhead
 from indicator_exchange.taxii.routes import router as taxii_router
 
 DESCRIPTION = """
@@ -54,6 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if is_sqlite(settings.database_url)
             else make_sessionmaker(bookkeeping.execution_options(isolation_level="AUTOCOMMIT"))
         )
+        app.state.read_ahead = ReadAhead(
+            app.state.statement_sessions,
+            capacity=0 if is_sqlite(settings.database_url) else settings.read_ahead_pages,
+        )
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             statistics.stop()
+            app.state.read_ahead.close()
             bookkeeping.dispose()
             engine.dispose()
 

@@ -35,6 +35,12 @@ class Settings(BaseSettings):
     )
     max_page_size: int = Field(1000, ge=1, description="Largest page a TAXII GET returns; larger limits clamp.")
     default_page_size: int = Field(100, ge=1, description="Page size when the client sends no limit.")
+    read_ahead_pages: int = Field(
+        8,
+        ge=0,
+        description="PostgreSQL: pages each worker reads ahead for clients paging through a collection, each up to "
+        "IX_MAX_PAGE_SIZE objects in memory; served only if the collection and grants are unchanged (0 = off).",
+    )
     max_detections_per_request: int = Field(10_000, ge=1, description="Most detections one ingest request may carry.")
     default_requests_per_minute: int = Field(
         600, ge=0, description="Per-key request rate limit when the principal sets none (0 = unlimited)."

@@ -79,7 +79,8 @@ class ApiRoot(Base):
 
 class Collection(Base):
     """A TAXII collection. ``last_date_added`` is the per-collection clock that keeps ``date_added``
-    unique and strictly increasing in commit order (writers lock this row)."""
+    unique and strictly increasing in commit order (writers lock this row). Deletes advance it too, so it
+    changes whenever the collection's contents do."""
 
     __tablename__ = "collection"
 

@@ -406,6 +406,17 @@ def read_page_pg(
     )
 
 
+def clock_and_epoch_pg(connection: Any, collection_id: uuid.UUID) -> tuple[int | None, int | None]:
+    """The collection's clock and the auth epoch now, in one small prepared statement (read-ahead checks a
+    page read earlier against them: ``taxii.read_ahead``). ``(None, None)``: the collection is gone."""
+    row = connection.execute(
+        "SELECT c.last_date_added, e.epoch FROM collection c JOIN auth_epoch e ON e.id = 1 WHERE c.id = %s",
+        [collection_id],
+        prepare=True,
+    ).fetchone()
+    return (None, None) if row is None else (row[0], row[1])
+
+
 def object_exists(session: Session, collection_id: uuid.UUID, stix_id: str, visibility: Visibility) -> bool:
     query = select(ObjectVersion.seq).where(
         ObjectVersion.collection_id == collection_id, ObjectVersion.stix_id == stix_id, _visible(visibility)
@@ -436,6 +447,12 @@ def delete_versions(
     if not seqs:
         return 0
     session.execute(delete(ObjectVersion).where(ObjectVersion.seq.in_(seqs)))
+    # The clock moves on every change to the collection's contents, deletes too: whoever holds something read
+    # under the old clock (a page read ahead, a matching index) sees that it changed. A gap in date_added is
+    # harmless; the next object still gets a date_added above the clock.
+    session.execute(
+        update(Collection).where(Collection.id == collection_id).values(last_date_added=Collection.last_date_added + 1)
+    )
     remaining = session.execute(
         select(func.min(ObjectVersion.version), func.max(ObjectVersion.version)).where(
             ObjectVersion.collection_id == collection_id, ObjectVersion.stix_id == stix_id

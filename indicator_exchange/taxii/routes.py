@@ -205,6 +205,7 @@ def _read_objects_in(
     cached = service.read_objects_cached(
         session, request.app.state.catalog, caller=caller, epoch=assumed_epoch(request), api_root=api_root,
         collection_key=collection_id, page=page_request, object_id=object_id,
+        read_ahead=getattr(request.app.state, "read_ahead", None),
     )  # fmt: skip
     found: Collection | CollectionEntry
     if cached is not None:

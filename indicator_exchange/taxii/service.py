@@ -1,7 +1,7 @@
 """TAXII 2.1 operations over the store: resolve resources, write envelopes, serve pages."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import orjson
@@ -18,6 +18,7 @@ from indicator_exchange.store.catalog import CatalogCache, CollectionEntry
 from indicator_exchange.store.models import ApiRoot, Collection, Status
 from indicator_exchange.taxii.filters import PageRequest, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
+from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
 _SORTED = orjson.OPT_SORT_KEYS
 
@@ -263,11 +264,14 @@ def read_objects(
     page: PageRequest,
     object_id: str | None = None,
     expected_epoch: int | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> Page:
     """A page of objects as a TAXII envelope, built from the stored JSON without re-serialising it.
 
     ``expected_epoch``: the auth epoch ``caller`` and ``collection`` were cached under; ``StaleCache`` if the
     page's own statement finds another one (nothing is answered from stale grants or catalog).
+    ``read_ahead`` (with ``expected_epoch``, PostgreSQL): serve the page from it when it was read ahead and is
+    still current, and read the next page ahead when there is one.
     """
     require_read(caller, collection)
     filters = page.filters
@@ -280,13 +284,33 @@ def read_objects(
             added_after=filters.added_after,
         )
     visibility = _visibility(caller, collection)
-    checked = store.read_page_joined(session, collection.id, filters, visibility, after=page.after, limit=page.limit)
+    key = None
+    if read_ahead is not None and read_ahead.enabled and expected_epoch is not None and object_id is None:
+        key = poll_key(caller.principal_id, collection.id, visibility, filters, after=page.after, limit=page.limit)
+    ready = _page_read_ahead(session, read_ahead, key) if key is not None and read_ahead is not None else None
+    if ready is None:
+        checked = store.read_page_joined(
+            session, collection.id, filters, visibility, after=page.after, limit=page.limit
+        )
+        body = None
+    else:
+        checked, body = ready
     if expected_epoch is not None and checked.epoch != expected_epoch:
         raise StaleCache
     joined = checked.page
     missing = object_id is not None and not joined.count
     if missing and not store.object_exists(session, collection.id, str(object_id), visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
+    if body is None:
+        body = _envelope(joined)
+    headers = _headers(joined.first_added, joined.last_added)
+    if key is not None and read_ahead is not None and joined.more:
+        _read_next_page(read_ahead, key, collection.id, filters, visibility, joined.last_added)
+    return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
+
+
+def _envelope(joined: store.JoinedPage) -> bytes:
+    """The envelope of a page: the stored JSON of its objects joined, without parsing it."""
     head = _envelope_head(joined.last_added, joined.more)
     if joined.count:
         # One copy of the page's bytes: the objects and their separators joined once (a page is ~1 MB).
@@ -294,11 +318,30 @@ def read_objects(
         pieces[0] = head + b',"objects":['
         pieces[1::2] = joined.objects
         pieces[2::2] = [b","] * (joined.count - 1) + [b"]}"]
-        body = b"".join(pieces)
-    else:
-        body = head + b"}"
-    headers = _headers(joined.first_added, joined.last_added)
-    return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
+        return b"".join(pieces)
+    return head + b"}"
+
+
+def _page_read_ahead(session: Session, read_ahead: ReadAhead, key: PollKey) -> PageRead | None:
+    """The page read ahead for ``key``, if it is still what a read now would return."""
+    ready = read_ahead.take(key)
+    if ready is None:
+        return None
+    clock, epoch = store.clock_and_epoch_pg(session.connection().connection.dbapi_connection, key.collection_id)
+    return ready if read_ahead.accept(ready[0], clock=clock, epoch=epoch) else None
+
+
+def _read_next_page(
+    read_ahead: ReadAhead, key: PollKey, collection_id: uuid.UUID, filters: store.ReadFilter,
+    visibility: store.Visibility, last_added: int | None,
+) -> None:  # fmt: skip
+    """Start reading the page after this one, on the read-ahead thread."""
+
+    def read(own: Session) -> PageRead:
+        checked = store.read_page_joined(own, collection_id, filters, visibility, after=last_added, limit=key.limit)
+        return checked, _envelope(checked.page)
+
+    read_ahead.start(replace(key, after=last_added), read)
 
 
 def read_objects_cached(
@@ -311,6 +354,7 @@ def read_objects_cached(
     collection_key: str,
     page: PageRequest,
     object_id: str | None = None,
+    read_ahead: ReadAhead | None = None,
 ) -> tuple[CollectionEntry, Page] | None:
     """``read_objects`` with the API root and collection resolved from the worker's catalog snapshot, and the
     snapshot and the caller checked by the page's own statement: one round trip for a poll.
@@ -335,8 +379,9 @@ def read_objects_cached(
         return None
     try:
         return found, read_objects(
-            session, collection=found, caller=caller, page=page, object_id=object_id, expected_epoch=epoch
-        )
+            session, collection=found, caller=caller, page=page, object_id=object_id, expected_epoch=epoch,
+            read_ahead=read_ahead,
+        )  # fmt: skip
     except StaleCache:
         return None
 

@@ -1,0 +1,153 @@
+"""Read-ahead for feed polls: the next page of a poll is read while the client is still taking in this one.
+
+A partner pulling a feed asks for page after page, each request waiting for the previous answer, and spends
+as long receiving and parsing a 1,000-object page as the database spends reading it. So when a poll's page has
+``more``, the worker starts reading the page after it, on a thread of its own, and the next request of the
+same poll (``next``, or ``added_after`` at the page's last ``date_added``) finds it ready.
+
+A page read ahead is served only if nothing it depends on has changed: the collection's clock (advanced by
+every write, deletes included) and the auth epoch (raised by any change to principals, keys or grants) are
+read again by the request, in one small statement, and must both equal what the page was read under; else
+the request reads the page afresh. The caller is authenticated, rate-limited, authorised and audited as for
+any other request. Memory: at most ``capacity`` pages per worker, each at most ``IX_MAX_PAGE_SIZE`` objects,
+none kept longer than ``ttl_seconds``.
+"""
+
+import contextlib
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from indicator_exchange.store.objects import CheckedPage, ReadFilter, Visibility
+
+# A page as read (with the clock and epoch it was read under) and its envelope, ready to send.
+PageRead = tuple[CheckedPage, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class PollKey:
+    """Everything a page's content depends on, besides the database: who reads, what, from where."""
+
+    principal_id: uuid.UUID | None
+    collection_id: uuid.UUID
+    visibility: Visibility
+    types: tuple[str, ...] | None
+    spec_versions: tuple[str, ...] | None
+    version_keywords: tuple[str, ...]
+    version_values: tuple[int, ...]
+    after: int | None
+    limit: int
+
+
+def poll_key(
+    principal_id: uuid.UUID | None,
+    collection_id: uuid.UUID,
+    visibility: Visibility,
+    filters: ReadFilter,
+    *,
+    after: int | None,
+    limit: int,
+) -> PollKey | None:
+    """The key of a poll's page; ``None`` for reads not worth reading ahead (``match[id]``: one object)."""
+    if filters.ids is not None:
+        return None
+    return PollKey(
+        principal_id=principal_id,
+        collection_id=collection_id,
+        visibility=visibility,
+        types=None if filters.types is None else tuple(filters.types),
+        spec_versions=None if filters.spec_versions is None else tuple(filters.spec_versions),
+        version_keywords=tuple(filters.version_keywords),
+        version_values=tuple(filters.version_values),
+        after=after,
+        limit=limit,
+    )
+
+
+class ReadAhead:
+    """The pages a worker has read ahead, by ``PollKey``; thread-safe (requests run in the thread pool)."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, capacity: int, ttl_seconds: float = 30.0) -> None:
+        self.sessions = sessions  # read-ahead runs on its own connection, statement by statement
+        self.capacity = capacity
+        self.ttl_seconds = ttl_seconds
+        self._pages: OrderedDict[PollKey, tuple[float, Future[PageRead]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        # Counters for tests and for the operator's curiosity; only ever incremented.
+        self.started = 0
+        self.served = 0
+        self.stale = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity > 0
+
+    def start(self, key: PollKey, read: Callable[[Session], PageRead]) -> None:
+        """Begin reading the page ``key``: ``read`` runs on the read-ahead thread with a session of its own. A
+        no-op when read-ahead is off or the page is already being read."""
+        if not self.enabled:
+            return
+        with self._lock:
+            if key in self._pages:
+                return
+            while len(self._pages) >= self.capacity:
+                _, (_, oldest) = self._pages.popitem(last=False)
+                oldest.cancel()
+            try:
+                future = self._executor.submit(self._read, read)
+            except RuntimeError:  # shut down: the app is stopping
+                return
+            self._pages[key] = (time.monotonic(), future)
+            self.started += 1
+
+    def _read(self, read: Callable[[Session], PageRead]) -> PageRead:
+        with self.sessions() as session:
+            return read(session)
+
+    def take(self, key: PollKey) -> PageRead | None:
+        """The page read ahead for ``key``, waiting for it if it is being read; ``None`` if there is none, it
+        has not started yet (the request is then quicker reading it itself), it failed or it is too old.
+        The caller must still check it against the current clock and epoch (``accept``)."""
+        with self._lock:
+            entry = self._pages.pop(key, None)
+        if entry is None:
+            return None
+        begun, future = entry
+        if future.cancel() or time.monotonic() - begun > self.ttl_seconds:
+            return None
+        try:
+            return future.result()
+        except Exception:  # the request reads the page itself and meets the error, if it lasts, there
+            return None
+
+    def accept(self, page: CheckedPage, *, clock: int | None, epoch: int | None) -> bool:
+        """Whether ``page`` may be served now: read under the collection's current clock and auth epoch."""
+        fresh = page.clock is not None and page.clock == clock and page.epoch is not None and page.epoch == epoch
+        with self._lock:
+            if fresh:
+                self.served += 1
+            else:
+                self.stale += 1
+        return fresh
+
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the pages being read are read (tests; a poll never waits for pages it did not ask for)."""
+        with self._lock:
+            futures = [future for _, future in self._pages.values()]
+        for future in futures:
+            with contextlib.suppress(Exception):  # a failed read is the request's to meet, not ours
+                future.result(timeout)
+
+    def close(self) -> None:
+        with self._lock:
+            for _, future in self._pages.values():
+                future.cancel()
+            self._pages.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
