@@ -17,7 +17,7 @@ from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.runtime import tune_garbage_collector
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.catalog import CatalogCache
-from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.store.engine import LoopConnection, is_sqlite, make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.direct import DirectPolls
@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.statement_sessions,
             capacity=0 if is_sqlite(settings.database_url) else settings.read_ahead_pages,
         )
+        app.state.loop_connection = None if is_sqlite(settings.database_url) else LoopConnection(settings.database_url)
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             statistics.stop()
             app.state.read_ahead.close()
+            if app.state.loop_connection is not None:
+                await app.state.loop_connection.close()
             bookkeeping.dispose()
             engine.dispose()
 

@@ -1,12 +1,16 @@
 """Engines and sessions for PostgreSQL (psycopg 3) and SQLite, built explicitly — never at import time."""
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
+import psycopg
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
 
 
 def normalise_url(url: str) -> str:
@@ -100,3 +104,37 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+class LoopConnection:
+    """One PostgreSQL connection for the few statements a worker runs on its event loop, where a trip through
+    the thread pool and back would cost more than the statement (``taxii.read_ahead``). Statements take turns;
+    the connection opens on first use and again after a failure. ``run`` answers ``None`` when the database
+    cannot be reached: its callers then take the ordinary, threaded path, which reports the error.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.conninfo = make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: psycopg.AsyncConnection[Any] | None = None
+        self._turn = asyncio.Lock()
+
+    async def run(self, statement: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T | None:
+        async with self._turn:
+            try:
+                if self._connection is None or self._connection.closed:
+                    self._connection = await psycopg.AsyncConnection.connect(
+                        self.conninfo, autocommit=True, prepare_threshold=None
+                    )
+                return await statement(self._connection)
+            except psycopg.Error:
+                await self._discard()
+                return None
+
+    async def close(self) -> None:
+        async with self._turn:
+            await self._discard()
+
+    async def _discard(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.closed:
+            await connection.close()

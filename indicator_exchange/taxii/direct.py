@@ -8,6 +8,8 @@ exception handlers. Nothing is served differently: ``tests/taxii/test_direct.py`
 dependencies to the ones called here, and the whole TAXII suite runs through it.
 
 It sits inside the audit middleware, so every poll is still audited with the route and its path parameters.
+A page read ahead (``taxii.read_ahead``) is checked and answered here on the event loop; anything else goes
+to the endpoint in the thread pool, as FastAPI would send it.
 """
 
 import inspect
@@ -48,10 +50,12 @@ class DirectPolls:
         try:
             await routes.negotiate(request)
             caller = await get_provisional_caller(request, None, None)
-            response = await run_in_threadpool(
-                routes.read_objects_response, request, match[1], match[2], caller, app.state.settings, None,
-                routes.ALL_MATCHES,
-            )  # fmt: skip
+            response = await routes.read_ahead_response(request, match[1], match[2], caller, app.state.settings)
+            if response is None:
+                response = await run_in_threadpool(
+                    routes.read_objects_response, request, match[1], match[2], caller, app.state.settings, None,
+                    routes.ALL_MATCHES,
+                )  # fmt: skip
         except Exception as exc:
             response = await _handled(app, request, exc)
         await response(scope, receive, send)

@@ -13,6 +13,7 @@ any other request. Memory: at most ``capacity`` pages per worker, each at most `
 none kept longer than ``ttl_seconds``.
 """
 
+import asyncio
 import contextlib
 import threading
 import time
@@ -115,6 +116,25 @@ class ReadAhead:
         """The page read ahead for ``key``, waiting for it if it is being read; ``None`` if there is none, it
         has not started yet (the request is then quicker reading it itself), it failed or it is too old.
         The caller must still check it against the current clock and epoch (``accept``)."""
+        future = self._claim(key)
+        if future is None:
+            return None
+        try:
+            return future.result()
+        except Exception:  # the request reads the page itself and meets the error, if it lasts, there
+            return None
+
+    async def take_async(self, key: PollKey) -> PageRead | None:
+        """``take`` for the event loop: waits for a page being read without holding up other requests."""
+        future = self._claim(key)
+        if future is None:
+            return None
+        try:
+            return await asyncio.wrap_future(future)
+        except Exception:
+            return None
+
+    def _claim(self, key: PollKey) -> Future[PageRead] | None:
         with self._lock:
             entry = self._pages.pop(key, None)
         if entry is None:
@@ -122,10 +142,7 @@ class ReadAhead:
         begun, future = entry
         if future.cancel() or time.monotonic() - begun > self.ttl_seconds:
             return None
-        try:
-            return future.result()
-        except Exception:  # the request reads the page itself and meets the error, if it lasts, there
-            return None
+        return future
 
     def accept(self, page: CheckedPage, *, clock: int | None, epoch: int | None) -> bool:
         """Whether ``page`` may be served now: read under the collection's current clock and auth epoch."""

@@ -19,7 +19,7 @@ from indicator_exchange.dependencies import (
     objects_written,
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
-from indicator_exchange.errors import BadRequest, NotPermitted
+from indicator_exchange.errors import BadRequest, ExchangeError, NotPermitted
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
@@ -180,6 +180,31 @@ def get_objects(
 ) -> Response:
     """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
     return read_objects_response(request, api_root, collection_id, caller, settings, None, ALL_MATCHES)
+
+
+async def read_ahead_response(
+    request: Request, api_root: str, collection_id: str, caller: Caller, settings: Settings
+) -> Response | None:
+    """A poll answered on the event loop from a page read ahead (``service.read_objects_ahead``); ``None``:
+    take ``read_objects_response``."""
+    loop_connection = getattr(request.app.state, "loop_connection", None)
+    if loop_connection is None:
+        return None
+    try:
+        page_request = _page_request(request, settings, ALL_MATCHES)
+    except ExchangeError:  # read_objects_response gives the answer
+        return None
+    state = request.app.state
+    served = await service.read_objects_ahead(
+        loop_connection, state.read_ahead, state.catalog, caller=caller, epoch=assumed_epoch(request),
+        api_root=api_root, collection_key=collection_id, page=page_request,
+    )  # fmt: skip
+    if served is None:
+        return None
+    found, page = served
+    note_collection(request, found, clock=page.clock)
+    request.state.page = page
+    return _taxii(page.body, headers=page.headers)
 
 
 def read_objects_response(

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from indicator_exchange.app import create_app
+from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.store.objects import CheckedPage, JoinedPage, ReadFilter, Visibility
 from indicator_exchange.taxii.read_ahead import PageRead, ReadAhead, poll_key
@@ -144,6 +145,25 @@ class TestPolls:
         session.expire_all()
         row = session.execute(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1)).scalar_one()
         assert (row.method, row.status_code, row.object_count, row.collection_clock) == ("GET", 200, LIMIT, clock)
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("loop_path", ["on", "off", "broken"])
+def test_pages_read_ahead_are_served_on_the_event_loop_or_through_the_thread_pool(
+    client: TestClient, session: Session, loop_path: str
+) -> None:
+    """The event loop serves pages read ahead; without its connection the threaded path serves them instead.
+    With a broken one, pages are read afresh: the same answers, only slower."""
+    state = client.app.state  # type: ignore[attr-defined]
+    if loop_path == "off":
+        state.loop_connection = None
+    elif loop_path == "broken":
+        state.loop_connection = LoopConnection("postgresql://nobody@127.0.0.1:1/none")
+    found, key = _load(session, client)
+    _page(client, found, key)
+    served = _read_ahead(client).served
+    assert _walk(client, found, key) == [make_indicator(n)["id"] for n in range(OBJECTS)]
+    assert _read_ahead(client).served - served == (0 if loop_path == "broken" else OBJECTS // LIMIT - 1)
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
