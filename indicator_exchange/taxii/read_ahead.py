@@ -74,7 +74,7 @@ def poll_key(
 class ReadAhead:
     """The pages a worker has read ahead, by ``PollKey``; thread-safe (requests run in the thread pool)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, capacity: int, ttl_seconds: float = 30.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, capacity: int, ttl_seconds: float = 10.0) -> None:
         self.sessions = sessions  # read-ahead runs on its own connection, statement by statement
         self.capacity = capacity
         self.ttl_seconds = ttl_seconds
@@ -83,6 +83,7 @@ class ReadAhead:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         # Counters for tests and for the operator's curiosity; only ever incremented.
         self.started = 0
+        self.skipped = 0
         self.served = 0
         self.stale = 0
 
@@ -92,15 +93,23 @@ class ReadAhead:
 
     def start(self, key: PollKey, read: Callable[[Session], PageRead]) -> None:
         """Begin reading the page ``key``: ``read`` runs on the read-ahead thread with a session of its own. A
-        no-op when read-ahead is off or the page is already being read."""
+        no-op when read-ahead is off, the page is already being read, or every place is taken.
+
+        A full worker skips the new page rather than evicting one: with more concurrent polls than places,
+        evicting would throw away pages about to be asked for, and each poll would cost two reads a page.
+        Places free up as pages are taken, or after ``ttl_seconds`` when a client never comes back.
+        """
         if not self.enabled:
             return
         with self._lock:
             if key in self._pages:
                 return
-            while len(self._pages) >= self.capacity:
-                _, (_, oldest) = self._pages.popitem(last=False)
-                oldest.cancel()
+            now = time.monotonic()
+            while self._pages and now - next(iter(self._pages.values()))[0] > self.ttl_seconds:
+                self._pages.popitem(last=False)[1][1].cancel()
+            if len(self._pages) >= self.capacity:
+                self.skipped += 1
+                return
             try:
                 future = self._executor.submit(self._read, read)
             except RuntimeError:  # shut down: the app is stopping

@@ -211,14 +211,21 @@ def test_a_page_is_taken_once() -> None:
     read_ahead.close()
 
 
-def test_capacity_evicts_the_oldest_page() -> None:
-    read_ahead = _unit(capacity=2)
+def test_a_full_worker_skips_new_pages_until_places_free_up() -> None:
+    read_ahead = _unit(capacity=2, ttl_seconds=0.2)
     for after in (1, 2, 3):
         read_ahead.start(_key(after), lambda _session: _page_read())
     read_ahead.settle()
-    assert read_ahead.take(_key(1)) is None
-    assert read_ahead.take(_key(2)) is not None
-    assert read_ahead.take(_key(3)) is not None
+    assert (read_ahead.started, read_ahead.skipped) == (2, 1)
+    assert read_ahead.take(_key(3)) is None  # skipped: never read
+    assert read_ahead.take(_key(1)) is not None  # the pages read are kept for their polls
+    read_ahead.start(_key(4), lambda _session: _page_read())  # a place is free again
+    read_ahead.settle()
+    assert read_ahead.take(_key(4)) is not None
+    time.sleep(0.3)  # the page no one took expires, and its place with it
+    read_ahead.start(_key(5), lambda _session: _page_read())
+    read_ahead.start(_key(6), lambda _session: _page_read())
+    assert (read_ahead.started, read_ahead.skipped) == (5, 1)
     read_ahead.close()
 
 
