@@ -71,19 +71,43 @@ def poll_key(
     )
 
 
+# A client that does not ask for the pages read for it (it pages by some other position than the last page's
+# ``date_added``) would cost a wasted read per page. Each (principal, collection) is judged every TRIAL pages
+# read ahead for it: if fewer than half were asked for, it gets none for ``pause_seconds``.
+TRIAL = 8
+_STREAMS = 1024  # (principal, collection) pairs remembered per worker
+
+
+@dataclass(slots=True)
+class _Stream:
+    started: int = 0
+    claimed: int = 0
+    paused_until: float = 0.0
+
+
 class ReadAhead:
     """The pages a worker has read ahead, by ``PollKey``; thread-safe (requests run in the thread pool)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, capacity: int, ttl_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        capacity: int,
+        ttl_seconds: float = 10.0,
+        pause_seconds: float = 60.0,
+    ) -> None:
         self.sessions = sessions  # read-ahead runs on its own connection, statement by statement
         self.capacity = capacity
         self.ttl_seconds = ttl_seconds
+        self.pause_seconds = pause_seconds
         self._pages: OrderedDict[PollKey, tuple[float, Future[PageRead]]] = OrderedDict()
+        self._streams: OrderedDict[tuple[uuid.UUID | None, uuid.UUID], _Stream] = OrderedDict()
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
         # Counters for tests and for the operator's curiosity; only ever incremented.
         self.started = 0
         self.skipped = 0
+        self.paused = 0
         self.served = 0
         self.stale = 0
 
@@ -110,12 +134,38 @@ class ReadAhead:
             if len(self._pages) >= self.capacity:
                 self.skipped += 1
                 return
+            stream = self._stream(key)
+            if now < stream.paused_until or not self._judge(stream, now):
+                return
             try:
                 future = self._executor.submit(self._read, read)
             except RuntimeError:  # shut down: the app is stopping
                 return
             self._pages[key] = (time.monotonic(), future)
+            stream.started += 1
             self.started += 1
+
+    def _stream(self, key: PollKey) -> _Stream:
+        name = (key.principal_id, key.collection_id)
+        stream = self._streams.get(name)
+        if stream is None:
+            stream = self._streams[name] = _Stream()
+            if len(self._streams) > _STREAMS:
+                self._streams.popitem(last=False)
+        else:
+            self._streams.move_to_end(name)
+        return stream
+
+    def _judge(self, stream: _Stream, now: float) -> bool:
+        """At the end of each trial: may this stream go on being read ahead?"""
+        if stream.started < TRIAL:
+            return True
+        useful = stream.claimed * 2 >= stream.started
+        stream.started = stream.claimed = 0
+        if not useful:
+            stream.paused_until = now + self.pause_seconds
+            self.paused += 1
+        return useful
 
     def _read(self, read: Callable[[Session], PageRead]) -> PageRead:
         with self.sessions() as session:
@@ -146,6 +196,8 @@ class ReadAhead:
     def _claim(self, key: PollKey) -> Future[PageRead] | None:
         with self._lock:
             entry = self._pages.pop(key, None)
+            if entry is not None:
+                self._stream(key).claimed += 1
         if entry is None:
             return None
         begun, future = entry

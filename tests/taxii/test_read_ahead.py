@@ -18,7 +18,7 @@ from indicator_exchange.app import create_app
 from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.store.objects import CheckedPage, JoinedPage, ReadFilter, Visibility
-from indicator_exchange.taxii.read_ahead import PageRead, ReadAhead, poll_key
+from indicator_exchange.taxii.read_ahead import TRIAL, PageRead, ReadAhead, poll_key
 from tests.conftest import make_settings
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 
@@ -194,12 +194,17 @@ def _no_session() -> Iterator[Any]:
     yield None
 
 
-def _unit(capacity: int = 2, ttl_seconds: float = 30.0) -> ReadAhead:
-    return ReadAhead(_no_session, capacity=capacity, ttl_seconds=ttl_seconds)  # type: ignore[arg-type]
+def _unit(capacity: int = 2, ttl_seconds: float = 30.0, pause_seconds: float = 60.0) -> ReadAhead:
+    return ReadAhead(
+        _no_session,  # type: ignore[arg-type]
+        capacity=capacity,
+        ttl_seconds=ttl_seconds,
+        pause_seconds=pause_seconds,
+    )
 
 
-def _key(after: int) -> Any:
-    return poll_key(uuid.UUID(int=1), uuid.UUID(int=2), Visibility(2, 1), ReadFilter(), after=after, limit=10)
+def _key(after: int, principal: int = 1) -> Any:
+    return poll_key(uuid.UUID(int=principal), uuid.UUID(int=2), Visibility(2, 1), ReadFilter(), after=after, limit=10)
 
 
 def test_a_page_is_taken_once() -> None:
@@ -282,3 +287,27 @@ def test_off_reads_nothing() -> None:
 
 def test_a_match_id_poll_is_not_read_ahead() -> None:
     assert poll_key(None, uuid.UUID(int=2), Visibility(2, 1), ReadFilter(ids=["x"]), after=None, limit=10) is None
+
+
+def test_a_client_that_never_asks_for_its_pages_stops_getting_them_for_a_while() -> None:
+    read_ahead = _unit(capacity=100, pause_seconds=0.2)
+    for after in range(TRIAL + 5):  # pages by some other position: nothing read for it is ever taken
+        read_ahead.start(_key(after), lambda _session: _page_read())
+    assert read_ahead.started == TRIAL
+    assert read_ahead.paused == 1
+    read_ahead.start(_key(1, principal=7), lambda _session: _page_read())  # someone else is not affected
+    assert read_ahead.started == TRIAL + 1
+    time.sleep(0.3)
+    read_ahead.start(_key(99), lambda _session: _page_read())  # a fresh trial after the pause
+    assert read_ahead.started == TRIAL + 2
+    read_ahead.close()
+
+
+def test_a_client_that_follows_its_pages_is_never_paused() -> None:
+    read_ahead = _unit(capacity=100)
+    for after in range(5 * TRIAL):
+        read_ahead.start(_key(after), lambda _session: _page_read())
+        read_ahead.settle()
+        assert read_ahead.take(_key(after)) is not None
+    assert (read_ahead.started, read_ahead.paused) == (5 * TRIAL, 0)
+    read_ahead.close()
