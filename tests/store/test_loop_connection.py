@@ -3,7 +3,9 @@ unreachable (``None``: callers take the threaded path), and reconnects after a f
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -15,6 +17,13 @@ from indicator_exchange.store.objects import clock_and_epoch_async, clock_and_ep
 from tests.fixtures.factories import make_collection
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+T = TypeVar("T")
+
+
+def _run(scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run on an event loop of its own thread: some suites leave a loop running on the main thread."""
+    with ThreadPoolExecutor(1) as executor:
+        return executor.submit(lambda: asyncio.run(scenario())).result()
 
 
 async def _backend_pid(connection: psycopg.AsyncConnection[Any]) -> int:
@@ -38,7 +47,7 @@ def test_it_reads_the_clock_and_epoch_as_the_threaded_path_does(db_url: str, ses
         finally:
             await loop_connection.close()
 
-    found, missing = asyncio.run(scenario())
+    found, missing = _run(scenario)
     assert found == threaded
     assert found[0] is not None
     assert found[1] is not None
@@ -58,7 +67,7 @@ def test_a_lost_connection_answers_none_once_then_reconnects(db_url: str, sessio
         finally:
             await loop_connection.close()
 
-    first, lost, again = asyncio.run(scenario())
+    first, lost, again = _run(scenario)
     assert lost is None
     assert again is not None
     assert again != first
@@ -69,4 +78,4 @@ def test_an_unreachable_database_answers_none(db_url: str) -> None:
         loop_connection = LoopConnection("postgresql://nobody@127.0.0.1:1/none")
         return await loop_connection.run(_backend_pid)
 
-    assert asyncio.run(scenario()) is None
+    assert _run(scenario) is None
