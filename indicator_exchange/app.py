@@ -14,7 +14,7 @@ from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
-from indicator_exchange.runtime import tune_garbage_collector
+from indicator_exchange.runtime import MemoryReleaser, tune_garbage_collector
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.catalog import CatalogCache
 from indicator_exchange.store.engine import LoopConnection, is_sqlite, make_engine, make_sessionmaker, read_only_engine
@@ -65,9 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.statistics_interval_seconds > 0:
             statistics.start()
         tune_garbage_collector()
+        memory = MemoryReleaser(settings.memory_release_seconds)
+        memory.start()
         try:
             yield
         finally:
+            memory.stop()
             statistics.stop()
             app.state.read_ahead.close()
             if app.state.loop_connection is not None:
