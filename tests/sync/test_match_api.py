@@ -66,6 +66,19 @@ class TestMatchApi:
         found = client.post("/api/v1/match", json=events(), headers=green_auth).json()["matches"]
         assert [m["event_id"] for m in found] == ["b"]
 
+    def test_a_deleted_indicator_stops_matching_at_once(self, client: TestClient, session: Session) -> None:
+        """The compiled index is cached per collection clock; a TAXII DELETE advances the clock."""
+        collection, _, _, writer = seed(client, session)
+        admin = make_key(session, "admin", kind="admin", clearance="red", read=[collection], write=[collection])
+        session.commit()
+        auth = {"Authorization": writer.bearer["Authorization"]}
+        found = client.post("/api/v1/match", json=events(), headers=auth).json()["matches"]
+        gone = next(m["indicator_id"] for m in found if m["event_id"] == "a")
+        deleted = client.delete(objects_url(collection) + f"{gone}/", headers=admin.basic)
+        assert deleted.status_code == 200, deleted.text
+        found = client.post("/api/v1/match", json=events(), headers=auth).json()["matches"]
+        assert [m["event_id"] for m in found] == ["b"]
+
     def test_a_bad_event_is_a_400_naming_it(self, client: TestClient, session: Session) -> None:
         _, _, _, writer = seed(client, session)
         bad = [*events(), {"timestamp": "yesterday"}]
