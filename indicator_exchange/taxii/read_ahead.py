@@ -141,7 +141,7 @@ class ReadAhead:
                 future = self._executor.submit(self._read, read)
             except RuntimeError:  # shut down: the app is stopping
                 return
-            self._pages[key] = (time.monotonic(), future)
+            self._pages[key] = (now, future)
             stream.started += 1
             self.started += 1
 
