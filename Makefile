@@ -1,19 +1,52 @@
 # The two commands of the README: `make demo` (install, create the SQLite store, load the demo, serve on
-# 127.0.0.1:8000) and `make test` (install, lint, type-check and run the whole test suite).
+# 127.0.0.1:8000) and `make test` (system packages, install, lint, type-check and run the whole test suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Every indirect dependency pinned too (warnings are errors: a new release of one must not break a fresh
+# install). `make constraints` regenerates it from pyproject.toml.
+CONSTRAINTS := constraints.txt
 
-.PHONY: demo test test-slow lint bench install
+.PHONY: demo test test-slow lint bench install system-deps constraints
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) --upgrade pip
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e '.[test]'
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# Resolve pyproject.toml afresh in a scratch venv and pin everything it installed but the project itself.
+# Run after changing a dependency in pyproject.toml, and commit the result.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/pip install --quiet --upgrade pip
+	.venv-constraints/bin/pip install --quiet -e '.[test]'
+	{ echo "# Every package of the test install pinned (pip freeze, less the project). Regenerate: make constraints"; \
+	  .venv-constraints/bin/pip freeze --exclude-editable --all | grep -v '^setuptools=='; } > $(CONSTRAINTS)
+	rm -rf .venv-constraints
+
+# The Debian packages the tests need: the PostgreSQL server binaries (a throwaway cluster is started when no
+# server answers and IX_TEST_DATABASE_URL is unset) and Chromium (the browser tests). Installed with apt-get
+# when missing and this is root; otherwise the exact command is printed and the target fails.
+system-deps:
+	@missing=""; \
+	if [ -z "$$IX_TEST_DATABASE_URL" ] && ! command -v initdb >/dev/null 2>&1 \
+	   && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "system-deps: installing$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends$$missing; \
+	else \
+	  echo "system-deps: missing Debian packages:$$missing" >&2; \
+	  echo "system-deps: install them with:  sudo apt-get install -y$$missing" >&2; \
+	  exit 1; \
+	fi
 
 demo: $(INSTALLED)
 	$(BIN)/indicator-exchange demo
@@ -23,10 +56,10 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: system-deps lint
 	$(BIN)/pytest -n 2 --dist loadgroup
 
-test-slow: $(INSTALLED)
+test-slow: system-deps $(INSTALLED)
 	$(BIN)/pytest -n 2 --dist loadgroup -m slow
 
 bench: $(INSTALLED)
