@@ -1,13 +1,10 @@
 """Fixtures of the report tests: the scenario, a live server on loopback, and headless Chromium.
 
-Chromium comes from Debian (``chromium``, ``chromium-driver``); the session installs it with apt-get when it is
-missing and fails loudly if that cannot be done — a browser test never skips.
+Chromium comes from Debian (``chromium``); ``make system-deps`` (run by ``make test``) installs it. A test run
+without it fails loudly, saying how to install it — a browser test never skips, and never installs anything.
 """
 
-import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -36,31 +33,15 @@ def scenario(client: TestClient, session: Session, settings: Settings) -> Scenar
     return scenario_module.build(client, session, settings)
 
 
-def _install_chromium() -> None:
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.fail(f"{CHROMIUM} is missing and this run cannot install it: run "
-                    "`apt-get install -y chromium chromium-driver` as root", pytrace=False)  # fmt: skip
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]):
-        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
-        if done.returncode != 0:
-            pytest.fail(f"`{' '.join(command)}` failed ({done.returncode}): {done.stderr[-2000:]}", pytrace=False)
-    if not CHROMIUM.exists():
-        pytest.fail(f"apt-get installed chromium but {CHROMIUM} is still missing", pytrace=False)
-
-
 @pytest.fixture(scope="session")
-def chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
     """A headless Chromium (Debian's) driven by Playwright, shared by the session's browser tests."""
     if not CHROMIUM.exists():
-        # Two xdist workers must not run apt-get at once: the first takes the lock, the other waits.
-        lock = tmp_path_factory.getbasetemp().parent / "chromium-install.lock"
-        with lock.open("w") as handle:
-            import fcntl
-
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            if not CHROMIUM.exists():
-                _install_chromium()
+        pytest.fail(
+            f"{CHROMIUM} is missing: run `make system-deps` (as root it installs it; otherwise it prints the "
+            "command: sudo apt-get install -y chromium)",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
