@@ -165,10 +165,15 @@ class TestPrivacy:
             ),
             detection(kind="prompt_signature", prompt_text=PROMPT + " <<" + "x" * 2 + ">>", capability="nope"),
         ]
-        push(client, detector, [without_proxy(item) for item in body])
+        response = push(client, detector, [without_proxy(item) for item in body])
+        # What is searched below must have been stored: two detections, and the refusal of the third.
+        assert response.status_code == 200, response.text
+        assert [r["outcome"] for r in response.json()["results"]] == ["created", "created", "rejected"]
         dump = []
         for table in ("object_version", "detection_record", "ingest_refusal", "status"):
-            dump += [str(row) for row in session.execute(text(f'SELECT * FROM "{table}"'))]
+            rows = [str(row) for row in session.execute(text(f'SELECT * FROM "{table}"'))]
+            assert rows or table == "status", f"nothing stored in {table}"
+            dump += rows
         blob = "\n".join(dump).lower()
         assert "prove that 17 is prime" not in blob
         assert "secret.person" not in blob
