@@ -6,6 +6,7 @@ import json
 import tracemalloc
 import uuid
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
@@ -20,7 +21,8 @@ from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.models import AuditEvent
-from tests.fixtures.factories import make_collection, make_indicator
+from tests.fixtures.factories import Key, make_collection, make_indicator, make_key
+from tests.fixtures.live_server import LiveServer, live_server, memory_kib, reset_peak_rss
 from tests.reports.scenario import Scenario
 
 # Latest versions in the scenario's collection by effective TLP: CLEAR 1, GREEN 5, AMBER 4, AMBER+STRICT 1.
@@ -181,3 +183,37 @@ class TestExportMemory:
             assert stats.objects == count
             assert written > count * 300
         assert peaks[1] < peaks[0] * 1.5, peaks
+
+
+def _peak_growth_kib(server: LiveServer, key: Key, collection: uuid.UUID, count: int) -> int:
+    """How far the server's resident memory rose above where it started while streaming one export."""
+    reset_peak_rss(server.pid)
+    before = memory_kib(server.pid)["VmRSS"]
+    received = 0
+    with httpx.stream("GET", f"{server.base}/api/v1/export", headers=key.bearer,
+                      params={"collection": str(collection)}, timeout=60) as response:  # fmt: skip
+        assert response.status_code == 200, response.read()
+        for chunk in response.iter_bytes():
+            received += len(chunk)
+    assert received > count * 300
+    return memory_kib(server.pid)["VmHWM"] - before
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+class TestExportMemoryLive:
+    """Over HTTP, on PostgreSQL, against ``serve``: the bundle streams, so the server's peak resident memory
+    does not grow with the collection. Buffering 20,000 objects (about 8 MB of JSON, more as rows) shows."""
+
+    SMALL, LARGE = 2_000, 20_000
+
+    def test_peak_rss_does_not_grow_with_the_collection(self, db_url: str, sessions: sessionmaker[Session]) -> None:
+        small, large = _fill(sessions, self.SMALL), _fill(sessions, self.LARGE)
+        with sessions() as session:
+            key = make_key(session, "auditor", kind="compliance", clearance="red", read=[small, large])
+            session.commit()
+        with live_server(db_url) as server:
+            _peak_growth_kib(server, key, small, self.SMALL)  # warm-up: code, caches and pools are loaded
+            growth = {count: _peak_growth_kib(server, key, found, count)
+                      for count, found in ((self.SMALL, small), (self.LARGE, large))}  # fmt: skip
+        print(f"peak RSS growth (KiB) by objects exported: {growth}")
+        assert growth[self.LARGE] < growth[self.SMALL] + 4 * 1024, growth
