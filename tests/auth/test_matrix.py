@@ -266,7 +266,7 @@ class TestReads:
         seen: list[tuple[str, str]] = []
         params: dict[str, str | int] = {"match[version]": "all", "limit": limit}
         pages = 0
-        while True:
+        for _ in range(len(expected) + 2):  # bounded: a cursor that never advances fails, it does not hang
             response = world.client.get(world.url("objects/"), params=params, headers=world.headers(who))
             page = response.json()
             got = [(o["id"], o["modified"]) for o in page.get("objects", [])]
@@ -279,6 +279,8 @@ class TestReads:
             # the token holds the position of the last object served, never of one the reader may not see
             assert decode_cursor(page["next"]) == parse_timestamp_us(response.headers["X-TAXII-Date-Added-Last"])
             params = {**params, "next": page["next"]}
+        else:
+            pytest.fail(f"paging with next did not end after {pages} pages")
         assert sorted(seen) == sorted(expected)
         assert len(seen) == len(set(seen))
         assert pages == max(1, -(-len(expected) // limit))
@@ -287,14 +289,17 @@ class TestReads:
     def test_added_after_paging_by_the_last_header(self, world: World, who: str) -> None:
         params: dict[str, str | int] = {"match[version]": "all", "limit": 2}
         seen = 0
-        while True:
+        total = sum(len(versions_visible(o, who)) for o in OBJECTS)
+        for _ in range(total + 2):  # bounded: an inclusive added_after would repeat the last page forever
             response = world.client.get(world.url("objects/"), params=params, headers=world.headers(who))
             objects = response.json().get("objects", [])
             if not objects:
                 break
             seen += len(objects)
             params = {**params, "added_after": response.headers["X-TAXII-Date-Added-Last"]}
-        assert seen == sum(len(versions_visible(o, who)) for o in OBJECTS)
+        else:
+            pytest.fail(f"paging by added_after did not end ({seen} objects seen)")
+        assert seen == total
 
 
 class TestOneObject:

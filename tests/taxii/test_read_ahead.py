@@ -54,7 +54,7 @@ def _walk(client: TestClient, found: uuid.UUID, key: Key, *, by_header: bool = F
     """A whole poll, following ``next`` (or ``added_after`` = the last page's X-TAXII-Date-Added-Last)."""
     ids: list[str] = []
     params: dict[str, Any] = {}
-    while True:
+    for _ in range(OBJECTS // LIMIT + 2):  # bounded: a poll that never ends fails, it does not hang
         response = _page(client, found, key, **params)
         ids += _ids(response)
         if not response.json()["more"]:
@@ -64,6 +64,7 @@ def _walk(client: TestClient, found: uuid.UUID, key: Key, *, by_header: bool = F
             params = {"added_after": response.headers["X-TAXII-Date-Added-Last"]}
         else:
             params = {"next": response.json()["next"]}
+    pytest.fail("the poll did not end")
 
 
 class TestPolls:
