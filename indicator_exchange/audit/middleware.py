@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange.audit.context import CollectionSeen
 from indicator_exchange.audit.service import AuditRecord, record
+from indicator_exchange.auth import limits as rate_limits
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
 from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.store.engine import session_scope
@@ -56,13 +57,17 @@ class AuditMiddleware:
         scope.setdefault("state", {})
         status_code = 500
         error_body = bytearray()
+        charged = False
 
         async def capture(message: Message) -> None:
-            nonlocal status_code
+            nonlocal status_code, charged
             if message["type"] == "http.response.start":
                 status_code = int(message["status"])
-            elif message["type"] == "http.response.body" and status_code >= 400 and len(error_body) < 4096:
-                error_body.extend(message.get("body", b"")[:4096])
+            elif message["type"] == "http.response.body":
+                if status_code >= 400 and len(error_body) < 4096:
+                    error_body.extend(message.get("body", b"")[:4096])
+                if not message.get("more_body", False) and _has_quota(scope["state"]) and status_code < 400:
+                    charged = await _charge_before_last_byte(state, build_record(scope, status_code, b"", started))
             await send(message)
 
         try:
@@ -71,12 +76,41 @@ class AuditMiddleware:
             sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_statements", None)
             if sessions is not None:
                 entry = build_record(scope, status_code, bytes(error_body), started)
+                if charged:
+                    entry.charge_objects = 0
                 with anyio.CancelScope(shield=True):
                     await anyio.to_thread.run_sync(_write, sessions, entry, getattr(state, "callers", None))
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _has_quota(request_state: dict[str, object]) -> bool:
+    allowance = request_state.get("allowance")
+    return allowance is not None and getattr(allowance, "objects_remaining", None) is not None
+
+
+async def _charge_before_last_byte(state: Any, entry: AuditRecord) -> bool:
+    """Charge a key's daily quota before the client has the whole answer: charged with the audit row, after it,
+    a client's next request was admitted before the charge landed, so a sequential poll overshot the quota by
+    a page (measured over HTTP). Only keys with a quota pay this write before the last byte."""
+    sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_statements", None)
+    if sessions is None or not entry.charge_objects or entry.key_id is None:
+        return False
+    with anyio.CancelScope(shield=True):
+        charged: bool = await anyio.to_thread.run_sync(_charge, sessions, entry)
+    return charged
+
+
+def _charge(sessions: sessionmaker[Session], entry: AuditRecord) -> bool:
+    try:
+        with session_scope(sessions) as session:
+            rate_limits.charge_objects(session, key_id=str(entry.key_id), count=entry.charge_objects, now=entry.at)
+        return True
+    except Exception:  # the audit row's transaction charges it then
+        log.exception("could not charge the quota of key %s before answering", entry.key_id)
+        return False
 
 
 def _write(sessions: sessionmaker[Session], entry: AuditRecord, callers: CallerCache | None) -> None:
