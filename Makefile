@@ -7,6 +7,8 @@ INSTALLED := $(VENV)/.installed
 # Every indirect dependency pinned too (warnings are errors: a new release of one must not break a fresh
 # install). `make constraints` regenerates it from pyproject.toml.
 CONSTRAINTS := constraints.txt
+# Where Debian's chromium package puts it; the browser tests launch this one.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: demo test test-slow lint bench install system-deps constraints
 
@@ -36,7 +38,7 @@ system-deps:
 	@missing=""; \
 	if [ -z "$$IX_TEST_DATABASE_URL" ] && ! command -v initdb >/dev/null 2>&1 \
 	   && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
-	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "system-deps: installing$$missing"; \
