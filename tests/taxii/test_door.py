@@ -3,7 +3,9 @@ without a grant, and `next` tokens validated strictly and bound to their collect
 
 import base64
 import dataclasses
+import ssl
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -14,7 +16,9 @@ from indicator_exchange.admin import service as admin
 from indicator_exchange.store.objects import ReadFilter, Visibility
 from indicator_exchange.taxii.filters import PageRequest, cursor_tag, encode_cursor
 from indicator_exchange.taxii.read_ahead import PollKey, poll_key
+from tests.conftest import empty_database
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
+from tests.fixtures.live_server import live_server, self_signed
 
 TAXII = "application/taxii+json;version=2.1"
 OBJECT = str(make_indicator(0)["id"])
@@ -264,3 +268,42 @@ class TestBindingCoversEveryFilter:
         # ids: such reads are not read ahead (poll_key is None); added_after: folded into `after`.
         assert filter_fields - {"ids", "added_after"} <= key_fields
         assert {"after", "limit"} <= key_fields
+
+
+class TestOverTls:
+    def test_non_disclosure_delete_rule_tokens_and_no_empty_lists_over_https(self, db_url: str, tmp_path: Path) -> None:
+        empty_database(db_url)
+        tls = self_signed(tmp_path)
+        with live_server(db_url, tls=tls) as server:
+            assert server.base.startswith("https://")
+            server.cli("admin", "api-root", "create", "api1", "--title", "TLS")
+            shared = server.cli_json("admin", "collection", "create", "--api-root", "api1", "--title", "shared")["id"]
+            hidden = server.cli_json("admin", "collection", "create", "--api-root", "api1", "--title", "hidden")["id"]
+            for name, grants in (("owner", [shared, hidden]), ("reader", [shared])):
+                server.cli("admin", "principal", "create", name, "--clearance", "amber")
+                for collection in grants:
+                    server.cli("admin", "grant", name, str(collection), "--read", "--write")
+            server.cli("admin", "grant", "reader", str(shared), "--read")  # read only: delete is 403
+            keys = {name: server.cli_json("admin", "key", "create", name) for name in ("owner", "reader")}
+            auth = {name: (str(k["key_id"]), str(k["secret"])) for name, k in keys.items()}
+            with httpx.Client(
+                base_url=server.base, verify=ssl.create_default_context(cafile=str(tls[0])), headers={"Accept": TAXII}
+            ) as http:
+                url = f"/api1/collections/{hidden}/objects/"
+                body = {"objects": [make_indicator(0), make_indicator(1)]}
+                posted = http.post(url, json=body, auth=auth["owner"], headers={"Content-Type": TAXII})
+                assert posted.status_code == 202
+                assert empty_lists(posted.json()) == []
+                missing = http.get(f"/api1/collections/{uuid.uuid4()}/objects/", auth=auth["reader"])
+                for response in (http.get(url, auth=auth["reader"]), http.get(url.replace("objects/", ""),
+                                                                              auth=auth["reader"])):  # fmt: skip
+                    assert response.status_code == missing.status_code == 404
+                    assert response.json()["title"] == missing.json()["title"]
+                other = f"/api1/collections/{shared}/objects/"
+                assert http.post(other, json=body, auth=auth["owner"], headers={"Content-Type": TAXII}).is_success
+                assert http.delete(f"{other}{OBJECT}/", auth=auth["reader"]).status_code == 403
+                first = http.get(other, params={"limit": 1}, auth=auth["owner"]).json()
+                assert http.get(url, params={"next": first["next"]}, auth=auth["owner"]).status_code == 400
+                assert http.get(other, params={"next": first["next"]}, auth=auth["owner"]).status_code == 200
+                empty = http.get(other, params={"match[type]": "campaign"}, auth=auth["owner"])
+                assert empty.json() == {"more": False}
