@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from indicator_exchange.auth.keys import parse_authorization
-from indicator_exchange.errors import ExchangeError, Unavailable
+from indicator_exchange.errors import ExchangeError, Hidden, Unavailable
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,9 @@ _HTTP_TITLES = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def _exchange_error(request: Request, exc: ExchangeError) -> Response:
+        if isinstance(exc, Hidden):  # a 404 to the client, a refusal in the audit trail
+            request.state.audit_outcome = "denied"
+            request.state.audit_detail = exc.reason
         return error_response(request, exc.status_code, exc.title, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)

@@ -34,6 +34,16 @@ class NotFound(ExchangeError):
     title = "Not found"
 
 
+class Hidden(NotFound):
+    """A 404 for something that exists but is not the caller's to know of (TAXII 2.1 non-disclosure: a
+    collection without a grant, another principal's status). The client gets exactly the not-found answer;
+    the audit trail records a denial, and ``reason``."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 class CollectionNotFound(NotFound):
     title = "Collection not found"
 

@@ -183,6 +183,8 @@ def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime
     if status_code < 400 and state.get("allowance") is not None and entry.object_count:
         entry.charge_objects = entry.object_count
 
+    outcome = state.get("audit_outcome")
+    entry.outcome = outcome if isinstance(outcome, str) else None
     details = [str(d) for d in (_attr(failure, "reason"), state.get("audit_detail")) if d]
     if status_code >= 400 and error_body:
         details.append(_error_text(error_body))

@@ -68,6 +68,7 @@ class AuditRecord:
     default_tlp: int | None = None
     collection_clock: int | None = None
     detail: str | None = None
+    outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
     # Objects to charge to the key's daily quota (only when the key has one).
     charge_objects: int = 0
     extra: dict[str, object] = field(default_factory=dict)
@@ -98,7 +99,7 @@ def record(session: Session, entry: AuditRecord) -> None:
         object_id=None if entry.object_id is None else entry.object_id[:256],
         filters=entry.filters,
         status_code=entry.status_code,
-        outcome=outcome_of(entry.status_code),
+        outcome=entry.outcome or outcome_of(entry.status_code),
         object_count=entry.object_count,
         date_added_first=entry.date_added_first,
         date_added_last=entry.date_added_last,

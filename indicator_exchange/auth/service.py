@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.keys import hash_secret, parse_authorization, secret_matches
-from indicator_exchange.errors import NotPermitted, Unauthorized
+from indicator_exchange.errors import ExchangeError, NotPermitted, Unauthorized
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import Collection
@@ -190,6 +190,21 @@ def require_read(caller: Caller, collection: Collection | CollectionEntry) -> No
 def require_write(caller: Caller, collection: Collection | CollectionEntry) -> None:
     if not caller.access(collection.id).can_write:
         raise NotPermitted(f"you have no write grant on collection {collection.id}")
+
+
+def require_grant(
+    caller: Caller, collection: Collection | CollectionEntry, *, hidden: ExchangeError, read: bool = False,
+    write: bool = False,
+) -> None:  # fmt: skip
+    """TAXII 2.1 §5's permission tables: with no grant at all on ``collection`` the caller gets ``hidden``, the
+    error a collection that does not exist gets, so no answer confirms that it exists; a grant that lacks a
+    right the operation needs (``read``, ``write``) is 403."""
+    if not caller.sees(collection.id):
+        raise hidden
+    if read:
+        require_read(caller, collection)
+    if write:
+        require_write(caller, collection)
 
 
 def require_kind(caller: Caller, *kinds: str) -> None:

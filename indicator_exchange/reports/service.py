@@ -51,7 +51,6 @@ from indicator_exchange.store.models import ApiKey, Collection, Principal
 MAX_LISTED = 200
 MAX_SIGHTED = 50
 UNAUTHENTICATED = "(unauthenticated)"
-_DENIED_STATUS = frozenset({401, 403, 429})
 _HOUR_US = 3_600_000_000
 _DAY_US = 24 * _HOUR_US
 
@@ -575,7 +574,7 @@ def _shared(session: Session, ctx: _Context, activity: dict[str, Counter[int]]) 
         who = ctx.principals.get(row.principal_id) if row.principal_id else None
         if who is not None and who.kind != "partner":
             continue  # internal principals (detectors, compliance, admins) are not sharing partners
-        if who is None and row.principal_id is None and row.status_code not in _DENIED_STATUS:
+        if who is None and row.principal_id is None and not row.denied:
             continue  # anonymous requests that were not refused (sign-in pages, probes) share nothing
         name = who.name if who else (row.principal_name or UNAUTHENTICATED)
         if who is not None:
@@ -583,7 +582,7 @@ def _shared(session: Session, ctx: _Context, activity: dict[str, Counter[int]]) 
         group = groups.setdefault((name, row.collection_id), _Access())
         group.requests += 1
         slot = ctx.slot(to_us(row.at))
-        if row.status_code in _DENIED_STATUS:
+        if row.denied:
             group.denied += 1
             activity["denied"][slot] += 1
         elif row.status_code < 400:

@@ -26,7 +26,7 @@ def audit_available() -> bool:
     return _audit_model() is not None
 
 
-_OPTIONAL = ("object_id", "clearance", "default_tlp", "collection_clock")
+_OPTIONAL = ("object_id", "clearance", "default_tlp", "collection_clock", "outcome")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +47,12 @@ class AuditRow:
     clearance: int | None = None  # the visibility the read ran under, when the trail records it
     default_tlp: int | None = None
     collection_clock: int | None = None  # the collection's last date_added when the read started
+    outcome: str | None = None  # "denied" also for the 404s that hide a collection (``errors.Hidden``)
+
+    @property
+    def denied(self) -> bool:
+        """Refused: 401, 403, 429, or a 404 that answered for a collection without a grant."""
+        return self.status_code in (401, 403, 429) or self.outcome == "denied"
 
 
 def _as_uuid(value: object) -> uuid.UUID | None:

@@ -2,16 +2,42 @@
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import orjson
 
 from indicator_exchange.errors import BadRequest
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store.objects import ReadFilter
 
-_CURSOR_PREFIX = "ix1:"
 _TYPE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+
+# A position is a date_added in µs: a bigint in the store. Canonical decimal only (no sign, no leading zero),
+# at most 19 digits and at most 2**63 - 1, so a bound in SQL is always a bigint, never a numeric.
+_POSITION = re.compile(r"0|[1-9][0-9]{0,18}")
+_MAX_POSITION = 2**63 - 1
+_CURSOR_PREFIX = "ix2:"
+_LEGACY_PREFIX = "ix1:"  # tokens before binding: still parsed (the audit trail replays them), never honoured
+_TAG_BYTES = 8
+# The longest token this server issues, base64 of "ix2:<19 digits>:<16 hex digits>"; anything longer is refused
+# before it is decoded.
+_MAX_TOKEN_LENGTH = 4 * -(-(len(_CURSOR_PREFIX) + 19 + 1 + 2 * _TAG_BYTES) // 3)
+# The largest `limit` read as a number; the spec lets a server clamp large page sizes, not parse any length.
+_MAX_LIMIT_DIGITS = 19
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A decoded ``next`` token: the position it continues after and its binding tag (``None``: a legacy
+    token, which no read accepts)."""
+
+    position: int
+    tag: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,21 +45,86 @@ class PageRequest:
     filters: ReadFilter
     limit: int
     after: int | None  # the stricter of added_after and the cursor position
+    cursor: Cursor | None = None
 
 
-def encode_cursor(date_added: int) -> str:
-    """An opaque, stateless ``next`` token: the position after which the next page starts."""
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{date_added}".encode()).decode().rstrip("=")
+def cursor_tag(collection_id: uuid.UUID, filters: ReadFilter, position: int) -> str:
+    """The binding of a token: a hash of the collection, the normalised filters and the position.
+
+    Not keyed with a secret, on purpose: a token grants nothing (every read is authorised afresh and filtered
+    by grants and TLP in SQL, and ``added_after`` reaches any position anyway), so the point is to refuse a
+    token used with another collection or other filters instead of silently reinterpreting it. A plain hash
+    needs no secret shared by every worker and instance, and no rotation that would break tokens in flight.
+    ``added_after`` is not bound: it and the token are both lower bounds of the same position, the stricter
+    wins, so changing one beside the other reinterprets nothing.
+    """
+    normalised = (
+        str(collection_id),
+        None if filters.ids is None else sorted(set(filters.ids)),
+        None if filters.types is None else sorted(set(filters.types)),
+        None if filters.spec_versions is None else sorted(set(filters.spec_versions)),
+        sorted(set(filters.version_keywords)),
+        sorted(set(filters.version_values)),
+        position,
+    )
+    digest = hashlib.blake2b(orjson.dumps(normalised), digest_size=_TAG_BYTES, person=b"ix-next-token-v2")
+    return digest.hexdigest()
 
 
-def decode_cursor(token: str) -> int:
+def encode_cursor(collection_id: uuid.UUID, filters: ReadFilter, date_added: int) -> str:
+    """An opaque, stateless ``next`` token: the position after which the next page starts, bound to the
+    collection and the filters of the read that issued it."""
+    return _encoded(f"{_CURSOR_PREFIX}{date_added}:{cursor_tag(collection_id, filters, date_added)}")
+
+
+def _encoded(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(token: str) -> Cursor:
+    """The form of a token, checked strictly (``BadRequest`` otherwise); its binding is checked by the read
+    (``check_cursor``), which knows the collection."""
+    refused = BadRequest(f"'next' value {token[:80]!r} is not a token this server issued")
+    if len(token) > _MAX_TOKEN_LENGTH or not token.isascii():
+        raise refused
     try:
-        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        text = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode("ascii")
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest(f"'next' value {token!r} is not a token this server issued") from None
-    if not text.startswith(_CURSOR_PREFIX) or not (text.isascii() and text[len(_CURSOR_PREFIX) :].isdigit()):
-        raise BadRequest(f"'next' value {token!r} is not a token this server issued")
-    return int(text[len(_CURSOR_PREFIX) :])
+        raise refused from None
+    if _encoded(text) != token:  # one token per position: no padding, no stray bits
+        raise refused
+    tag: str | None
+    if text.startswith(_CURSOR_PREFIX):
+        digits, _, tag = text[len(_CURSOR_PREFIX) :].partition(":")
+        if len(tag) != 2 * _TAG_BYTES or any(c not in "0123456789abcdef" for c in tag):
+            raise refused
+    elif text.startswith(_LEGACY_PREFIX):
+        digits, tag = text[len(_LEGACY_PREFIX) :], None
+    else:
+        raise refused
+    if not _POSITION.fullmatch(digits) or int(digits) > _MAX_POSITION:
+        raise refused
+    return Cursor(position=int(digits), tag=tag)
+
+
+def check_cursor(page: PageRequest, collection_id: uuid.UUID, filters: ReadFilter) -> None:
+    """``BadRequest`` unless the page's token (if any) was issued for this collection and these filters
+    (``filters``: those of the read, with the object of an object's URL as its id)."""
+    cursor = page.cursor
+    if cursor is None:
+        return
+    if cursor.tag is None or not hmac.compare_digest(cursor.tag, cursor_tag(collection_id, filters, cursor.position)):
+        raise BadRequest(
+            "'next' token was not issued for this collection and these filters: repeat the filters of the "
+            "request that returned it, or start again without 'next'"
+        )
+
+
+def _limit(text: str) -> int:
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_LIMIT_DIGITS or int(text) < 1:
+        raise BadRequest("limit must be a positive integer (of at most 19 digits)")
+    return int(text)
 
 
 def _values(params: Mapping[str, list[str]], name: str) -> list[str] | None:
@@ -77,17 +168,11 @@ def parse_page_request(
     added_after = None
     if "added_after" in params:
         added_after = _timestamp(params["added_after"][-1], "added_after")
-    limit = default_limit
-    if "limit" in params:
-        text = params["limit"][-1].strip()
-        if not (text.isascii() and text.isdigit()) or int(text) < 1:
-            raise BadRequest("limit must be a positive integer")
-        limit = int(text)
-    limit = min(limit, max_limit)
+    limit = min(_limit(params["limit"][-1]) if "limit" in params else default_limit, max_limit)
     after = added_after
-    if "next" in params:
-        position = decode_cursor(params["next"][-1])
-        after = position if after is None else max(after, position)
+    cursor = decode_cursor(params["next"][-1]) if "next" in params else None
+    if cursor is not None:
+        after = cursor.position if after is None else max(after, cursor.position)
     filters = ReadFilter(
         ids=ids,
         types=types,
@@ -96,4 +181,4 @@ def parse_page_request(
         version_values=tuple(exact),
         added_after=added_after,
     )
-    return PageRequest(filters=filters, limit=limit, after=after)
+    return PageRequest(filters=filters, limit=limit, after=after, cursor=cursor)

@@ -6,7 +6,7 @@ from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
 from indicator_exchange.audit.context import note_collection, note_objects
-from indicator_exchange.auth.service import Caller, require_write
+from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import (
     BodyDep,
     CallerDep,
@@ -19,7 +19,7 @@ from indicator_exchange.dependencies import (
     objects_written,
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
-from indicator_exchange.errors import BadRequest, ExchangeError, NotPermitted
+from indicator_exchange.errors import BadRequest, ExchangeError
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
@@ -41,6 +41,8 @@ router = APIRouter(dependencies=[Depends(negotiate)], tags=["TAXII 2.1"])
 
 
 def _taxii(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    if isinstance(body, dict):  # TAXII 2.1 §2: empty lists are prohibited; an empty optional list is omitted
+        body = {key: value for key, value in body.items() if value != []}
     payload = body if isinstance(body, bytes) else orjson.dumps(body)
     return Response(payload, status_code=status_code, media_type=TAXII_MEDIA_TYPE, headers=headers)
 
@@ -153,8 +155,7 @@ def collection(request: Request, api_root: str, collection_id: str, session: Ses
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
-    if not caller.sees(found.id):
-        raise NotPermitted(f"you have no grant on collection {collection_id}")
+    service.authorise(caller, root, collection_id, found)
     return _taxii(service.collection_resource(found, caller))
 
 
@@ -167,6 +168,7 @@ def manifest(
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
+    service.authorise(caller, root, collection_id, found, read=True)
     page = service.read_manifest(
         session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
     )
@@ -241,6 +243,7 @@ def _read_objects_in(
         root = service.resolve_root(session, api_root, caller)
         found = service.resolve_collection(session, root, collection_id)
         note_collection(request, found)
+        service.authorise(caller, root, collection_id, found, read=True)
         page = service.read_objects(session, collection=found, caller=caller, page=page_request, object_id=object_id)
     note_collection(request, found, clock=page.clock)
     request.state.page = page
@@ -259,7 +262,7 @@ def add_objects(
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
-    require_write(caller, found)
+    service.authorise(caller, root, collection_id, found, write=True)
     objects = service.parse_envelope(body)
     check_objects_allowed(request, len(objects))
     result = service.add_objects(session, root=root, collection=found, caller=caller, objects=objects)
@@ -290,6 +293,7 @@ def delete_object(
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
+    service.authorise(caller, root, collection_id, found, read=True, write=True)
     params = _params(request)
     params.setdefault("match[version]", ["all"])
     page = parse_page_request(
@@ -317,6 +321,7 @@ def versions(
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
+    service.authorise(caller, root, collection_id, found, read=True)
     page = service.read_versions(
         session, collection=found, caller=caller, object_id=object_id,
         page=_page_request(request, settings, VERSION_MATCHES),

@@ -9,8 +9,8 @@ import orjson
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth import policy
-from indicator_exchange.auth.service import Caller, require_read, require_write, visibility_for
-from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
+from indicator_exchange.auth.service import Caller, require_grant, require_read, require_write, visibility_for
+from indicator_exchange.errors import BadRequest, Hidden, NotFound, NotPermitted
 from indicator_exchange.stix.markings import tlp_of
 from indicator_exchange.stix.objects import InvalidObject, ObjectMeta, format_timestamp_us, inspect_object
 from indicator_exchange.store import catalog, ownership, principals
@@ -18,7 +18,7 @@ from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CatalogCache, CatalogSnapshot, CollectionEntry
 from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import ApiRoot, Collection, Status
-from indicator_exchange.taxii.filters import PageRequest, encode_cursor
+from indicator_exchange.taxii.filters import PageRequest, check_cursor, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
 from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
@@ -45,19 +45,35 @@ def now_us() -> int:
 
 
 def resolve_root(session: Session, name: str, caller: Caller) -> ApiRoot:
+    """The API root, if the caller may see it: one with no collection the caller has a grant on answers as
+    one that does not exist (non-disclosure, as for collections: ``authorise``)."""
     root = catalog.get_api_root(session, name)
     if root is None:
         raise NotFound(f"there is no API root {name!r}")
     if not caller.is_admin and not any(caller.sees(c.id) for c in catalog.list_collections(session, root.id)):
-        raise NotPermitted(f"you have no grant on any collection of API root {name!r}")
+        raise Hidden(f"there is no API root {name!r}", reason="no grant on any collection of this API root")
     return root
 
 
 def resolve_collection(session: Session, root: ApiRoot, key: str) -> Collection:
+    """The collection, whoever asks: the route notes it for the audit trail, then calls ``authorise``."""
     collection = catalog.find_collection(session, root.id, key)
     if collection is None:
-        raise NotFound(f"there is no collection {key!r} in API root {root.name!r}")
+        raise NotFound(_no_collection(root, key))
     return collection
+
+
+def _no_collection(root: ApiRoot, key: str) -> str:
+    return f"there is no collection {key!r} in API root {root.name!r}"
+
+
+def authorise(
+    caller: Caller, root: ApiRoot, key: str, collection: Collection, *, read: bool = False, write: bool = False
+) -> None:
+    """TAXII 2.1 §5's permission tables: a collection the caller has no grant on answers exactly as one that
+    does not exist (404, same body); a grant without a right the operation needs is 403."""
+    hidden = Hidden(_no_collection(root, key), reason="no grant on this collection")
+    require_grant(caller, collection, hidden=hidden, read=read, write=write)
 
 
 def visible_roots(session: Session, caller: Caller) -> list[ApiRoot]:
@@ -237,8 +253,8 @@ def get_status(session: Session, *, root: ApiRoot, status_id: str, caller: Calle
     status = catalog.get_status(session, root.id, key)
     if status is None:
         raise NotFound(f"there is no status {status_id!r}")
-    if status.principal_id != caller.principal_id and not caller.is_admin:
-        raise NotPermitted("this status resource belongs to another principal")
+    if status.principal_id != caller.principal_id and not caller.is_admin:  # a 403 would confirm the id
+        raise Hidden(f"there is no status {status_id!r}", reason="the status resource of another principal")
     return status
 
 
@@ -251,10 +267,11 @@ def _headers(first_added: int | None, last_added: int | None) -> dict[str, str]:
     }
 
 
-def _envelope_head(last_added: int | None, more: bool) -> bytes:
+def _envelope_head(last_added: int | None, more: bool, collection_id: uuid.UUID, filters: store.ReadFilter) -> bytes:
+    """``filters``: those of the read (its ``next`` token is bound to them and to the collection)."""
     head = b'{"more":' + (b"true" if more else b"false")
     if more and last_added is not None:
-        head += b',"next":' + orjson.dumps(encode_cursor(last_added))
+        head += b',"next":' + orjson.dumps(encode_cursor(collection_id, filters, last_added))
     return head
 
 
@@ -285,6 +302,12 @@ def read_objects(
             version_values=filters.version_values,
             added_after=filters.added_after,
         )
+    try:
+        check_cursor(page, collection.id, filters)
+    except BadRequest:
+        if expected_epoch is not None:  # the caller is as cached: the checked path answers, with fresh grants
+            raise StaleCache from None
+        raise
     visibility = _visibility(caller, collection)
     key = None
     if read_ahead is not None and read_ahead.enabled and expected_epoch is not None and object_id is None:
@@ -304,7 +327,7 @@ def read_objects(
     if missing and not store.object_exists(session, collection.id, str(object_id), visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
     if body is None:
-        body = _envelope(joined)
+        body = _envelope(joined, collection.id, filters)
     if key is not None and read_ahead is not None and joined.more:
         _read_next_page(read_ahead, key, collection.id, filters, visibility, joined.last_added)
     return _page(checked, body)
@@ -316,9 +339,9 @@ def _page(checked: store.CheckedPage, body: bytes) -> Page:
     return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
 
 
-def _envelope(joined: store.JoinedPage) -> bytes:
+def _envelope(joined: store.JoinedPage, collection_id: uuid.UUID, filters: store.ReadFilter) -> bytes:
     """The envelope of a page: the stored JSON of its objects joined, without parsing it."""
-    head = _envelope_head(joined.last_added, joined.more)
+    head = _envelope_head(joined.last_added, joined.more, collection_id, filters)
     if joined.count:
         # One copy of the page's bytes: the objects and their separators joined once (a page is ~1 MB).
         pieces: list[bytes] = [b""] * (2 * joined.count + 1)
@@ -346,7 +369,7 @@ def _read_next_page(
 
     def read(own: Session) -> PageRead:
         checked = store.read_page_joined(own, collection_id, filters, visibility, after=last_added, limit=key.limit)
-        return checked, _envelope(checked.page)
+        return checked, _envelope(checked.page, collection_id, filters)
 
     read_ahead.start(replace(key, after=last_added), read)
 
@@ -414,6 +437,11 @@ async def read_objects_ahead(
     found = None if snapshot is None else _readable(snapshot, caller, api_root, collection_key)
     if found is None:
         return None
+    if page.cursor is not None:
+        try:
+            check_cursor(page, found.id, page.filters)
+        except BadRequest:  # answered by the checked path, with the caller confirmed
+            return None
     visibility = _visibility(caller, found)
     key = poll_key(caller.principal_id, found.id, visibility, page.filters, after=page.after, limit=page.limit)
     ready = None if key is None else await read_ahead.take_async(key)
@@ -449,11 +477,12 @@ def _version_of(row: store.ObjectRow) -> str:
 
 def read_manifest(session: Session, *, collection: Collection, caller: Caller, page: PageRequest) -> Page:
     require_read(caller, collection)
+    check_cursor(page, collection.id, page.filters)
     rows, more = store.read_page(
         session, collection.id, page.filters, _visibility(caller, collection),
         after=page.after, limit=page.limit, with_raw=False,
     )  # fmt: skip
-    body = _envelope_head(_last(rows), more)
+    body = _envelope_head(_last(rows), more, collection.id, page.filters)
     if rows:
         records = [
             {
@@ -474,13 +503,14 @@ def read_versions(
 ) -> Page:
     require_read(caller, collection)
     filters = store.ReadFilter(ids=[object_id], spec_versions=page.filters.spec_versions, version_keywords=("all",))
+    check_cursor(page, collection.id, filters)
     visibility = _visibility(caller, collection)
     rows, more = store.read_page(
         session, collection.id, filters, visibility, after=page.after, limit=page.limit, with_raw=False
     )
     if not rows and not store.object_exists(session, collection.id, object_id, visibility):
         raise NotFound(f"there is no object {object_id!r} in this collection")
-    body = _envelope_head(_last(rows), more)
+    body = _envelope_head(_last(rows), more, collection.id, filters)
     if rows:
         body += b',"versions":' + orjson.dumps([_version_of(row) for row in rows])
     body += b"}"
@@ -490,7 +520,9 @@ def read_versions(
 def delete_object(
     session: Session, *, collection: Collection, caller: Caller, page: PageRequest, object_id: str
 ) -> int:
-    """Delete versions of one object: a write grant and ownership of the object (or an admin) are needed."""
+    """Delete versions of one object: read and write grants (TAXII 2.1 §5.7) and ownership of the object (or
+    an admin) are needed."""
+    require_read(caller, collection)
     require_write(caller, collection)
     visibility = _visibility(caller, collection)
     store.lock_collection(session, collection.id)

@@ -88,13 +88,13 @@ class TestDenied:
         assert rows == [
             (401, "denied", None, None, collection),
             (401, "denied", "gone", revoked.key_id, collection),
-            (403, "denied", "reader", reader.key_id, other),
+            (404, "denied", "reader", reader.key_id, other),  # a 404 to the client (non-disclosure)
             (404, "not-found", "reader", reader.key_id, collection),
             (404, "not-found", "reader", reader.key_id, None),
         ]
         details = [e.detail or "" for e in _events(session)]
         assert "key revoked" in details[1]
-        assert "no read grant" in details[2]
+        assert "no grant on this collection" in details[2]
 
     def test_a_request_that_fails_and_rolls_back_is_audited(
         self, db_url: str, session: Session, monkeypatch: pytest.MonkeyPatch

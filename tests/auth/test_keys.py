@@ -156,6 +156,7 @@ class TestNoGrant:
         discovery = client.get("/taxii2/", headers=key.basic)
         assert discovery.status_code == 200
         assert "api_roots" not in discovery.json()
-        assert client.get("/api1/", headers=key.basic).status_code == 403
-        assert client.get(f"/api1/collections/{collection}/", headers=key.basic).status_code == 403
-        assert client.get(f"/api1/collections/{collection}/objects/", headers=key.basic).status_code == 403
+        # Non-disclosure: the API root answers as one that does not exist.
+        assert client.get("/api1/", headers=key.basic).status_code == 404
+        assert client.get(f"/api1/collections/{collection}/", headers=key.basic).status_code == 404
+        assert client.get(f"/api1/collections/{collection}/objects/", headers=key.basic).status_code == 404

@@ -195,7 +195,7 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
     # Refusals: lab-b cannot write, nor read the inbox; an unknown key is not accepted.
     refused = client.post(objects_url(collection), headers=lab_b.post, json=envelope(proxies[0]))
     assert refused.status_code == 403, refused.text
-    assert client.get(objects_url(inbox), headers=lab_b.basic).status_code == 403
+    assert client.get(objects_url(inbox), headers=lab_b.basic).status_code == 404  # no grant: not disclosed
     stranger = Key(principal="nobody", key_id="ixk_0000000000000000", secret="wrong")
     assert client.get(objects_url(collection), headers=stranger.basic).status_code == 401
 

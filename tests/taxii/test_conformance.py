@@ -350,7 +350,7 @@ class TestBadInput:
         assert_taxii_error(response, 401)
         assert response.headers["WWW-Authenticate"].startswith("Basic")
 
-    def test_no_grant_is_403_and_reading_is_not_writing(self, client: TestClient, session: Session) -> None:
+    def test_no_grant_is_404_and_reading_is_not_writing(self, client: TestClient, session: Session) -> None:
         collection, _ = seeded(client, session)
         other = make_collection(session, title="other")
         reader = make_key(session, "reader", read=[collection, other])
@@ -360,5 +360,5 @@ class TestBadInput:
         )
         stranger = make_key(session, "stranger", read=[other])
         session.commit()
-        assert_taxii_error(client.get(objects_url(collection), headers=stranger.basic), 403)
+        assert_taxii_error(client.get(objects_url(collection), headers=stranger.basic), 404)
         assert TAXII_POST["Content-Type"] == TAXII
