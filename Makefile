@@ -1,9 +1,11 @@
 # The two commands of the README: `make demo` (install, create the SQLite store, load the demo, serve on
-# 127.0.0.1:8000) and `make test` (install, lint, type-check and run the whole test suite).
+# 127.0.0.1:8000; another port: `make demo PORT=8001`) and `make test` (install, lint, type-check and run the
+# whole test suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+PORT ?= 8000
 
 .PHONY: demo test test-slow lint bench install
 
@@ -16,7 +18,7 @@ $(INSTALLED): pyproject.toml
 install: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/indicator-exchange demo
+	$(BIN)/indicator-exchange demo --port $(PORT)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
