@@ -4,6 +4,7 @@ import dataclasses
 import getpass
 import json
 import os
+import shlex
 import sys
 import uuid
 from collections.abc import Callable
@@ -935,6 +936,8 @@ def demo(
     finally:
         engine.dispose()
     info.database = migrate.describe_database(settings)
+    path = migrate.sqlite_file(settings.database_url)
+    info.database_env = f"IX_DATABASE_URL={shlex.quote(f'sqlite:///{path}')} " if path is not None else ""
     base = f"http://{host}:{port}"
     typer.echo(info.describe(base))
     if serve_after:

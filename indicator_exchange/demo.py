@@ -32,6 +32,8 @@ class DemoInfo:
 
     revoked: int = 0
     database: str = ""
+    # What the CLI example needs to find this database from any directory (never a PostgreSQL password).
+    database_env: str = ""
 
     def describe(self, base: str) -> str:
         """What the demo prints: every example runs as printed, from any directory, without an activated venv
@@ -65,7 +67,7 @@ class DemoInfo:
             "print(len(c.get_objects()['objects']))\"",
             "",
             f"  The CLI: {cli} --help   (or `source {shlex.quote(str(cli_path().parent / 'activate'))}` first)",
-            f"    {cli} admin collection list",
+            f"    {self.database_env}{cli} admin collection list",
             "",
             f"  API docs: {base}/docs",
             "",
