@@ -27,7 +27,9 @@ T = TypeVar("T")
 
 app = typer.Typer(
     help="indicator-exchange: share STIX 2.1 threat indicators over TAXII 2.1.\n\n"
-    "Configuration comes from IX_* environment variables (see the README); IX_DATABASE_URL selects the store.",
+    "Configuration comes from IX_* environment variables (see the README). IX_DATABASE_URL selects the store; "
+    "without it, ./indicator-exchange.db in the working directory (`indicator-exchange db current` shows which).\n\n"
+    "Every command has --help: indicator-exchange COMMAND --help.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -732,7 +734,10 @@ def push(
     batch: Annotated[int, typer.Option(help="Detections per request / transaction.", min=1, max=10_000)] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary."""
+    """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary.
+
+    Each rejected line is listed (line number, field, reason; all of them in --json) and the exit code is 1.
+    """
     tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file
 
@@ -921,8 +926,11 @@ def demo(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port (`make demo PORT=8001`).", min=1, max=65535)] = 8000,
 ) -> None:
-    """Create the database, load a demo API root with collections and indicators, print keys and examples
-    that run as printed, and serve. Re-running it revokes the demo keys it printed before."""
+    """Create the database, load a demo (API root, collections, indicators), print keys and examples, serve.
+
+    The printed examples run as printed, from any directory. A busy port fails before anything is loaded.
+    Re-running it revokes the demo keys it printed before.
+    """
     from indicator_exchange.demo import load_demo
 
     if serve_after:
