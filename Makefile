@@ -1,5 +1,6 @@
 # The two commands of the README: `make demo` (install, create the SQLite store, load the demo, serve on
-# 127.0.0.1:8000) and `make test` (system packages, install, lint, type-check and run the whole test suite).
+# 127.0.0.1:8000; another port: `make demo PORT=8001`) and `make test` (system packages, install, lint,
+# type-check and run the whole test suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -9,6 +10,7 @@ INSTALLED := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 # Where Debian's chromium package puts it; the browser tests launch this one.
 CHROMIUM := /usr/bin/chromium
+PORT ?= 8000
 
 .PHONY: demo test test-slow lint bench install system-deps constraints
 
@@ -51,7 +53,7 @@ system-deps:
 	fi
 
 demo: $(INSTALLED)
-	$(BIN)/indicator-exchange demo
+	$(BIN)/indicator-exchange demo --port $(PORT)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -4,6 +4,7 @@ import dataclasses
 import getpass
 import json
 import os
+import shlex
 import sys
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, TypeVar
 
 import typer
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
@@ -19,12 +21,15 @@ from indicator_exchange.runtime import tune_garbage_collector
 from indicator_exchange.settings import DEMO_COMMUNITY_KEY, Settings, get_settings
 from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
+from indicator_exchange.wording import plural
 
 T = TypeVar("T")
 
 app = typer.Typer(
     help="indicator-exchange: share STIX 2.1 threat indicators over TAXII 2.1.\n\n"
-    "Configuration comes from IX_* environment variables (see the README); IX_DATABASE_URL selects the store.",
+    "Configuration comes from IX_* environment variables (see the README). IX_DATABASE_URL selects the store; "
+    "without it, ./indicator-exchange.db in the working directory (`indicator-exchange db current` shows which).\n\n"
+    "Every command has --help: indicator-exchange COMMAND --help.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
@@ -44,6 +49,8 @@ admin_app.add_typer(principal_app, name="principal")
 admin_app.add_typer(key_app, name="key")
 admin_app.add_typer(audit_app, name="audit")
 admin_app.add_typer(source_app, name="source")
+
+SHOWN_REJECTIONS = 100  # rejected lines `push` prints; `--json` carries every one
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -66,7 +73,7 @@ def run_in_session(action: Callable[[Session], T], settings: Settings | None = N
     settings = settings or _settings()
     engine = make_engine(settings.database_url)
     try:
-        _require_schema(engine_url=settings.database_url)
+        _require_schema(settings)
         with session_scope(make_sessionmaker(engine)) as session:
             result = action(session)
             if audit is not None:
@@ -103,19 +110,18 @@ def _without_secrets(data: object) -> object:
     return data
 
 
-def _require_schema(engine_url: str) -> None:
-    engine = make_engine(engine_url)
-    try:
-        current = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
-    head = migrate.head_revision()
-    if current != head:
-        _fail(
-            f"the database at IX_DATABASE_URL is at schema revision {current or 'none'}, not {head}; "
-            "run `indicator-exchange db upgrade` first",
-            code=2,
-        )
+def _require_schema(settings: Settings) -> None:
+    """Exit 2 unless the store exists and is at the code's head revision; never creates a database file."""
+    problem = migrate.schema_problem(settings)
+    if problem is not None:
+        _fail(problem, code=2)
+
+
+def _collection_id(session: Session, key: str) -> uuid.UUID:
+    """A local collection named by id or alias (the one resolver: ``catalog.resolve_collection``)."""
+    from indicator_exchange.store import catalog
+
+    return catalog.resolve_collection(session, key).id
 
 
 def _print(data: Any, as_json: bool, human: Callable[[Any], str] | None = None) -> None:
@@ -149,7 +155,7 @@ def serve(
     import uvicorn
 
     settings = _settings()
-    _require_schema(settings.database_url)
+    _require_schema(settings)
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together")
     loopback = host in ("127.0.0.1", "localhost", "::1")
@@ -178,9 +184,10 @@ def serve(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
-    """Upgrade the schema (safe on a live database; each revision is transactional)."""
-    migrate.upgrade(_settings().database_url, revision)
-    typer.echo(f"database upgraded to {revision}")
+    """Create the database if needed and upgrade its schema (safe on a live database; transactional)."""
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    typer.echo(f"{migrate.describe_database(settings)}: upgraded to {revision}")
 
 
 @db_app.command("downgrade")
@@ -188,30 +195,54 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")] = "-1",
 ) -> None:
     """Downgrade the schema by one revision (or to REVISION)."""
-    migrate.downgrade(_settings().database_url, revision)
-    typer.echo(f"database downgraded to {revision}")
+    settings = _settings()
+    _require_database(settings)
+    migrate.downgrade(settings.database_url, revision)
+    typer.echo(f"{migrate.describe_database(settings)}: downgraded to {revision}")
 
 
 @db_app.command("current")
 def db_current(as_json: JsonOpt = False) -> None:
-    """Show the database's revision and the code's head revision."""
-    engine = make_engine(_settings().database_url)
+    """Show which database is configured, its revision and the code's head revision (read-only)."""
+    settings = _settings()
     try:
-        current = migrate.current_revision(engine)
-    finally:
-        engine.dispose()
+        exists, current = migrate.current_revision_if_any(settings)
+    except OperationalError as exc:
+        _fail(f"cannot open {migrate.describe_database(settings)}: {exc.orig}")
+        return
     head = migrate.head_revision()
-    _print({"current": current, "head": head, "up_to_date": current == head}, as_json)
+    _print(
+        {
+            "database": migrate.describe_database(settings),
+            "exists": exists,
+            "current": current,
+            "head": head,
+            "up_to_date": current == head,
+        },
+        as_json,
+    )
 
 
 @db_app.command("check")
 def db_check() -> None:
-    """Fail if the models and the migrations disagree (like `alembic check`)."""
+    """Fail if the models and the migrations disagree (like `alembic check`); read-only."""
+    settings = _settings()
+    _require_database(settings)
     try:
-        migrate.check(_settings().database_url)
+        migrate.check(settings.database_url)
     except Exception as exc:  # alembic raises its own error types here
         _fail(f"schema check failed: {exc}")
     typer.echo("models and migrations agree")
+
+
+def _require_database(settings: Settings) -> None:
+    """Exit 2 when the SQLite file is missing, rather than let a connection create an empty one."""
+    path = migrate.sqlite_file(settings.database_url)
+    if path is not None and not path.exists():
+        _fail(
+            f"{migrate.describe_database(settings)} does not exist; create it with `indicator-exchange db upgrade`",
+            code=2,
+        )
 
 
 # --- admin -------------------------------------------------------------------------------------------
@@ -317,7 +348,7 @@ def principal_list(as_json: JsonOpt = False) -> None:
 @admin_app.command("grant")
 def grant_create(
     principal: Annotated[str, typer.Argument(help="Principal name.")],
-    collection_id: Annotated[uuid.UUID, typer.Argument(help="Collection id.")],
+    collection: Annotated[str, typer.Argument(help="Collection id or alias.")],
     read: Annotated[bool, typer.Option("--read", help="Allow reading.")] = False,
     write: Annotated[bool, typer.Option("--write", help="Allow writing.")] = False,
     as_json: JsonOpt = False,
@@ -325,7 +356,9 @@ def grant_create(
     """Grant (or change) a principal's read/write access to a collection."""
     _print(
         run_in_session(
-            lambda s: admin.grant(s, principal=principal, collection_id=collection_id, read=read, write=write),
+            lambda s: admin.grant(
+                s, principal=principal, collection_id=_collection_id(s, collection), read=read, write=write
+            ),
             audit="grant",
         ),
         as_json,
@@ -344,13 +377,13 @@ def grant_list(
 @admin_app.command("grant-revoke")
 def grant_revoke(
     principal: Annotated[str, typer.Argument(help="Principal name.")],
-    collection_id: Annotated[uuid.UUID, typer.Argument(help="Collection id.")],
+    collection: Annotated[str, typer.Argument(help="Collection id or alias.")],
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a principal's grant on a collection."""
     _print(
         run_in_session(
-            lambda s: admin.revoke_grant(s, principal=principal, collection_id=collection_id),
+            lambda s: admin.revoke_grant(s, principal=principal, collection_id=_collection_id(s, collection)),
             audit="grant-revoke",
         ),
         as_json,
@@ -449,14 +482,22 @@ def audit_list(
     since: Annotated[
         str | None, typer.Option(help="ISO time (UTC if no offset) or a duration back: 90s, 5m, 1h, 7d.")
     ] = None,
-    collection_id: Annotated[uuid.UUID | None, typer.Option(help="Only this collection.")] = None,
+    collection: Annotated[
+        str | None, typer.Option("--collection", "--collection-id", help="Only this collection (id or alias).")
+    ] = None,
     limit: Annotated[int, typer.Option(help="Most events shown (newest first).")] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, newest first: who did what, when, to which collection, with what outcome."""
     start = _since(since) if since else None
     events = run_in_session(
-        lambda s: admin.list_audit(s, principal=principal, collection_id=collection_id, since=start, limit=limit)
+        lambda s: admin.list_audit(
+            s,
+            principal=principal,
+            collection_id=_collection_id(s, collection) if collection else None,
+            since=start,
+            limit=limit,
+        )
     )
     _print(events, as_json, _audit_lines)
 
@@ -491,7 +532,7 @@ def source_create(
     name: Annotated[str, typer.Argument(help="Unique source name.")],
     url: Annotated[str, typer.Option(help="Remote TAXII discovery URL (…/taxii2/) or API root URL.")],
     collection_id: Annotated[str, typer.Option(help="Remote collection id.")],
-    target: Annotated[uuid.UUID, typer.Option(help="Local collection id to pull into (or push from).")],
+    target: Annotated[str, typer.Option(help="Local collection (id or alias) to pull into (or push from).")],
     api_root: Annotated[str | None, typer.Option(help="Remote API root name or URL (with a discovery URL).")] = None,
     credentials: Annotated[
         str | None,
@@ -518,7 +559,7 @@ def source_create(
                 url=url,
                 api_root=api_root,
                 remote_collection=collection_id,
-                local_collection=target,
+                local_collection=_collection_id(s, target),
                 credentials_ref=credentials,
                 interval_seconds=seconds,
                 page_size=page_size,
@@ -584,7 +625,7 @@ def sync(
     if once and every:
         raise typer.BadParameter("--once and --every exclude each other")
     settings = _settings()
-    _require_schema(settings.database_url)
+    _require_schema(settings)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     stop = threading.Event()
@@ -601,6 +642,8 @@ def sync(
         while True:
             with session_scope(sessions) as session:
                 names = [source] if source else [s.name for s in source_store.list_sources(session, enabled_only=True)]
+                if not names:
+                    typer.echo(_no_sources(len(source_store.list_sources(session))), err=True)
             for name in names:
                 if stop.is_set():
                     break
@@ -618,6 +661,16 @@ def sync(
         engine.dispose()
     if failed:
         raise typer.Exit(1)
+
+
+def _no_sources(configured: int) -> str:
+    """What `sync` says when it has nothing to pull: silence looked like success."""
+    if configured:
+        return (
+            f"no enabled feed sources ({plural(configured, 'source')} disabled); "
+            "enable one with `indicator-exchange admin source enable NAME`"
+        )
+    return "no feed sources configured; add one with `indicator-exchange admin source create`"
 
 
 def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
@@ -639,7 +692,7 @@ def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
         def on_page(result: Any) -> None:
             progress.update(
                 task,
-                description=f"{name}: {result.pages} pages, {result.received} received, "
+                description=f"{name}: {plural(result.pages, 'page')}, {result.received} received, "
                 f"{result.stored} stored, {result.rejected} rejected",
             )
 
@@ -681,14 +734,20 @@ def push(
     batch: Annotated[int, typer.Option(help="Detections per request / transaction.", min=1, max=10_000)] = 1000,
     as_json: JsonOpt = False,
 ) -> None:
-    """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary."""
+    """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary.
+
+    Each rejected line is listed (line number, field, reason; all of them in --json) and the exit code is 1.
+    """
     tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file
 
+    settings = _settings()
+    if url is None:
+        _require_schema(settings)
     try:
         summary = push_file(
             file,
-            settings=_settings(),
+            settings=settings,
             collection=collection,
             url=url,
             key=key,
@@ -702,9 +761,15 @@ def push(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
+        rejections = summary["rejections"]
+        for item in rejections[:SHOWN_REJECTIONS]:
+            typer.echo(f"line {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
+        if len(rejections) > SHOWN_REJECTIONS:
+            typer.echo(f"… and {len(rejections) - SHOWN_REJECTIONS:,} more rejected lines (--json lists all)", err=True)
         typer.echo(
-            "pushed {lines} detections: {created} created, {versioned} versioned, {unchanged} unchanged, "
-            "{revoked} revoked, {rejected} rejected".format(**summary)
+            f"pushed {plural(summary['lines'], 'detection')}: {summary['created']:,} created, "
+            f"{summary['versioned']:,} versioned, {summary['unchanged']:,} unchanged, "
+            f"{summary['revoked']:,} revoked, {summary['rejected']:,} rejected"
         )
     if summary["rejected"]:
         raise typer.Exit(1)
@@ -762,7 +827,7 @@ def match(
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")
     settings = _settings()
-    _require_schema(settings.database_url)
+    _require_schema(settings)
     stream = sys.stdin if events == "-" else open(events, encoding="utf-8")  # noqa: SIM115
     try:
         parsed = parse_events([json.loads(line) for line in stream if line.strip()])
@@ -815,7 +880,7 @@ def match(
                         [
                             m.event_index,
                             m.event_id or "",
-                            m.timestamp.isoformat(),
+                            m.model_dump(mode="json")["timestamp"],  # "…Z", exactly as in JSONL
                             m.indicator_id,
                             m.kind,
                             " ".join(m.campaign_ids),
@@ -827,9 +892,14 @@ def match(
                 for m in found:
                     typer.echo(m.model_dump_json())
             compiled = indicator_set.compiled
-            summary = f"{len(parsed)} events, {len(found)} matches against {compiled.indicator_count} indicators"
+            summary = (
+                f"{plural(len(parsed), 'event')}, {plural(len(found), 'match')} against "
+                f"{plural(compiled.indicator_count, 'indicator')}"
+            )
             if indicator_set.compiled.skipped:
-                summary += f" ({len(indicator_set.compiled.skipped)} indicators skipped: unsupported patterns)"
+                summary += (
+                    f" ({plural(len(indicator_set.compiled.skipped), 'indicator')} skipped: unsupported patterns)"
+                )
             if sightings:
                 posted = matching.record_sightings(
                     session,
@@ -839,7 +909,7 @@ def match(
                     caller=operator,
                     now=now,
                 )
-                summary += f"; {posted['sightings']} sightings stored"
+                summary += f"; {plural(posted['sightings'], 'sighting')} stored"
             typer.echo(summary, err=True)
     except ExchangeError as exc:
         _fail(exc.message)
@@ -854,11 +924,17 @@ def match(
 def demo(
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after loading.")] = True,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port (`make demo PORT=8001`).", min=1, max=65535)] = 8000,
 ) -> None:
-    """Create the database, load a demo API root with collections and indicators, print a key, and serve."""
+    """Create the database, load a demo (API root, collections, indicators), print keys and examples, serve.
+
+    The printed examples run as printed, from any directory. A busy port fails before anything is loaded.
+    Re-running it revokes the demo keys it printed before.
+    """
     from indicator_exchange.demo import load_demo
 
+    if serve_after:
+        _require_free_port(host, port)
     settings = _settings()
     migrate.upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -867,10 +943,34 @@ def demo(
             info = load_demo(session, settings)
     finally:
         engine.dispose()
+    info.database = migrate.describe_database(settings)
+    path = migrate.sqlite_file(settings.database_url)
+    info.database_env = f"IX_DATABASE_URL={shlex.quote(f'sqlite:///{path}')} " if path is not None else ""
     base = f"http://{host}:{port}"
     typer.echo(info.describe(base))
     if serve_after:
         serve(host=host, port=port, workers=1, tls_cert=None, tls_key=None, log_level="info")
+
+
+def _require_free_port(host: str, port: int) -> None:
+    """Fail before loading anything or printing keys when the port is taken (uvicorn would fail after)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        _fail(f"cannot bind {host}: {exc}")
+        return
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: TIME_WAIT is no clash
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            _fail(
+                f"port {port} on {host} is not free ({exc.strerror}); stop what listens there or pick another "
+                f"port: `make demo PORT={port + 1}` (or `indicator-exchange demo --port {port + 1}`)"
+            )
 
 
 def main() -> None:

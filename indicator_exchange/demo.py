@@ -1,7 +1,10 @@
 """The demo: an API root, collections, principals with keys, and sample indicators, loaded idempotently."""
 
+import shlex
+import sys
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 
@@ -17,6 +20,7 @@ from indicator_exchange.store import objects as store
 DEMO_ROOT = "demo"
 DEMO_COLLECTION_ID = uuid.UUID("5f3c1a2e-8d4b-4c6f-9e1a-2b7d0c9e4f11")
 PARTNER_COLLECTION_ID = uuid.UUID("9a7e2c41-3b5d-4f08-a6c2-d1e4f7b80a23")
+DEMO_PRINCIPALS = ("demo-admin", "demo-partner", "demo-detector")
 
 
 @dataclass
@@ -26,19 +30,30 @@ class DemoInfo:
     objects_loaded: int = 0
     detections: dict[str, int] = field(default_factory=dict)
 
+    revoked: int = 0
+    database: str = ""
+    # What the CLI example needs to find this database from any directory (never a PostgreSQL password).
+    database_env: str = ""
+
     def describe(self, base: str) -> str:
+        """What the demo prints: every example runs as printed, from any directory, without an activated venv
+        (the venv's own ``python`` and ``indicator-exchange`` by absolute path)."""
         partner = self.keys["demo-partner"]
         key_id, secret = partner["key_id"], partner["secret"]
         url = f"{base}/{DEMO_ROOT}/collections/{self.collection_id}/objects/"
+        python = shlex.quote(sys.executable)
+        cli = shlex.quote(str(cli_path()))
         lines = [
             "",
             "indicator-exchange demo",
+            f"  database        : {self.database}",
             f"  TAXII discovery : {base}/taxii2/",
             f"  collection      : {url}",
             f"  detections      : {self.detections}",
             f"  STIX objects    : {self.objects_loaded} (latest versions)",
             "",
-            "  API keys (shown once; each run of the demo issues new ones):",
+            "  API keys (shown once; each run of the demo issues new ones"
+            + (f" and revoked the {self.revoked} of the previous run):" if self.revoked else "):"),
         ]
         for name, key in self.keys.items():
             lines.append(f"    {name:<16} key id {key['key_id']}  secret {key['secret']}")
@@ -47,14 +62,22 @@ class DemoInfo:
             "  Try it:",
             f"    curl -u '{key_id}:{secret}' -H 'Accept: application/taxii+json;version=2.1' '{url}?limit=5'",
             "",
-            '    python -c "from taxii2client.v21 import Collection; '
+            f'    {python} -c "from taxii2client.v21 import Collection; '
             f"c = Collection('{url[: -len('objects/')]}', user='{key_id}', password='{secret}'); "
             "print(len(c.get_objects()['objects']))\"",
+            "",
+            f"  The CLI: {cli} --help   (or `source {shlex.quote(str(cli_path().parent / 'activate'))}` first)",
+            f"    {self.database_env}{cli} admin collection list",
             "",
             f"  API docs: {base}/docs",
             "",
         ]
         return "\n".join(lines)
+
+
+def cli_path() -> Path:
+    """The ``indicator-exchange`` script beside the running interpreter (the venv's ``bin``)."""
+    return Path(sys.executable).parent / "indicator-exchange"
 
 
 def load_demo(session: Session, settings: Settings) -> DemoInfo:
@@ -93,7 +116,12 @@ def load_demo(session: Session, settings: Settings) -> DemoInfo:
         admin.grant(session, principal="demo-partner", collection_id=PARTNER_COLLECTION_ID, read=True, write=True)
         admin.grant(session, principal="demo-detector", collection_id=DEMO_COLLECTION_ID, read=True, write=True)
     info = DemoInfo(collection_id=DEMO_COLLECTION_ID)
-    for name in ("demo-admin", "demo-partner", "demo-detector"):
+    for name in DEMO_PRINCIPALS:
+        # Only the keys printed by this run stay valid: each earlier run's keys are revoked.
+        for key in admin.list_keys(session, principal=name):
+            if key["revoked_at"] is None:
+                admin.revoke_key(session, key_id=str(key["key_id"]))
+                info.revoked += 1
         info.keys[name] = admin.create_key(session, principal=name)
     collection = catalog.get_collection_by_id(session, DEMO_COLLECTION_ID)
     assert collection is not None

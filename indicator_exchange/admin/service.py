@@ -284,7 +284,9 @@ def grant(session: Session, *, principal: str, collection_id: uuid.UUID, read: b
     if catalog.get_collection_by_id(session, collection_id) is None:
         raise NotFound(f"there is no collection {collection_id}")
     if not read and not write:
-        raise BadRequest("grant at least one of read or write (use 'grant revoke' to remove a grant)")
+        raise BadRequest(
+            "grant at least one of read or write (use `indicator-exchange admin grant-revoke` to remove a grant)"
+        )
     return grant_dict(
         principals.set_grant(session, owner.id, collection_id, can_read=read, can_write=write), owner.name
     )

@@ -3,10 +3,9 @@
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
-import orjson
 
 from indicator_exchange.auth.service import Access, Caller
 from indicator_exchange.errors import BadRequest, NotFound
@@ -17,22 +16,32 @@ from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 from indicator_exchange.store.statistics import analyze_stale
 
-Sender = Callable[[list[InputLine]], dict[str, int]]
 COUNTS = ("created", "versioned", "unchanged", "revoked", "rejected")
+# One detection as read from the file: its exact bytes (sent as they are over HTTP) and its parsed form.
+Read = tuple[bytes, InputLine]
+# A batch sent; answers the counts and the per-line results, numbered like the file.
+Sender = Callable[[list[Read]], tuple[dict[str, int], list[dict[str, object]]]]
 
 
-def _batches(stream: IO[bytes], size: int) -> Iterator[list[InputLine]]:
-    batch: list[InputLine] = []
+def _batches(stream: IO[bytes], size: int) -> Iterator[list[Read]]:
+    batch: list[Read] = []
     for number, raw in enumerate(stream, start=1):
         parsed = parse_ndjson_line(raw, number)
         if parsed is None:
             continue
-        batch.append(parsed)
+        batch.append((raw.strip(), parsed))
         if len(batch) >= size:
             yield batch
             batch = []
     if batch:
         yield batch
+
+
+def rejection(result: dict[str, object]) -> dict[str, object]:
+    """A rejected line as the CLI reports it: its line in the file, the field at fault and why."""
+    error = result.get("error")
+    detail = error if isinstance(error, dict) else {}
+    return {"line": result["line"], "field": detail.get("field"), "reason": detail.get("message")}
 
 
 def _local_caller(settings: Settings, principal: str | None) -> Caller:
@@ -73,9 +82,11 @@ def push_file(
     principal: str | None,
     batch: int,
     progress: bool,
-) -> dict[str, int]:
-    """Push every line of ``path`` ('-' = stdin); returns the summed outcome counts plus ``lines``."""
-    totals = dict.fromkeys(COUNTS, 0) | {"lines": 0}
+) -> dict[str, Any]:
+    """Push every line of ``path`` ('-' = stdin); returns the summed outcome counts plus ``lines`` and
+    ``rejections`` (line, field, reason of every rejected line, numbered like the file)."""
+    totals: dict[str, Any] = dict.fromkeys(COUNTS, 0) | {"lines": 0}
+    rejections: list[dict[str, object]] = []
     size = None if path == "-" else Path(path).stat().st_size
     stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -99,10 +110,11 @@ def push_file(
             else:
                 send = _local_sender(settings, collection, _local_caller(settings, principal))
             for lines in _batches(stream, batch):
-                summary = send(lines)
+                summary, results = send(lines)
                 for name in COUNTS:
                     totals[name] += summary.get(name, 0)
                 totals["lines"] += len(lines)
+                rejections += [rejection(r) for r in results if r.get("outcome") == "rejected"]
                 bar.update(
                     task,
                     completed=stream.tell() if size else None,
@@ -111,19 +123,20 @@ def push_file(
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return totals
+    return totals | {"rejections": rejections}
 
 
 def _local_sender(settings: Settings, collection: str | None, caller: Caller) -> Sender:
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
 
-    def send(lines: list[InputLine]) -> dict[str, int]:
+    def send(batch: list[Read]) -> tuple[dict[str, int], list[dict[str, object]]]:
         with session_scope(sessions) as session:
             target = target_collection(session, caller, collection)
-            counts = ingest(session, caller=caller, collection=target, lines=lines, settings=settings).counts()
+            lines = [line for _, line in batch]
+            result = ingest(session, caller=caller, collection=target, lines=lines, settings=settings)
         analyze_stale(engine)  # a long local load must not leave the planner blind (store.statistics)
-        return counts
+        return result.counts(), [r.as_dict() for r in result.results]
 
     return send
 
@@ -132,14 +145,22 @@ def _remote_sender(url: str, key: str, collection: str | None) -> Sender:
     client = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=300)
     params = {"collection": collection} if collection else {}
 
-    def send(lines: list[InputLine]) -> dict[str, int]:
-        body = b"\n".join(orjson.dumps(line.value) if line.error is None else b"{" for line in lines)
+    def send(batch: list[Read]) -> tuple[dict[str, int], list[dict[str, object]]]:
+        # Each line goes as read, unparseable ones too, so the server records the real parse error. Blank
+        # lines were dropped, so the server's line N is the batch's N-th line: its results get the file's numbers.
+        body = b"\n".join(raw for raw, _ in batch)
         response = client.post(
             "/api/v1/detections", content=body, params=params, headers={"Content-Type": "application/x-ndjson"}
         )
         if response.status_code != 200:
             raise BadRequest(f"the server answered {response.status_code}: {response.text[:500]}")
-        summary: dict[str, int] = response.json()["summary"]
-        return summary
+        answer = response.json()
+        results: list[dict[str, object]] = answer.get("results", [])
+        for result in results:
+            number = result.get("line")
+            if isinstance(number, int) and 1 <= number <= len(batch):
+                result["line"] = batch[number - 1][1].line
+        summary: dict[str, int] = answer["summary"]
+        return summary, results
 
     return send

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_kind, require_write
-from indicator_exchange.errors import BadRequest, NotFound, NotPermitted
+from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.ingest import convert
 from indicator_exchange.ingest.parsing import InputLine
 from indicator_exchange.settings import Settings
@@ -64,12 +64,7 @@ def target_collection(session: Session, caller: Caller, requested: str | None) -
     """The collection a detector writes to: the one it names (if granted) or its only write grant."""
     require_kind(caller, "detector", "admin")
     if requested:
-        try:
-            collection = catalog.get_collection_by_id(session, uuid.UUID(requested))
-        except ValueError:
-            raise BadRequest(f"collection {requested!r} is not a collection id") from None
-        if collection is None:
-            raise NotFound(f"there is no collection {requested}")
+        collection = catalog.resolve_collection(session, requested)
         require_write(caller, collection)
         return collection
     writable = [cid for cid, access in caller.grants.items() if access.can_write]

@@ -32,12 +32,11 @@ def _fail(message: str, code: int = 1) -> None:
 def _read_session() -> Iterator[Session]:
     """One read-only transaction on the configured store, which must be at the code's schema revision."""
     settings = get_settings()
+    problem = migrate.schema_problem(settings)
+    if problem is not None:
+        _fail(problem, code=2)
     engine = make_engine(settings.database_url)
     try:
-        current, head = migrate.current_revision(engine), migrate.head_revision()
-        if current != head:
-            _fail(f"the database at IX_DATABASE_URL is at schema revision {current or 'none'}, not {head}; "
-                  "run `indicator-exchange db upgrade` first", code=2)  # fmt: skip
         with session_scope(make_sessionmaker(read_only_engine(engine))) as session:
             yield session
     except ExchangeError as exc:

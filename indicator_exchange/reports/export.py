@@ -66,20 +66,7 @@ class ExportStats:
     last_date_added: int | None = None
 
 
-def resolve_collection(session: Session, key: str) -> Collection:
-    """A collection by id, or by alias when that alias is unique across API roots."""
-    try:
-        found = catalog.get_collection_by_id(session, uuid.UUID(key))
-    except ValueError:
-        found = None
-    if found is not None:
-        return found
-    matches = [c for c in catalog.list_collections(session) if c.alias == key]
-    if not matches:
-        raise NotFound(f"there is no collection {key!r}")
-    if len(matches) > 1:
-        raise BadRequest(f"alias {key!r} names collections in several API roots; use the collection id")
-    return matches[0]
+resolve_collection = catalog.resolve_collection  # the one resolver of collection ids and aliases
 
 
 def clearance_of_principal(session: Session, name: str, collection: Collection) -> int:

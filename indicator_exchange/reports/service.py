@@ -44,7 +44,7 @@ from indicator_exchange.reports.model import (
 )
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
-from indicator_exchange.store import report_audit
+from indicator_exchange.store import catalog, report_audit
 from indicator_exchange.store import reports as store
 from indicator_exchange.store.models import ApiKey, Collection, Principal
 
@@ -146,15 +146,7 @@ class _Context:
 def _resolve_collections(session: Session, keys: Sequence[str]) -> tuple[uuid.UUID, ...] | None:
     if not keys:
         return None
-    every = store.collections(session)
-    chosen: list[uuid.UUID] = []
-    for key in keys:
-        matches = [c.id for c in every if str(c.id) == key.strip() or (c.alias is not None and c.alias == key.strip())]
-        if not matches:
-            raise NotFound(f"there is no collection {key!r}")
-        if len(matches) > 1:
-            raise BadRequest(f"alias {key!r} names collections in several API roots; use the collection id")
-        chosen.append(matches[0])
+    chosen = [catalog.resolve_collection(session, key).id for key in keys]
     return tuple(dict.fromkeys(chosen))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from indicator_exchange.errors import BadRequest, NotFound
 from indicator_exchange.store.models import ApiRoot, Collection, Grant, Status
 
 
@@ -47,6 +48,24 @@ def find_collection(session: Session, api_root_id: uuid.UUID, key: str) -> Colle
     return session.execute(
         select(Collection).where(Collection.api_root_id == api_root_id, Collection.alias == key)
     ).scalar_one_or_none()
+
+
+def resolve_collection(session: Session, key: str) -> Collection:
+    """A collection named by an operator or a client: its id, or its alias when that alias is unique across API
+    roots. The one resolver behind every command and API that takes ``--collection``-like arguments."""
+    key = key.strip()
+    try:
+        found = get_collection_by_id(session, uuid.UUID(key))
+    except ValueError:
+        found = None
+    if found is not None:
+        return found
+    matches = session.execute(select(Collection).where(Collection.alias == key)).scalars().all()
+    if not matches:
+        raise NotFound(f"there is no collection {key!r} (neither an id nor an alias)")
+    if len(matches) > 1:
+        raise BadRequest(f"alias {key!r} names collections in several API roots; use the collection id")
+    return matches[0]
 
 
 def get_collection_by_id(session: Session, collection_id: uuid.UUID) -> Collection | None:

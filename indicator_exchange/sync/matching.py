@@ -19,7 +19,7 @@ from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_read
-from indicator_exchange.errors import BadRequest, NotFound
+from indicator_exchange.errors import NotFound
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
@@ -147,15 +147,9 @@ def readable_collections(session: Session, caller: Caller, requested: Sequence[s
     if requested:
         ids = []
         for text in requested:
-            try:
-                collection_id = uuid.UUID(text)
-            except ValueError:
-                raise BadRequest(f"collection {text!r} is not a collection id") from None
-            collection = catalog.get_collection_by_id(session, collection_id)
-            if collection is None:
-                raise NotFound(f"there is no collection {text}")
+            collection = catalog.resolve_collection(session, text)
             require_read(caller, collection)
-            ids.append(collection_id)
+            ids.append(collection.id)
         return ids
     return [c.id for c in catalog.list_collections(session) if caller.access(c.id).can_read]
 

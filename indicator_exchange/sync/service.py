@@ -36,6 +36,7 @@ from indicator_exchange.store import objects as store
 from indicator_exchange.store.engine import session_scope
 from indicator_exchange.store.models import FeedSource
 from indicator_exchange.sync.taxii_client import Interrupted, RemoteCollection, RemoteError, RemotePage, RetryPolicy
+from indicator_exchange.wording import plural
 
 MAX_TIE_LIMIT = 50_000
 MAX_EMPTY_PAGES = 100
@@ -58,8 +59,9 @@ class SyncResult:
 
     def summary(self) -> str:
         text = (
-            f"{self.source}: {self.outcome}; {self.pages} pages, {self.received} received, {self.stored} stored, "
-            f"{self.duplicates} already present, {self.rejected} rejected, {self.retries} retries; "
+            f"{self.source}: {self.outcome}; {plural(self.pages, 'page')}, {self.received} received, "
+            f"{self.stored} stored, {self.duplicates} already present, {self.rejected} rejected, "
+            f"{plural(self.retries, 'retry')}; "
             f"bookmark {self.bookmark or '-'}"
         )
         return text + (f"; error: {self.error}" if self.error else "")

@@ -93,7 +93,7 @@ class TestSyncCommand:
         assert source["last_success_at"] is not None
         assert len(local_versions(sessions, target)) == 20
         plain = ix(db_url, "sync", "--source", "lab-b", env=env)
-        assert plain.stdout.startswith("lab-b: ok; 1 pages, 1 received, 0 stored, 1 already present")
+        assert plain.stdout.startswith("lab-b: ok; 1 page, 1 received, 0 stored, 1 already present")
         secret = partner.secret.split(":", 1)[1]
         for shown in (output, run.stdout, run.stderr, listed.stdout, plain.stdout, plain.stderr):
             assert secret not in shown
