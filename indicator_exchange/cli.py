@@ -50,7 +50,7 @@ admin_app.add_typer(key_app, name="key")
 admin_app.add_typer(audit_app, name="audit")
 admin_app.add_typer(source_app, name="source")
 
-SHOWN_REJECTIONS = 100  # rejected lines `push` and `match` print; `--json` carries every one
+SHOWN_REJECTIONS = 100  # rejected (or adjusted) lines `push` and `match` print; `--json` carries every one
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -737,6 +737,8 @@ def push(
     """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary.
 
     Each rejected line is listed (line number, field, reason; all of them in --json) and the exit code is 1.
+    A line published otherwise than it asked (a TLP raised by a rule, a stored indicator's TLP or proxy kind
+    kept) is listed with the reason (`adjusted`; under `adjustments` in --json); that alone is no failure.
     """
     tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file
@@ -766,6 +768,13 @@ def push(
             typer.echo(f"line {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
         if len(rejections) > SHOWN_REJECTIONS:
             typer.echo(f"… and {len(rejections) - SHOWN_REJECTIONS:,} more rejected lines (--json lists all)", err=True)
+        adjustments = summary["adjustments"]
+        for item in adjustments[:SHOWN_REJECTIONS]:
+            for message in item["adjusted"]:
+                typer.echo(f"line {item['line']}: adjusted: {message}", err=True)
+        if len(adjustments) > SHOWN_REJECTIONS:
+            more = len(adjustments) - SHOWN_REJECTIONS
+            typer.echo(f"… and {more:,} more adjusted lines (--json lists all)", err=True)
         typer.echo(
             f"pushed {plural(summary['lines'], 'detection')}: {summary['created']:,} created, "
             f"{summary['versioned']:,} versioned, {summary['unchanged']:,} unchanged, "

@@ -33,9 +33,16 @@ class LineResult:
     outcome: str
     stix_ids: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    # Where what is published differs from what the line asked for (a raised TLP, a kept proxy kind), and why.
+    adjusted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"line": self.line, "outcome": self.outcome, "stix_ids": self.stix_ids}
+        data: dict[str, object] = {
+            "line": self.line,
+            "outcome": self.outcome,
+            "stix_ids": self.stix_ids,
+            "adjusted": self.adjusted,
+        }
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -197,6 +204,7 @@ def _apply(
     cluster makes one campaign version, not 1,000).
     """
     outcomes: list[str] = []
+    notes = [] if plan.detection.false_positive else list(plan.conversion.adjusted)
     for new in plan.conversion.versioned:
         stix_id = str(new["id"])
         is_indicator = new["type"] == "indicator"
@@ -216,6 +224,7 @@ def _apply(
         else:
             updated = convert.merge(current, new, now)
             outcome = "unchanged" if updated is None else "versioned"
+            notes += convert.kept_on_merge(current, new)
         if updated is not None:
             folded = fresh.get(stix_id)
             if folded is not None and current is not None:
@@ -228,6 +237,7 @@ def _apply(
             fresh[stix_id] = (key, outcome)
         if is_indicator:
             outcomes.append(outcome)
+    result.adjusted = list(dict.fromkeys(notes))  # two indicators of one prompt say the same once
     for preferred in ("revoked", "created", "versioned"):
         if preferred in outcomes:
             return preferred

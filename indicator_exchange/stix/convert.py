@@ -132,11 +132,13 @@ DetectionInput = ProxyInput | PromptInput | AccountInput
 
 @dataclass(slots=True)
 class Conversion:
-    """The STIX of one detection: versioned objects (indicators, the campaign) and immutable context."""
+    """The STIX of one detection: versioned objects (indicators, the campaign) and immutable context, and
+    ``adjusted``: where the published objects differ from what the detection asked for, and why."""
 
     indicators: list[dict[str, Any]] = field(default_factory=list)
     campaign: dict[str, Any] | None = None
     context: list[dict[str, Any]] = field(default_factory=list)
+    adjusted: list[str] = field(default_factory=list)
 
     @property
     def versioned(self) -> list[dict[str, Any]]:
@@ -483,6 +485,11 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     common = detection.common
     result = Conversion(indicators=indicators)
     levels = {Tlp(_level(i)) for i in indicators}
+    if max(levels) > common.tlp:  # only hashed identifiers raise an indicator's level
+        result.adjusted.append(
+            f"tlp: raised from {common.tlp.label} to {max(levels).label}: hashed identifiers are never shared "
+            "below TLP:AMBER+STRICT (any holder of the community key can test guesses against them)"
+        )
     definitions = extension_definitions()
     result.context.append(identity_object(publisher))
     if isinstance(detection, ProxyInput):
@@ -494,6 +501,11 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     if common.cluster:
         campaign_tlp = max(common.tlp, Tlp.AMBER)
         levels.add(campaign_tlp)
+        if campaign_tlp > common.tlp:
+            result.adjusted.append(
+                f"tlp: the campaign of cluster {common.cluster} is published at {campaign_tlp.label}, not "
+                f"{common.tlp.label}: a campaign links a cluster's indicators and is never shared below TLP:AMBER"
+            )
         cid = campaign_id(publisher, common.cluster)
         created = stix_timestamp(now)
         result.campaign = {
@@ -573,6 +585,30 @@ def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[
         return None
     merged["modified"] = _later(str(existing["modified"]), now)
     return merged
+
+
+def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What a re-detection ``new`` asked for that the next version of ``existing`` does not take (``merge``
+    keeps the stored object's TLP marking and proxy kind), each as a message saying why."""
+    from indicator_exchange.stix.markings import tlp_of
+
+    kept = []
+    what = "indicator" if existing.get("type") == "indicator" else str(existing.get("type"))
+    stored_tlp, asked_tlp = tlp_of(existing), tlp_of(new)
+    if stored_tlp is not None and asked_tlp is not None and stored_tlp != asked_tlp:
+        kept.append(
+            f"tlp: the stored {what} stays {stored_tlp.label}, not {asked_tlp.label}: a new version never changes "
+            "an object's marking (revoke it with false_positive, then re-detect, to publish it anew)"
+        )
+    stored_ext = (existing.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}
+    asked_ext = (new.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}
+    stored_kind, asked_kind = stored_ext.get("proxy_kind"), asked_ext.get("proxy_kind")
+    if stored_kind is not None and asked_kind is not None and stored_kind != asked_kind:
+        kept.append(
+            f"proxy_kind: the stored indicator stays {stored_kind}, not {asked_kind}: its first classification is "
+            f"kept; {asked_kind}-proxy joins its labels"
+        )
+    return kept
 
 
 def revoke(existing: dict[str, Any], now: datetime) -> dict[str, Any]:
