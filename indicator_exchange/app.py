@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from indicator_exchange import __version__
 from indicator_exchange.admin.routes import router as admin_router
+from indicator_exchange.api_docs import install_api_docs
 from indicator_exchange.audit.middleware import AuditMiddleware
 from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.dependencies import utc_now
@@ -83,7 +84,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by install_api_docs from local assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Liveness probe for load balancers and docker-compose."""
         return {"status": "ok"}
 
+    install_api_docs(app)
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(match_router)
