@@ -1,4 +1,4 @@
-"""`/docs` and `/redoc` reference only the server's own URLs, and every asset they name is served.
+"""`/docs` references only the server's own URLs, and every asset they name is served.
 
 The rendering itself (operations on screen, no request leaving loopback) is checked in Chromium by
 tests/reports/test_browser.py; these run without a browser or a database (no lifespan).
@@ -14,14 +14,13 @@ from indicator_exchange.api_docs import STATIC_URL
 from indicator_exchange.app import create_app
 from tests.conftest import make_settings
 
-PAGES = ["/docs", "/redoc"]
-# Every URL a page can make the browser fetch: attributes, Swagger UI's `url:` and ReDoc's `spec-url`.
-_REFERENCES = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']*)["']|\burl:\s*["']([^"']*)["']""")
+PAGES = ["/docs"]
+# Every URL the page can make the browser fetch: attributes and Swagger UI's `url:`.
+_REFERENCES = re.compile(r"""(?:src|href)\s*=\s*["']([^"']*)["']|\burl:\s*["']([^"']*)["']""")
 # The assets and the smallest size a real copy has (a truncated or placeholder file fails).
 ASSETS = {
     "swagger-ui-bundle.js": ("javascript", 500_000),
     "swagger-ui.css": ("text/css", 50_000),
-    "redoc.standalone.js": ("javascript", 500_000),
     "favicon.png": ("image/png", 1_000),
 }
 
@@ -29,6 +28,15 @@ ASSETS = {
 @pytest.fixture
 def docs_client(tmp_path: Path) -> TestClient:
     return TestClient(create_app(make_settings(f"sqlite:///{tmp_path / 'unused.db'}")))
+
+
+def _json_refs(node: object) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for value in node.values() for r in _json_refs(value)]
+    if isinstance(node, list):
+        return [r for value in node for r in _json_refs(value)]
+    return []
 
 
 def _references(html: str) -> list[str]:
@@ -78,3 +86,24 @@ class TestLocalReferences:
     def test_documentation_routes_stay_out_of_the_schema(self, docs_client: TestClient) -> None:
         paths = docs_client.get("/openapi.json").json()["paths"]
         assert not [p for p in paths if p in PAGES or p.startswith("/static")]
+
+
+class TestOpenApiDocument:
+    def test_every_ref_resolves(self, docs_client: TestClient) -> None:
+        """A dangling `$ref` (a body read raw, described by hand) leaves ReDoc showing nothing at all."""
+        document = docs_client.get("/openapi.json").json()
+        refs = set(_json_refs(document))
+        assert "#/components/schemas/Detection" in refs
+        assert "#/components/schemas/TrafficEvent" in refs
+        for ref in refs:
+            assert ref.startswith("#/"), ref
+            node = document
+            for part in ref[2:].split("/"):
+                assert part in node, ref
+                node = node[part]
+
+    def test_request_schemas_describe_the_bodies(self, docs_client: TestClient) -> None:
+        schemas = docs_client.get("/openapi.json").json()["components"]["schemas"]
+        assert schemas["Detection"]["discriminator"]["propertyName"] == "kind"
+        assert {"ProxyIpDetection", "PromptSignatureDetection", "AccountPatternDetection"} <= set(schemas)
+        assert "source_ip" in schemas["TrafficEvent"]["properties"]
