@@ -17,12 +17,17 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import TypeAdapter
 
+from indicator_exchange.ingest.schemas import Detection
+from indicator_exchange.sync.events import TrafficEvent
+
 # Under `/static`: neither audited nor answered with TAXII error resources (see audit.middleware, error_handlers).
 STATIC_URL = "/static/docs"
 ASSETS = Path(str(files("fastapi_offline") / "static"))
 # Swagger UI would otherwise send the schema's URL to its public validator (validator.swagger.io) and show
 # the badge it returns; a server without internet access must not depend on it, and the URL is not its business.
 SWAGGER_UI_PARAMETERS: dict[str, object] = {"validatorUrl": None}
+# The bodies the ingest and match routes read raw (JSON or NDJSON), named by `$ref` in their `openapi_extra`.
+REQUEST_SCHEMAS: dict[str, Any] = {"Detection": Detection, "TrafficEvent": TrafficEvent}
 
 
 def add_request_schemas(app: FastAPI, schemas: Mapping[str, Any]) -> None:
@@ -50,7 +55,9 @@ def add_request_schemas(app: FastAPI, schemas: Mapping[str, Any]) -> None:
 
 
 def install_api_docs(app: FastAPI) -> None:
-    """Mount the documentation assets and route `/docs` (Swagger UI) to the local copies."""
+    """Mount the documentation assets, route `/docs` (Swagger UI) to the local copies, and make every `$ref`
+    of the document resolve (``add_request_schemas``)."""
+    add_request_schemas(app, REQUEST_SCHEMAS)
     app.mount(STATIC_URL, StaticFiles(directory=ASSETS), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
 

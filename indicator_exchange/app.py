@@ -7,13 +7,12 @@ from fastapi import FastAPI
 
 from indicator_exchange import __version__
 from indicator_exchange.admin.routes import router as admin_router
-from indicator_exchange.api_docs import add_request_schemas, install_api_docs
+from indicator_exchange.api_docs import install_api_docs
 from indicator_exchange.audit.middleware import AuditMiddleware
 from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.ingest.routes import router as ingest_router
-from indicator_exchange.ingest.schemas import Detection
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.runtime import MemoryReleaser, tune_garbage_collector
@@ -21,7 +20,6 @@ from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.catalog import CatalogCache
 from indicator_exchange.store.engine import LoopConnection, is_sqlite, make_engine, make_sessionmaker, read_only_engine
 from indicator_exchange.store.statistics import StatisticsKeeper
-from indicator_exchange.sync.events import TrafficEvent
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.direct import DirectPolls
 from indicator_exchange.taxii.read_ahead import ReadAhead
@@ -105,8 +103,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     install_api_docs(app)
-    # The bodies the ingest and match routes read raw (JSON or NDJSON), named by their `openapi_extra`.
-    add_request_schemas(app, {"Detection": Detection, "TrafficEvent": TrafficEvent})
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(match_router)

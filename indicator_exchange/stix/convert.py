@@ -1,4 +1,4 @@
-"""Detections to STIX 2.1, exactly as DESIGN.md D1-D8 and reference/stix-model.md decide.
+"""Detections to STIX 2.1, exactly as docs/design.md (D1 to D8) and docs/reference/stix-model.md decide.
 
 Inputs are small typed records (``ProxyInput``, ``PromptInput``, ``AccountInput`` with a ``Common`` part) so
 this package depends on nothing else of the app. Output is plain JSON-ready dicts. Patterns are generated
@@ -24,14 +24,14 @@ import orjson
 from indicator_exchange.stix.fingerprint import NORMALIZATION, PromptFingerprint
 from indicator_exchange.stix.markings import Tlp
 
-# Our own UUIDv5 namespace for SDOs/SROs (DESIGN D7); never the SCO namespace.
+# Our own UUIDv5 namespace for SDOs/SROs (docs/design.md#d7-deterministic-ids); never the SCO namespace.
 SERVICE_NAMESPACE = uuid.UUID("6f1c3b0e-2a44-5e7d-9c1b-8d2f4e6a0b13")
 
 EXT_PROXY_CONTEXT = "extension-definition--d5a8c3e1-9f2b-4a7d-8e6c-1b0f4c7a2d95"
 EXT_LLM_PROMPT = "extension-definition--8c4d3b52-6a0e-4f1b-9b7c-5e2d1a0f3c64"
 EXT_HASHED_IDENTIFIER = "extension-definition--2e7f9a10-4b3c-4d8e-a1f5-9c6b0d2e7a38"
 
-# MITRE ATLAS techniques, by MITRE's own STIX ids (reference/stix-model.md §4.2). Referenced, never stubbed.
+# MITRE ATLAS techniques, by MITRE's own STIX ids (docs/reference/stix-model.md §4.2). Referenced, never stubbed.
 ATLAS_EXTRACT_MODEL = "attack-pattern--3f567912-629a-5e0b-ab0c-0102977c2d6c"  # AML.T0024.002
 ATLAS_SERVICE_PROXIES = "attack-pattern--647ac4ac-b2bc-53f7-ab83-81f421a1f0b5"  # AML.T0008.005
 ATLAS_PROMPT_CRAFTING = "attack-pattern--6e148299-0460-5d0b-9741-467437464d3d"  # AML.T0065
@@ -40,7 +40,7 @@ ATLAS_ESTABLISH_ACCOUNTS = "attack-pattern--d3d7763a-58e1-5e38-84fd-3abea967cb08
 ProxyKind = Literal["residential", "mobile", "datacenter", "isp", "vpn", "tor", "unknown"]
 IdentifierType = Literal["email", "email-domain", "phone", "payment-instrument", "device"]
 
-# D8 lifetimes.
+# Lifetimes by kind (docs/design.md#d8-lifetimes).
 LIFETIME = {
     "residential": timedelta(hours=72),
     "mobile": timedelta(hours=24),
@@ -158,7 +158,8 @@ def _seconds(moment: datetime) -> str:
 
 
 def deterministic_id(stix_type: str, *parts: str | int) -> str:
-    """UUIDv5 in our namespace over a JSON array of the type and the identifying parts (D7).
+    """UUIDv5 in our namespace over a JSON array of the type and the identifying parts
+    (docs/design.md#d7-deterministic-ids).
 
     Computed as RFC 4122 §4.3 does (SHA-1 of namespace + name, version and variant bits set) without
     building ``uuid.UUID`` objects: ids are minted several times per detection. A test holds it to
@@ -190,7 +191,7 @@ def canonical_pattern(pattern: str) -> str:
 
 
 def hmac_identifier(key: bytes, identifier_type: str, value: str) -> str:
-    """HMAC-SHA256(community key, type + ":" + normalised value) as hex (D4)."""
+    """HMAC-SHA256(community key, type + ":" + normalised value) as hex (docs/design.md#d4-account-patterns)."""
     return hmac.new(
         key, f"{identifier_type}:{normalise_identifier(identifier_type, value)}".encode(), hashlib.sha256
     ).hexdigest()
@@ -429,7 +430,8 @@ def _account(detection: AccountInput, publisher: Publisher, now: datetime, gener
         f"{stix_string(digest)}]"
         for kind, digest in terms
     )
-    # HMAC identifiers can be dictionary-tested by any key holder: never below AMBER+STRICT (D4).
+    # HMAC identifiers can be dictionary-tested by any key holder: never below AMBER+STRICT
+    # (docs/design.md#d4-account-patterns).
     tlp = max(common.tlp, Tlp.AMBER_STRICT)
     return [
         _base_indicator(

@@ -1,4 +1,4 @@
-"""TLP markings: the TLP 2.0 marking-definition ids (DESIGN D6) and their order.
+"""TLP markings: the TLP 2.0 marking-definition ids (docs/design.md#d6-tlp-20-markings) and their order.
 
 Incoming TLP 1.0 ids (the ones predefined in STIX 2.1 §7.2.1.4) are understood when enforcing, mapped to
 their TLP 2.0 equivalent (WHITE = CLEAR).
