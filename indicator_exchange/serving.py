@@ -16,6 +16,7 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -188,13 +189,14 @@ def log_config() -> dict[str, Any]:
 
 def check_tls(cert: str, key: str) -> None:
     """Load the certificate and key as uvicorn will, so a bad file is one line, not a worker's traceback."""
+    for option, path in (("--tls-cert", cert), ("--tls-key", key)):
+        if not Path(path).is_file():
+            raise StartupRefused(f"{option} {path}: no such file")
+        if not os.access(path, os.R_OK):
+            raise StartupRefused(f"{option} {path}: not readable")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
         context.load_cert_chain(cert, key)
-    except FileNotFoundError as exc:
-        raise StartupRefused(f"TLS file not found: {exc.filename}") from None
-    except PermissionError as exc:
-        raise StartupRefused(f"TLS file not readable: {exc.filename}") from None
     except (ssl.SSLError, OSError) as exc:
         raise StartupRefused(f"cannot use --tls-cert {cert} with --tls-key {key}: {exc}") from None
 
