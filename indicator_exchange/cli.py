@@ -152,12 +152,14 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the TAXII 2.1 API, the ingest API and the docs (OpenAPI at /docs)."""
-    import uvicorn
+    from indicator_exchange import serving
 
     settings = _settings()
     _require_schema(settings)
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together")
+    if workers < 1:
+        _fail("--workers must be at least 1")
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and settings.community_key.get_secret_value() == DEMO_COMMUNITY_KEY:
         _fail("refusing to serve off loopback with the demo community key; set IX_COMMUNITY_KEY")
@@ -167,15 +169,23 @@ def serve(
             "or a TLS-terminating proxy)",
             err=True,
         )
-    uvicorn.run(
-        "indicator_exchange.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        log_level=log_level,
+    if settings.db_pool_size is not None:
+        typer.echo(
+            "warning: IX_DB_POOL_SIZE is deprecated; set IX_DB_CONNECTIONS_PER_WORKER (now "
+            f"{settings.connections_per_worker})",
+            err=True,
+        )
+    try:
+        if tls_cert and tls_key:
+            serving.check_tls(tls_cert, tls_key)
+        warning = serving.check_connection_budget(settings, workers)
+    except serving.StartupRefused as exc:
+        _fail(str(exc))
+        return
+    if warning:
+        typer.echo(warning, err=True)
+    serving.run(
+        settings, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level
     )
 
 

@@ -10,9 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicC
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import State
 
+from indicator_exchange import metrics
+from indicator_exchange.auth import throttle
 from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.auth.limits import Allowance, admit, limits_for
 from indicator_exchange.auth.service import Caller, CallerCache, InvalidKey, authenticate, require_kind
+from indicator_exchange.auth.throttle import Attempt
 from indicator_exchange.errors import PayloadTooLarge, RateLimited
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import principals
@@ -129,11 +132,21 @@ def confirm_caller(request: Request) -> Caller:
     epoch = _auth_epoch(state) if credentials and cache.enabled else None
     caller = cache.get(*credentials, now=now, epoch=epoch) if credentials else None
     if caller is None:
+        attempt = Attempt.of(credentials[0] if credentials else None, request.client.host if request.client else None)
+        limit: int = state.settings.auth_failures_per_minute
+        if credentials and limit:
+            with session_scope(state.bookkeeping_statements) as session:
+                refused = throttle.refusal(session, attempt, limit=limit, now=now)
+            if refused is not None:
+                request.state.auth_throttled = True
+                metrics.AUTH_THROTTLED.inc()
+                raise refused
         try:
             with session_scope(state.statement_sessions) as session:
                 caller = authenticate(session, header, now=now)
         except InvalidKey as exc:
             request.state.auth_failure = exc
+            note_failed_authentication(request, attempt, now)
             raise
         if credentials:
             cache.put(*credentials, caller, epoch=epoch)
@@ -141,6 +154,15 @@ def confirm_caller(request: Request) -> Caller:
     request.state.auth_epoch = epoch
     request.state.caller_provisional = False
     return caller
+
+
+def note_failed_authentication(request: Request, attempt: Attempt, now: datetime) -> None:
+    """Count a failed authentication (metric, and the throttle's counters when it is on)."""
+    metrics.AUTH_FAILURES.inc()
+    state = request.app.state
+    if state.settings.auth_failures_per_minute:
+        with session_scope(state.bookkeeping_statements) as session:
+            throttle.record_failure(session, attempt, now=now)
 
 
 def _admit(request: Request, caller: Caller) -> None:
