@@ -144,7 +144,7 @@ def ingest(
         result.outcome = _apply(plan, latest, pending, now, result, fresh)
         for obj in plan.conversion.context:
             key = (str(obj["id"]), str(obj.get("modified") or obj.get("created") or ""))
-            if str(obj["id"]) not in latest:
+            if _newer_than_stored(obj, latest.get(str(obj["id"]))):
                 pending.setdefault(key, obj)
     if pending:
         _write(session, collection, caller, list(pending.values()), now)
@@ -157,6 +157,22 @@ def ingest(
         ],
     )
     return IngestResult(collection_id=collection.id, results=results)
+
+
+# Context whose versions are fixed in the code: a newer one (the TLP:CLEAR re-marking) replaces the stored one.
+_FIXED_CONTEXT = frozenset({"identity", "extension-definition"})
+
+
+def _newer_than_stored(obj: dict[str, object], stored: dict[str, object] | None) -> bool:
+    """Context objects are written when none is stored, and the identity and extension definitions also when
+    the stored one is an older version. Relationships carry the request's time and are written once."""
+    if stored is None:
+        return True
+    if obj.get("type") not in _FIXED_CONTEXT:
+        return False
+    ours = str(obj.get("modified") or obj.get("created") or "")
+    theirs = str(stored.get("modified") or stored.get("created") or "")
+    return ours > theirs  # STIX timestamps of one producer, all in the same millisecond form
 
 
 def _latest_with_generations(

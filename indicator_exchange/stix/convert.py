@@ -214,16 +214,25 @@ def extension_definitions() -> dict[str, dict[str, Any]]:
     return {obj["id"]: obj for obj in data.values()}
 
 
+# The publisher identity and the extension definitions are marked TLP:CLEAR: every object we publish names
+# them (created_by_ref, extensions), so every reader must be able to resolve them, whatever its clearance and
+# the collection's default TLP. Their ``modified`` moved when they gained the marking: ingestion writes a
+# context object again when the stored one is an older version, which re-marks an existing store on the next
+# publish into each collection.
+CONTEXT_MODIFIED = "2026-12-01T00:00:00.000Z"
+
+
 def identity_object(publisher: Publisher) -> dict[str, Any]:
     return {
         "type": "identity",
         "spec_version": "2.1",
         "id": publisher.identity_id,
         "created": "2026-01-01T00:00:00.000Z",
-        "modified": "2026-01-01T00:00:00.000Z",
+        "modified": CONTEXT_MODIFIED,
         "name": publisher.organisation,
         "identity_class": "organization",
         "sectors": ["technology"],
+        "object_marking_refs": [Tlp.CLEAR.marking_id],
     }
 
 
@@ -487,9 +496,11 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     common = detection.common
     result = Conversion(indicators=indicators)
     levels = {Tlp(_level(i)) for i in indicators}
-    if max(levels) > common.tlp:  # only hashed identifiers raise an indicator's level
+    published = max(levels)
+    levels.add(Tlp.CLEAR)  # the identity's and extension definitions' marking
+    if published > common.tlp:  # only hashed identifiers raise an indicator's level
         result.adjusted.append(
-            f"tlp: raised from {common.tlp.label} to {max(levels).label}: hashed identifiers are never shared "
+            f"tlp: raised from {common.tlp.label} to {published.label}: hashed identifiers are never shared "
             "below TLP:AMBER+STRICT (any holder of the community key can test guesses against them)"
         )
     definitions = extension_definitions()

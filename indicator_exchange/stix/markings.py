@@ -79,6 +79,15 @@ def tlp_of(obj: Mapping[str, object]) -> Tlp | None:
     return found
 
 
+def filed_tlp(stix_type: str, stix_id: str, level: int | None) -> int | None:
+    """The TLP level the store files an object under: its own marking (``None``: the collection's default),
+    except the standard TLP marking-definitions themselves, filed under TLP:CLEAR. They are public by nature,
+    and a reader must resolve the marking of every object it receives, whatever the collection's default."""
+    if stix_type == "marking-definition" and stix_id in MARKING_TLP:
+        return int(Tlp.CLEAR)
+    return level
+
+
 def tlp2_marking_definitions(levels: Iterable[Tlp] = tuple(Tlp)) -> list[dict[str, object]]:
     """The OASIS TLP 2.0 marking-definition objects, verbatim, to put beside objects that reference them."""
     return [
