@@ -136,3 +136,16 @@ class TestBurstsInTheAuditTrail:
             for _ in range(5):
                 assert _status(client, key) == 200
         assert len(self._rows(session, "192.0.2.90")) == 5
+
+
+class TestDashboardSignIn:
+    def test_wrong_secrets_at_the_sign_in_form_are_throttled(self, app: FastAPI, session: Session) -> None:
+        key = make_key(session, "auditor", kind="compliance")
+        session.commit()
+        wrong = {"key_id": key.key_id, "secret": "not-the-secret-at-all"}
+        with _client(app, "192.0.2.100") as client:
+            assert [client.post("/ui/login", data=wrong).status_code for _ in range(LIMIT)] == [401] * LIMIT
+            refused = client.post("/ui/login", data={"key_id": key.key_id, "secret": key.secret})
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "Too many failed sign-ins" in refused.text
