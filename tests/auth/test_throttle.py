@@ -149,3 +149,19 @@ class TestDashboardSignIn:
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) >= 1
             assert "Too many failed sign-ins" in refused.text
+
+
+class TestReports:
+    def test_the_sharing_report_counts_every_attempt_of_a_burst(self, db_url: str, key: Key, session: Session) -> None:
+        auditor = make_key(session, "auditor", kind="compliance", clearance="red")
+        session.commit()
+        app = create_app(make_settings(db_url, auth_failures_per_minute=0, auth_cache_seconds=0))
+        with _client(app, "192.0.2.110") as client:
+            for _ in range(7):
+                assert _status(client, _wrong(key)) == 401
+        params = {"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "format": "json"}
+        with _client(app, "192.0.2.111") as client:
+            report = client.get("/api/v1/reports/sharing", headers=auditor.bearer, params=params)
+        assert report.status_code == 200, report.text
+        shared = report.json()["shared"]
+        assert sum(row["denied"] for row in shared["rows"]) == 7
