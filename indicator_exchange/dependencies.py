@@ -132,15 +132,9 @@ def confirm_caller(request: Request) -> Caller:
     epoch = _auth_epoch(state) if credentials and cache.enabled else None
     caller = cache.get(*credentials, now=now, epoch=epoch) if credentials else None
     if caller is None:
-        attempt = Attempt.of(credentials[0] if credentials else None, request.client.host if request.client else None)
-        limit: int = state.settings.auth_failures_per_minute
-        if credentials and limit:
-            with session_scope(state.bookkeeping_statements) as session:
-                refused = throttle.refusal(session, attempt, limit=limit, now=now)
-            if refused is not None:
-                request.state.auth_throttled = True
-                metrics.AUTH_THROTTLED.inc()
-                raise refused
+        attempt = attempt_of(request, credentials[0] if credentials else None)
+        if credentials:
+            refuse_if_throttled(request, attempt, now)
         try:
             with session_scope(state.statement_sessions) as session:
                 caller = authenticate(session, header, now=now)
@@ -154,6 +148,26 @@ def confirm_caller(request: Request) -> Caller:
     request.state.auth_epoch = epoch
     request.state.caller_provisional = False
     return caller
+
+
+def attempt_of(request: Request, key_id: str | None) -> Attempt:
+    """The key id claimed and the client address (after ``forwarding``), for the failure throttle."""
+    return Attempt.of(key_id, request.client.host if request.client else None)
+
+
+def refuse_if_throttled(request: Request, attempt: Attempt, now: datetime) -> None:
+    """``RateLimited`` (429) when the attempt's key id or address failed too often lately
+    (``IX_AUTH_FAILURES_PER_MINUTE``): before the key is looked up."""
+    state = request.app.state
+    limit: int = state.settings.auth_failures_per_minute
+    if not limit:
+        return
+    with session_scope(state.bookkeeping_statements) as session:
+        refused = throttle.refusal(session, attempt, limit=limit, now=now)
+    if refused is not None:
+        request.state.auth_throttled = True
+        metrics.AUTH_THROTTLED.inc()
+        raise refused
 
 
 def note_failed_authentication(request: Request, attempt: Attempt, now: datetime) -> None:

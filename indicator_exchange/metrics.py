@@ -36,8 +36,10 @@ AUTH_THROTTLED = Counter(
 CONNECTIONS_REFUSED = Counter(
     "ix_connections_refused", "Connections answered 503 and closed at IX_MAX_CONNECTIONS (no idle one to close)."
 )
-CONNECTIONS_TIMED_OUT = Counter(
-    "ix_connections_timed_out", "Connections closed for a request head or body that did not arrive in time.", ["phase"]
+CONNECTIONS_CLOSED = Counter(
+    "ix_connections_closed",
+    "Connections closed by the edge limits: head-timeout, body-timeout, head-too-large.",
+    ["reason"],
 )
 
 router = APIRouter(tags=["operations"])

@@ -41,15 +41,25 @@ class StartupRefused(Exception):
     """``serve`` must not start; the message says why, in one line."""
 
 
+_HEAD_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
+    b"content-length: 26\r\nconnection: close\r\n\r\nrequest head is too large\n"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class EdgeLimits:
     header_timeout: float
     body_timeout: float
     max_connections: int
+    max_head_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> "EdgeLimits":
-        return cls(settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_connections)
+        return cls(
+            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_connections,
+            settings.max_header_bytes,
+        )  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -65,6 +75,8 @@ class GuardedProtocol(HttpToolsProtocol):
       head must arrive within ``IX_HEADER_TIMEOUT_SECONDS``, however slowly it trickles in;
     - body: between two chunks of a body at most ``IX_BODY_TIMEOUT_SECONDS`` (not while the app has paused
       reading); the app then sees a disconnect;
+    - a request head (request line and headers) larger than ``IX_MAX_HEADER_BYTES`` is answered 431 and the
+      connection closed (httptools itself would buffer a header of any length);
     - at ``IX_MAX_CONNECTIONS`` a new connection closes the oldest connection with no request in progress,
       or, when every one is busy, is answered 503 and closed at once (no parsing, no app).
     """
@@ -77,6 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
         self._in_request = False  # from a complete head to the end of the response
+        self._head_bytes = 0
         self._waiting: deque[GuardedProtocol] = self.server_state.__dict__.setdefault("ix_waiting", deque())
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -105,10 +118,24 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._body_timer is not None:
             self._arm_body_timer()
+        if not self._in_request:
+            self._head_bytes += len(data)
+            if self._head_bytes > self._limits.max_head_bytes and not self._head_fits(data):
+                metrics.CONNECTIONS_CLOSED.labels("head-too-large").inc()
+                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.close()
+                return
         super().data_received(data)
+
+    def _head_fits(self, data: bytes) -> bool:
+        """The bytes counted may hold the end of the head and a body: the head ends within the limit if its
+        blank line does."""
+        end = data.find(b"\r\n\r\n")
+        return end >= 0 and self._head_bytes - len(data) + end + 4 <= self._limits.max_head_bytes
 
     def on_headers_complete(self) -> None:
         self._in_request = True
+        self._head_bytes = 0
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -150,7 +177,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def _head_timed_out(self) -> None:
         self._head_timer = None
         if not self._in_request and not self.transport.is_closing():
-            metrics.CONNECTIONS_TIMED_OUT.labels("head").inc()
+            metrics.CONNECTIONS_CLOSED.labels("head-timeout").inc()
             self.transport.close()
 
     def _body_timed_out(self) -> None:
@@ -160,7 +187,7 @@ class GuardedProtocol(HttpToolsProtocol):
         if self.flow is not None and self.flow.read_paused:  # the app is not reading: not the client's fault
             self._arm_body_timer()
             return
-        metrics.CONNECTIONS_TIMED_OUT.labels("body").inc()
+        metrics.CONNECTIONS_CLOSED.labels("body-timeout").inc()
         self.transport.close()
 
 

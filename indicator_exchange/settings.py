@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="Longest a connection may take to send a complete request head (closed after)."
     )
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="Largest request head (request line and headers), in bytes (431 above)."
+    )
     body_timeout_seconds: float = Field(
         60.0, gt=0, description="Longest a request body may pause between two chunks (the connection is closed)."
     )

@@ -2,7 +2,8 @@
 
 It runs outside the request: a request that fails or rolls back is still audited, with the status the client
 received. The row is written in its own short transaction (``BEGIN IMMEDIATE`` on SQLite), in the thread
-pool, shielded from cancellation so a client that hangs up cannot erase its trace. Secrets never reach it: it
+pool, shielded from cancellation so a client that hangs up cannot erase its trace; ``audit.writer`` spools it
+while the database is away and folds repeated failed authentications into one row per burst. Secrets never reach it: it
 records the key id, never the ``Authorization`` header, only known query parameters, and scrubs the caller's
 secret from anything it records in case a client put it in the URL.
 """

@@ -30,8 +30,8 @@ class _Detection(BaseModel):
         description="TLP 2.0 level to publish under. Raised, never lowered, where a rule requires it: hashed "
         "identifiers (account_pattern identifiers) are published at amber+strict at least; the cluster's campaign "
         "and its 'uses' relationships at amber at least; a re-detection of a stored indicator or campaign keeps "
-        "the stored marking (a new version never changes it; revoke with false_positive and re-detect to change "
-        "it). Each such adjustment is reported in the line's 'adjusted'.",
+        "the stored marking (a new version never changes it; for an indicator, revoke with false_positive and "
+        "re-detect to change it). Each such adjustment is reported in the line's 'adjusted'.",
     )
     cluster: str | None = Field(
         None,

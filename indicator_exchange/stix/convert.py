@@ -609,9 +609,10 @@ def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
     what = "indicator" if existing.get("type") == "indicator" else str(existing.get("type"))
     stored_tlp, asked_tlp = tlp_of(existing), tlp_of(new)
     if stored_tlp is not None and asked_tlp is not None and stored_tlp != asked_tlp:
+        how = " (revoke it with false_positive, then re-detect, to publish it anew)" if what == "indicator" else ""
         kept.append(
             f"tlp: the stored {what} stays {stored_tlp.label}, not {asked_tlp.label}: a new version never changes "
-            "an object's marking (revoke it with false_positive, then re-detect, to publish it anew)"
+            f"an object's marking{how}"
         )
     stored_ext = (existing.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}
     asked_ext = (new.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}

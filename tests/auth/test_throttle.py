@@ -136,3 +136,32 @@ class TestBurstsInTheAuditTrail:
             for _ in range(5):
                 assert _status(client, key) == 200
         assert len(self._rows(session, "192.0.2.90")) == 5
+
+
+class TestDashboardSignIn:
+    def test_wrong_secrets_at_the_sign_in_form_are_throttled(self, app: FastAPI, session: Session) -> None:
+        key = make_key(session, "auditor", kind="compliance")
+        session.commit()
+        wrong = {"key_id": key.key_id, "secret": "not-the-secret-at-all"}
+        with _client(app, "192.0.2.100") as client:
+            assert [client.post("/ui/login", data=wrong).status_code for _ in range(LIMIT)] == [401] * LIMIT
+            refused = client.post("/ui/login", data={"key_id": key.key_id, "secret": key.secret})
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+            assert "Too many failed sign-ins" in refused.text
+
+
+class TestReports:
+    def test_the_sharing_report_counts_every_attempt_of_a_burst(self, db_url: str, key: Key, session: Session) -> None:
+        auditor = make_key(session, "auditor", kind="compliance", clearance="red")
+        session.commit()
+        app = create_app(make_settings(db_url, auth_failures_per_minute=0, auth_cache_seconds=0))
+        with _client(app, "192.0.2.110") as client:
+            for _ in range(7):
+                assert _status(client, _wrong(key)) == 401
+        params = {"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "format": "json"}
+        with _client(app, "192.0.2.111") as client:
+            report = client.get("/api/v1/reports/sharing", headers=auditor.bearer, params=params)
+        assert report.status_code == 200, report.text
+        shared = report.json()["shared"]
+        assert sum(row["denied"] for row in shared["rows"]) == 7

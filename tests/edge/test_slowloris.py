@@ -103,7 +103,7 @@ class TestSlowloris:
             assert _healthy(server) < 1.0
         finally:
             sock.close()
-        assert 'ix_connections_timed_out_total{phase="body"} 1.0' in httpx.get(f"{server.base}/metrics").text
+        assert 'ix_connections_closed_total{reason="body-timeout"} 1.0' in httpx.get(f"{server.base}/metrics").text
 
     def test_at_the_connection_limit_idle_connections_make_room(self, server: LiveServer) -> None:
         sockets = _open(server, 50)  # every slot taken by an incomplete head
@@ -113,6 +113,19 @@ class TestSlowloris:
         finally:
             for sock in sockets:
                 sock.close()
+
+    def test_an_oversized_head_is_431(self, server: LiveServer) -> None:
+        (sock,) = _open(server, 1, PARTIAL_HEAD + b"x" * 70_000)
+        try:
+            sock.settimeout(5)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 431 ")
+            assert _closed_within(sock, 2)
+        finally:
+            sock.close()
+
+    def test_a_head_just_under_the_limit_with_a_body_is_served(self, server: LiveServer) -> None:
+        answer = httpx.get(f"{server.base}/healthz", headers={"X-Big": "y" * 60_000}, timeout=5)
+        assert answer.status_code == 200
 
     def test_a_complete_request_on_a_kept_alive_connection_still_works(self, server: LiveServer) -> None:
         with httpx.Client(base_url=server.base, timeout=5) as client:

@@ -93,6 +93,15 @@ class TestKeptByAMerge:
         latest = objects_of(client, detector, collection, first["stix_ids"][0])[-1]
         assert latest["object_marking_refs"] == [Tlp.GREEN.marking_id]
 
+    def test_a_stored_campaign_keeps_its_tlp(self, client: TestClient, session: Session) -> None:
+        _, detector, _ = setup(session)
+        only_line(push(client, detector, [detection()]))  # amber indicator, amber campaign
+        line = only_line(push(client, detector, [detection(value="198.51.100.5", tlp="red")]))
+        assert line["outcome"] == "created"  # a new indicator, at red as asked; the campaign is the stored one
+        assert line["adjusted"] == [
+            "tlp: the stored campaign stays amber, not red: a new version never changes an object's marking"
+        ]
+
 
 class TestDocumented:
     def test_the_detection_schema_states_the_rules(self) -> None:
