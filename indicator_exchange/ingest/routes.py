@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep, objects_written
 from indicator_exchange.errors import PayloadTooLarge
+from indicator_exchange.fields import Name
 from indicator_exchange.ingest import service
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
 
@@ -31,7 +32,7 @@ async def push_detections(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
-    collection: Annotated[str | None, Query(description="Target collection id (default: your only one).")] = None,
+    collection: Annotated[Name | None, Query(description="Target collection id (default: your only one).")] = None,
 ) -> Response:
     """Convert detections to STIX 2.1 indicators; answers one outcome per input line (detector principals)."""
     limit = settings.max_detections_per_request

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +12,7 @@ from indicator_exchange.audit.context import note_collection
 from indicator_exchange.auth.service import Caller, require_kind, require_read
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest
+from indicator_exchange.fields import Name, NulFree
 from indicator_exchange.reports import export, render
 from indicator_exchange.reports.model import SharingReport
 from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
@@ -22,6 +23,9 @@ from indicator_exchange.store.engine import session_scope
 COMPLIANCE_KINDS = ("compliance", "admin")
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
+
+ReportFormat = Literal["json", "csv", "html", "pdf"]
+ExportFormat = Literal["stix", "jsonl", "csv"]
 
 
 def report_for(
@@ -56,11 +60,15 @@ def sharing_report(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
-    start: Annotated[str, Query(alias="from", description="Window start: YYYY-MM-DD or ISO 8601 time (UTC).")],
-    end: Annotated[str, Query(alias="to", description="Window end, exclusive; a date means the whole day.")],
-    format: Annotated[str, Query(description="json, csv, html or pdf.")] = "json",
-    collection: Annotated[list[str] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
-    partner: Annotated[str | None, Query(description="Only this partner (principal or feed source name).")] = None,
+    start: Annotated[
+        NulFree, Query(alias="from", max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 time (UTC).")
+    ],
+    end: Annotated[
+        NulFree, Query(alias="to", max_length=64, description="Window end, exclusive; a date means the whole day.")
+    ],
+    format: Annotated[ReportFormat, Query(description="json, csv, html or pdf.")] = "json",
+    collection: Annotated[list[Name] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
+    partner: Annotated[Name | None, Query(description="Only this partner (principal or feed source name).")] = None,
 ) -> Response:
     """What was published, shared, received and refused in a window, marked with its highest TLP."""
     if format not in render.FORMATS:
@@ -109,10 +117,12 @@ def export_collection(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    collection: Annotated[str, Query(description="Collection id or alias.")],
-    format: Annotated[str, Query(description="stix (a STIX 2.1 bundle), jsonl or csv.")] = "stix",
-    since: Annotated[str | None, Query(description="Only objects added after this time.")] = None,
-    type: Annotated[list[str] | None, Query(description="STIX types (repeatable or comma-separated).")] = None,
+    collection: Annotated[Name, Query(description="Collection id or alias.")],
+    format: Annotated[ExportFormat, Query(description="stix (a STIX 2.1 bundle), jsonl or csv.")] = "stix",
+    since: Annotated[
+        NulFree | None, Query(max_length=64, description="Only objects added after this time (RFC 3339 or a date).")
+    ] = None,
+    type: Annotated[list[NulFree] | None, Query(description="STIX types (repeatable or comma-separated).")] = None,
     all_versions: Annotated[bool, Query(description="Every version, not only the latest.")] = False,
 ) -> StreamingResponse:
     """Stream a collection slice in bounded memory, filtered by the caller's grant and TLP clearance."""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest, PayloadTooLarge
+from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
 from indicator_exchange.sync import matching
 from indicator_exchange.sync.events import TrafficEvent
@@ -47,7 +48,7 @@ async def match(
     caller: CallerDep,
     settings: SettingsDep,
     collection: Annotated[
-        list[str] | None, Query(description="Collections to match against (default: all readable).")
+        list[Name] | None, Query(description="Collections to match against (default: all readable).")
     ] = None,
     sightings: Annotated[bool, Query(description="Store our sightings of matched indicators (needs write).")] = False,
     candidates: Annotated[bool, Query(description="Also report single-band LSH candidates (verified=false).")] = False,
