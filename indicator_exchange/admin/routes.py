@@ -14,24 +14,13 @@ from indicator_exchange.admin import service as admin
 from indicator_exchange.audit.context import note_detail
 from indicator_exchange.dependencies import SessionDep, get_admin
 from indicator_exchange.fields import INT64_MAX, Name, NulFree, Timestamp
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": schemas.ErrorRead, "description": text}
-    for status, text in {
-        400: "Malformed request",
-        401: "No valid API key",
-        403: "Not an admin principal",
-        404: "No such resource",
-        409: "Already exists",
-        429: "Rate limited (see Retry-After)",
-    }.items()
-}
+from indicator_exchange.openapi import json_responses
 
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     dependencies=[Depends(get_admin)],
-    responses=_ERRORS,
+    responses=json_responses(403, 404, 409),
 )
 
 Dict = dict[str, object]

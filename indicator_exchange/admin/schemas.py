@@ -17,13 +17,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorRead(BaseModel):
-    """Every error outside TAXII paths."""
-
-    error: str = Field(description="Short title, e.g. 'Not permitted'.")
-    detail: str = Field(description="What went wrong and what to do.")
-
-
 class ApiRootCreate(_Strict):
     name: Name = Field(
         description="URL segment of the API root (letters, digits, _.-; at most 64).", examples=["lab-feeds"]

@@ -12,6 +12,8 @@ from indicator_exchange.errors import PayloadTooLarge
 from indicator_exchange.fields import Name
 from indicator_exchange.ingest import service
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+from indicator_exchange.ingest.schemas import IngestResult
+from indicator_exchange.openapi import json_responses
 
 router = APIRouter(prefix="/api/v1", tags=["detector ingestion"])
 
@@ -26,7 +28,10 @@ DETECTIONS_DOC = {
 }
 
 
-@router.post("/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC)
+@router.post(
+    "/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC, response_model=IngestResult,
+    responses=json_responses(403, 404, 413, 415),
+)  # fmt: skip
 async def push_detections(
     request: Request,
     session: SessionDep,

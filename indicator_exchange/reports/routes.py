@@ -13,6 +13,7 @@ from indicator_exchange.auth.service import Caller, require_kind, require_read
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest
 from indicator_exchange.fields import Name, NulFree
+from indicator_exchange.openapi import content, json_responses
 from indicator_exchange.reports import export, render
 from indicator_exchange.reports.model import SharingReport
 from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
@@ -26,6 +27,18 @@ router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
 ReportFormat = Literal["json", "csv", "html", "pdf"]
 ExportFormat = Literal["stix", "jsonl", "csv"]
+_TEXT: dict[str, object] = {"type": "string"}
+REPORT_CONTENT: dict[str, dict[str, object]] = {
+    "application/json": {"$ref": "#/components/schemas/SharingReport"},
+    "text/csv": _TEXT,
+    "text/html": _TEXT,
+    "application/pdf": {"type": "string", "format": "binary"},
+}
+EXPORT_CONTENT: dict[str, dict[str, object]] = {
+    "application/stix+json;version=2.1": {"type": "object", "description": "A STIX 2.1 bundle."},
+    "application/x-ndjson": {"type": "string", "description": "One STIX object per line."},
+    "text/csv": _TEXT,
+}
 
 
 def report_for(
@@ -55,7 +68,10 @@ def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] 
     )  # fmt: skip
 
 
-@router.get("/reports/sharing", summary="Sharing report")
+@router.get(
+    "/reports/sharing", summary="Sharing report", response_model=None,
+    responses={200: content(REPORT_CONTENT, "The report, in the format asked for."), **json_responses(403, 404)},
+)  # fmt: skip
 def sharing_report(
     session: SessionDep,
     caller: CallerDep,
@@ -112,7 +128,10 @@ def export_response(
     )  # fmt: skip
 
 
-@router.get("/export", summary="Export a collection")
+@router.get(
+    "/export", summary="Export a collection", response_model=None, response_class=StreamingResponse,
+    responses={200: content(EXPORT_CONTENT, "The export, streamed."), **json_responses(403, 404)},
+)  # fmt: skip
 def export_collection(
     request: Request,
     session: SessionDep,

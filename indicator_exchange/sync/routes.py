@@ -7,14 +7,15 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest, PayloadTooLarge
 from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+from indicator_exchange.openapi import json_responses
 from indicator_exchange.sync import matching
-from indicator_exchange.sync.events import TrafficEvent
+from indicator_exchange.sync.events import Match, TrafficEvent
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 
@@ -29,6 +30,17 @@ MATCH_DOC = {
 }
 
 
+class MatchResult(BaseModel):
+    """The answer to ``POST /api/v1/match`` (documentation; the route builds it as a dict)."""
+
+    events: int = Field(description="Events read.")
+    matches: list[Match]
+    indicators: int = Field(description="Active indicators matched against.")
+    sightings: dict[str, int] | None = Field(
+        None, description="With sightings=true: sightings stored and skipped (`{sightings, skipped}`)."
+    )
+
+
 def parse_events(values: list[object]) -> list[TrafficEvent]:
     events = []
     for index, value in enumerate(values):
@@ -41,7 +53,10 @@ def parse_events(values: list[object]) -> list[TrafficEvent]:
     return events
 
 
-@router.post("/match", summary="Match traffic events", openapi_extra=MATCH_DOC)
+@router.post(
+    "/match", summary="Match traffic events", openapi_extra=MATCH_DOC, response_model=MatchResult,
+    responses=json_responses(403, 404, 413, 415),
+)  # fmt: skip
 async def match(
     request: Request,
     session: SessionDep,
