@@ -18,8 +18,11 @@ class _Strict(BaseModel):
 
 
 class ApiRootCreate(_Strict):
-    name: Name = Field(
-        description="URL segment of the API root (letters, digits, _.-; at most 64).", examples=["lab-feeds"]
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        strict=True,
+        description="URL segment of the API root (letters, digits, _.-; at most 64; not a reserved name).",
+        examples=["lab-feeds"],
     )
     title: Title
     description: Description | None = None

@@ -21,7 +21,19 @@ DETECTIONS_DOC = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}}},
+            # Per line: an item that is not a Detection is rejected on its own (the rest of the batch goes on), so
+            # the body is an array of anything, and the answer says what became of each.
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/Detection"},
+                            {"description": "Anything else: that line is rejected, the rest are ingested."},
+                        ]
+                    },
+                }
+            },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One detection JSON per line."}},
         },
     }

@@ -25,6 +25,8 @@ COMPLIANCE_KINDS = ("compliance", "admin")
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
+# What reports.service.parse_when reads: a date, or a date and time (an offset optional: UTC).
+WHEN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 ReportFormat = Literal["json", "csv", "html", "pdf"]
 ExportFormat = Literal["stix", "jsonl", "csv"]
 _TEXT: dict[str, object] = {"type": "string"}
@@ -77,10 +79,12 @@ def sharing_report(
     caller: CallerDep,
     settings: SettingsDep,
     start: Annotated[
-        NulFree, Query(alias="from", max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 time (UTC).")
+        str,
+        Query(alias="from", pattern=WHEN, max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 (UTC)."),
     ],
     end: Annotated[
-        NulFree, Query(alias="to", max_length=64, description="Window end, exclusive; a date means the whole day.")
+        str,
+        Query(alias="to", pattern=WHEN, max_length=64, description="Window end, exclusive; a date: the whole day."),
     ],
     format: Annotated[ReportFormat, Query(description="json, csv, html or pdf.")] = "json",
     collection: Annotated[list[Name] | None, Query(description="Collection ids or aliases (repeatable).")] = None,

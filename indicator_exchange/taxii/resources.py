@@ -6,7 +6,7 @@ them (``tests/api/test_openapi.py``). Extra properties are allowed, as TAXII 2.1
 custom ones. Optional lists are omitted, never empty (TAXII 2.1 §2: empty lists are prohibited).
 """
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -107,7 +107,10 @@ class Versions(BaseModel):
 class EnvelopeIn(BaseModel):
     """The body of TAXII 2.1 §5.5 Add Objects: an envelope of STIX objects."""
 
-    objects: list[dict[str, object]]
+    objects: list[Any] = Field(
+        description="STIX 2.1 objects. Each is stored or refused on its own: an entry that is not a valid object "
+        "(not even a JSON object) is a failure in the status resource, and the rest are stored."
+    )
 
 
 class TaxiiError(BaseModel):

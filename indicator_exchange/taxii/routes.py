@@ -71,9 +71,7 @@ def _query(name: str, description: str, schema: dict[str, object]) -> dict[str, 
 
 
 # What taxii/filters.py accepts, as JSON Schema: a client (or a fuzzer) can know the rule before it sends.
-_TIMESTAMP = (
-    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?Z"
-)
+_TIMESTAMP = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?Z"
 _ITEM = r"[^,\s\x00][^,\x00]*"  # a non-empty list item (items are stripped of spaces)
 _TYPE_NAME = r"[a-z][a-z0-9-]*[a-z0-9]"
 _VERSION_ITEM = f"(first|last|all|{_TIMESTAMP})"

@@ -4,7 +4,6 @@ Checked against the document itself (every reference resolves, no FastAPI 422 th
 real answers (a TAXII body validates against the schema documented for it).
 """
 
-import uuid
 from typing import Any
 
 import pytest
@@ -147,8 +146,8 @@ class TestMethodNotAllowed:
             ("/api/v1/admin/principals", {"GET", "POST"}),
             ("/api/v1/admin/principals/ops", {"GET", "PATCH"}),
             ("/api/v1/admin/grants", {"GET", "PUT"}),
-            (f"/api1/collections/{uuid.uuid4()}/objects/", {"GET", "POST"}),
-            (f"/api1/collections/{uuid.uuid4()}/objects/indicator--x/", {"GET", "DELETE"}),
+            ("/api1/collections/5a1d3c2e-0000-4000-8000-000000000001/objects/", {"GET", "POST"}),
+            ("/api1/collections/5a1d3c2e-0000-4000-8000-000000000001/objects/indicator--x/", {"GET", "DELETE"}),
         ],
     )
     def test_allow_names_every_method(self, client: TestClient, path: str, allowed: set[str]) -> None:
