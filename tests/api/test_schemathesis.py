@@ -120,10 +120,12 @@ def run_schemathesis(target: Target, directory: Path, *, examples: int, deep: bo
     return outputs
 
 
+@pytest.mark.timeout(300)  # two schemathesis processes and a server on shared cores; typically well under
 def test_fast_pass(target: Target, tmp_path: Path) -> None:
     run_schemathesis(target, tmp_path, examples=5, deep=False)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_deep_pass(target: Target, tmp_path: Path) -> None:
     run_schemathesis(target, tmp_path, examples=100, deep=True)
