@@ -183,3 +183,19 @@ class TestNulInOtherQueries:
     def test_refused(self, client: TestClient, ops: Key, method: str, path: str, params: dict[str, str]) -> None:
         response = client.request(method, path, params=params, headers={**ops.basic, "Accept": "*/*"}, json=[])
         assert_refused(response)
+
+
+class TestNulInDashboardQueries:
+    """The dashboard's downloads take the same parameters as the API's: NUL is refused before anything runs."""
+
+    @pytest.mark.parametrize(
+        ("path", "params"),
+        [
+            ("/ui/export", {"collection": NUL}),
+            ("/ui/export", {"collection": "c", "since": NUL}),
+            ("/ui/reports/sharing", {"from": NUL, "to": "2026-01-02"}),
+            ("/ui/reports/sharing", {"from": "2026-01-01", "to": "2026-01-02", "partner": NUL}),
+        ],
+    )
+    def test_refused(self, client: TestClient, path: str, params: dict[str, str]) -> None:
+        assert_refused(client.get(path, params=params, follow_redirects=False))
