@@ -16,6 +16,7 @@ from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.metrics import router as metrics_router
+from indicator_exchange.openapi import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.runtime import MemoryReleaser, tune_garbage_collector
@@ -113,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.catalog = CatalogCache()
     app.state.clock = utc_now  # tests replace it to move time (rate windows, key expiry)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
     app.add_middleware(AuditMiddleware)

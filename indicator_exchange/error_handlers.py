@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from indicator_exchange import metrics
 from indicator_exchange.auth.keys import parse_authorization
@@ -57,6 +58,21 @@ def _without_secret(request: Request, text: str) -> str:
     return text
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers at this path. Starlette's own 405 names only the first route whose path
+    matched, so ``GET`` and ``POST`` on one path (two routes) gave ``Allow: GET``. Asked of the router itself
+    (``matches`` per method), so included routers need no flattening."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    ]
+
+
 _HTTP_TITLES = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}
 
 
@@ -79,7 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
         description = str(exc.detail) if exc.detail else title
-        return error_response(request, exc.status_code, title, description, dict(exc.headers or {}))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            description = f"{request.method} is not allowed here; this resource answers {', '.join(allowed)}"
+        return error_response(request, exc.status_code, title, description, headers)
 
     async def _database_error(request: Request, exc: Exception) -> Response:
         if database_unavailable(exc):

@@ -5,36 +5,27 @@ trail; changes also record a one-line account of what changed (never a secret).
 """
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from indicator_exchange.admin import schemas
 from indicator_exchange.admin import service as admin
 from indicator_exchange.audit.context import note_detail
 from indicator_exchange.dependencies import SessionDep, get_admin
-
-_ERRORS: dict[int | str, dict[str, object]] = {
-    status: {"model": schemas.ErrorRead, "description": text}
-    for status, text in {
-        400: "Malformed request",
-        401: "No valid API key",
-        403: "Not an admin principal",
-        404: "No such resource",
-        409: "Already exists",
-        429: "Rate limited (see Retry-After)",
-    }.items()
-}
+from indicator_exchange.fields import INT64_MAX, Name, NulFree, Timestamp
+from indicator_exchange.openapi import json_responses
 
 router = APIRouter(
     prefix="/api/v1/admin",
     tags=["admin"],
     dependencies=[Depends(get_admin)],
-    responses=_ERRORS,
+    responses=json_responses(403, 404, 409),
 )
 
 Dict = dict[str, object]
+PrincipalName = Annotated[Name, Path(description="Principal name.")]
+KeyId = Annotated[Name, Path(description="API key id.")]
 
 
 @router.get("/api-roots", response_model=list[schemas.ApiRootRead], summary="List API roots")
@@ -52,7 +43,7 @@ def create_api_root(request: Request, body: schemas.ApiRootCreate, session: Sess
 
 @router.get("/collections", response_model=list[schemas.CollectionRead], summary="List collections")
 def list_collections(
-    session: SessionDep, api_root: Annotated[str | None, Query(description="Only this API root.")] = None
+    session: SessionDep, api_root: Annotated[Name | None, Query(description="Only this API root.")] = None
 ) -> list[Dict]:
     """Every collection, or those of one API root."""
     return admin.list_collections(session, api_root)
@@ -86,13 +77,13 @@ def create_principal(request: Request, body: schemas.PrincipalCreate, session: S
 
 
 @router.get("/principals/{name}", response_model=schemas.PrincipalRead, summary="One principal")
-def get_principal(name: str, session: SessionDep) -> Dict:
+def get_principal(name: PrincipalName, session: SessionDep) -> Dict:
     """One principal by name."""
     return admin.get_principal(session, name=name)
 
 
 @router.patch("/principals/{name}", response_model=schemas.PrincipalRead, summary="Change a principal")
-def update_principal(request: Request, name: str, body: schemas.PrincipalUpdate, session: SessionDep) -> Dict:
+def update_principal(request: Request, name: PrincipalName, body: schemas.PrincipalUpdate, session: SessionDep) -> Dict:
     """Change clearance, organisation, limits or activation; only the fields sent change."""
     sent = body.model_fields_set
     changes = {field: getattr(body, field) for field in sorted(sent)}
@@ -110,7 +101,7 @@ def update_principal(request: Request, name: str, body: schemas.PrincipalUpdate,
 
 @router.get("/keys", response_model=list[schemas.KeyRead], summary="List API keys")
 def list_keys(
-    session: SessionDep, principal: Annotated[str | None, Query(description="Only this principal.")] = None
+    session: SessionDep, principal: Annotated[Name | None, Query(description="Only this principal.")] = None
 ) -> list[Dict]:
     """Keys with their expiry, revocation and last use; never their secrets."""
     return admin.list_keys(session, principal=principal)
@@ -125,14 +116,14 @@ def create_key(request: Request, body: schemas.KeyCreate, session: SessionDep) -
 
 
 @router.post("/keys/{key_id}/revoke", response_model=schemas.KeyRead, summary="Revoke an API key")
-def revoke_key(request: Request, key_id: str, session: SessionDep) -> Dict:
+def revoke_key(request: Request, key_id: KeyId, session: SessionDep) -> Dict:
     """Revoke a key: refused (401) from the next request on."""
     note_detail(request, f"revoke key {key_id}")
     return admin.revoke_key(session, key_id=key_id)
 
 
 @router.post("/keys/{key_id}/rotate", response_model=schemas.KeyRotated, status_code=201, summary="Rotate a key")
-def rotate_key(request: Request, key_id: str, body: schemas.KeyRotate, session: SessionDep) -> Dict:
+def rotate_key(request: Request, key_id: KeyId, body: schemas.KeyRotate, session: SessionDep) -> Dict:
     """A new key now; the old one keeps working for the grace period, then expires."""
     rotated = admin.rotate_key(session, key_id=key_id, grace_hours=body.grace_hours, expires_at=body.expires_at)
     note_detail(request, f"rotate key {key_id} -> {rotated['key_id']} (grace {body.grace_hours} h)")
@@ -141,7 +132,7 @@ def rotate_key(request: Request, key_id: str, body: schemas.KeyRotate, session: 
 
 @router.get("/grants", response_model=list[schemas.GrantRead], summary="List grants")
 def list_grants(
-    session: SessionDep, principal: Annotated[str | None, Query(description="Only this principal.")] = None
+    session: SessionDep, principal: Annotated[Name | None, Query(description="Only this principal.")] = None
 ) -> list[Dict]:
     """Who may read or write which collection."""
     return admin.list_grants(session, principal=principal)
@@ -157,7 +148,7 @@ def set_grant(request: Request, body: schemas.GrantWrite, session: SessionDep) -
 
 
 @router.delete("/grants/{principal}/{collection_id}", response_model=schemas.GrantRead, summary="Remove a grant")
-def revoke_grant(request: Request, principal: str, collection_id: uuid.UUID, session: SessionDep) -> Dict:
+def revoke_grant(request: Request, principal: PrincipalName, collection_id: uuid.UUID, session: SessionDep) -> Dict:
     """Remove a principal's grant on a collection."""
     note_detail(request, f"remove grant of {principal} on {collection_id}")
     return admin.revoke_grant(session, principal=principal, collection_id=collection_id)
@@ -166,11 +157,13 @@ def revoke_grant(request: Request, principal: str, collection_id: uuid.UUID, ses
 @router.get("/audit", response_model=schemas.AuditPage, summary="Audit trail")
 def list_audit(
     session: SessionDep,
-    principal: Annotated[str | None, Query(description="Principal name or id.")] = None,
+    principal: Annotated[Name | None, Query(description="Principal name or id.")] = None,
     collection_id: Annotated[uuid.UUID | None, Query(description="Only this collection.")] = None,
-    since: Annotated[datetime | None, Query(description="Events at or after this time.")] = None,
-    until: Annotated[datetime | None, Query(description="Events before this time.")] = None,
-    before: Annotated[int | None, Query(description="Events with an id below this (paging).")] = None,
+    since: Annotated[Timestamp | None, Query(description="Events at or after this time (RFC 3339).")] = None,
+    until: Annotated[Timestamp | None, Query(description="Events before this time (RFC 3339).")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=INT64_MAX, description="Events with an id below this (paging).")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000, description="Page size.")] = 100,
 ) -> Dict:
     """Audit events, newest first: who, when, what, how much, outcome."""
@@ -185,8 +178,8 @@ def list_audit(
 @router.get("/audit/deliveries", response_model=list[schemas.DeliveryRead], summary="Who received an object")
 def deliveries(
     session: SessionDep,
-    object_id: Annotated[str, Query(description="STIX id of the object.")],
-    principal: Annotated[str, Query(description="Principal name or id.")],
+    object_id: Annotated[NulFree, Query(max_length=256, description="STIX id of the object.")],
+    principal: Annotated[Name, Query(description="Principal name or id.")],
 ) -> list[Dict]:
     """Every audited read in which the principal was served a version of the object, and when."""
     return admin.deliveries(session, object_id=object_id, principal=principal)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from indicator_exchange.fields import Count32, Description, Flag, Hours, Name, Timestamp, Title
+
 TlpLabel = Literal["clear", "green", "amber", "amber+strict", "red"]
 PrincipalKind = Literal["partner", "detector", "compliance", "admin"]
 IDENTITY_PATTERN = r"^identity--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -15,17 +17,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class ErrorRead(BaseModel):
-    """Every error outside TAXII paths."""
-
-    error: str = Field(description="Short title, e.g. 'Not permitted'.")
-    detail: str = Field(description="What went wrong and what to do.")
-
-
 class ApiRootCreate(_Strict):
-    name: str = Field(description="URL segment of the API root (letters, digits, _.-).", examples=["lab-feeds"])
-    title: str
-    description: str | None = None
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$",
+        strict=True,
+        description="URL segment of the API root (letters, digits, _.-; at most 64; not a reserved name).",
+        examples=["lab-feeds"],
+    )
+    title: Title
+    description: Description | None = None
 
 
 class ApiRootRead(BaseModel):
@@ -36,11 +36,11 @@ class ApiRootRead(BaseModel):
 
 
 class CollectionCreate(_Strict):
-    api_root: str = Field(description="Name of the API root the collection belongs to.")
-    title: str
+    api_root: Name = Field(description="Name of the API root the collection belongs to.")
+    title: Title
     id: uuid.UUID | None = Field(None, description="Collection id (default: a random UUID).")
-    description: str | None = None
-    alias: str | None = Field(None, description="URL alias usable in place of the id.")
+    description: Description | None = None
+    alias: Name | None = Field(None, description="URL alias usable in place of the id.")
     default_tlp: TlpLabel = Field("amber", description="TLP of objects that carry no TLP marking.")
 
 
@@ -54,25 +54,25 @@ class CollectionRead(BaseModel):
 
 
 class PrincipalCreate(_Strict):
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
     kind: PrincipalKind = "partner"
-    organisation: str | None = None
+    organisation: Title | None = None
     identity_ref: str | None = Field(
         None, pattern=IDENTITY_PATTERN, description="STIX identity (default: derived from the name)."
     )
     clearance: TlpLabel = "amber"
-    requests_per_minute: int | None = Field(None, ge=0, description="Per key; null = server default, 0 = unlimited.")
-    objects_per_day: int | None = Field(None, ge=0, description="Per key; null = server default, 0 = unlimited.")
+    requests_per_minute: Count32 | None = Field(None, description="Per key; null = server default, 0 = unlimited.")
+    objects_per_day: Count32 | None = Field(None, description="Per key; null = server default, 0 = unlimited.")
 
 
 class PrincipalUpdate(_Strict):
     """Only the fields sent change; send ``null`` for a limit to return it to the server default."""
 
-    organisation: str | None = None
+    organisation: Title | None = None
     clearance: TlpLabel | None = None
-    requests_per_minute: int | None = Field(None, ge=0)
-    objects_per_day: int | None = Field(None, ge=0)
-    is_active: bool | None = Field(None, description="false refuses the principal's keys from the next request.")
+    requests_per_minute: Count32 | None = None
+    objects_per_day: Count32 | None = None
+    is_active: Flag | None = Field(None, description="false refuses the principal's keys from the next request.")
 
 
 class PrincipalRead(BaseModel):
@@ -88,13 +88,13 @@ class PrincipalRead(BaseModel):
 
 
 class KeyCreate(_Strict):
-    principal: str
-    expires_at: datetime | None = Field(None, description="When the key stops working (default: never).")
+    principal: Name
+    expires_at: Timestamp | None = Field(None, description="When the key stops working (default: never).")
 
 
 class KeyRotate(_Strict):
-    grace_hours: float = Field(24.0, ge=0, description="How long the old key keeps working.")
-    expires_at: datetime | None = Field(None, description="Expiry of the new key (default: never).")
+    grace_hours: Hours = Field(24.0, description="How long the old key keeps working (at most ten years).")
+    expires_at: Timestamp | None = Field(None, description="Expiry of the new key (default: never).")
 
 
 class KeyRead(BaseModel):
@@ -120,10 +120,10 @@ class KeyRotated(KeyCreated):
 
 
 class GrantWrite(_Strict):
-    principal: str
+    principal: Name
     collection_id: uuid.UUID
-    read: bool = False
-    write: bool = False
+    read: Flag = False
+    write: Flag = False
 
 
 class GrantRead(BaseModel):

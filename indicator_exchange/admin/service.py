@@ -73,7 +73,7 @@ def grant_dict(grant: Grant, principal_name: str) -> dict[str, object]:
 
 
 def create_api_root(session: Session, *, name: str, title: str, description: str | None = None) -> dict[str, object]:
-    if not _ROOT_NAME.match(name) or name.lower() in RESERVED_ROOT_NAMES:
+    if not _ROOT_NAME.fullmatch(name) or name.lower() in RESERVED_ROOT_NAMES:
         raise BadRequest(f"API root name {name!r} must be a URL segment (letters, digits, _.-) and not reserved")
     if catalog.get_api_root(session, name) is not None:
         raise Conflict(f"API root {name!r} already exists")

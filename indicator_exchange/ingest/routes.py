@@ -9,8 +9,11 @@ from fastapi.responses import Response
 
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep, objects_written
 from indicator_exchange.errors import PayloadTooLarge
+from indicator_exchange.fields import Name
 from indicator_exchange.ingest import service
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+from indicator_exchange.ingest.schemas import IngestResult
+from indicator_exchange.openapi import json_responses
 
 router = APIRouter(prefix="/api/v1", tags=["detector ingestion"])
 
@@ -18,20 +21,35 @@ DETECTIONS_DOC = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Detection"}}},
+            # Per line: an item that is not a Detection is rejected on its own (the rest of the batch goes on), so
+            # the body is an array of anything, and the answer says what became of each.
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/Detection"},
+                            {"description": "Anything else: that line is rejected, the rest are ingested."},
+                        ]
+                    },
+                }
+            },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One detection JSON per line."}},
         },
     }
 }
 
 
-@router.post("/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC)
+@router.post(
+    "/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC, response_model=IngestResult,
+    responses=json_responses(403, 404, 413, 415),
+)  # fmt: skip
 async def push_detections(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
-    collection: Annotated[str | None, Query(description="Target collection id (default: your only one).")] = None,
+    collection: Annotated[Name | None, Query(description="Target collection id (default: your only one).")] = None,
 ) -> Response:
     """Convert detections to STIX 2.1 indicators; answers one outcome per input line (detector principals)."""
     limit = settings.max_detections_per_request

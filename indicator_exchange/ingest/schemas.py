@@ -8,7 +8,9 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from indicator_exchange.fields import INT32_MAX, INT64_MAX, NulFree
 
 TlpName = Literal["clear", "green", "amber", "amber+strict", "red"]
 ProxyKindName = Literal["residential", "mobile", "datacenter", "isp", "vpn", "tor", "unknown"]
@@ -21,10 +23,10 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a
 class _Detection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-    detector: str = Field(min_length=1, max_length=128, description="Name of the detector that found this.")
+    detector: NulFree = Field(min_length=1, max_length=128, description="Name of the detector that found this.")
     first_seen: AwareDatetime = Field(description="Start of the observed window (RFC 3339 with offset).")
     last_seen: AwareDatetime = Field(description="End of the observed window.")
-    confidence: int = Field(ge=0, le=100, description="0-100, round(100 x calibrated probability).")
+    confidence: StrictInt = Field(ge=0, le=100, description="0-100, round(100 x calibrated probability).")
     tlp: TlpName = Field(
         "amber",
         description="TLP 2.0 level to publish under. Raised, never lowered, where a rule requires it: hashed "
@@ -39,9 +41,11 @@ class _Detection(BaseModel):
         description="Campaign (hydra cluster) key; links indicators. The campaign is never below TLP:AMBER.",
     )
     valid_until: AwareDatetime | None = Field(None, description="Overrides the default lifetime of the kind.")
-    description: str | None = Field(None, max_length=2000, description="Free text shared with the indicator.")
-    accounts_linked: int | None = Field(None, ge=0, description="Accounts linked to this observable.")
-    requests: int | None = Field(None, ge=0, description="Requests observed.")
+    description: NulFree | None = Field(None, max_length=2000, description="Free text shared with the indicator.")
+    accounts_linked: StrictInt | None = Field(
+        None, ge=0, le=INT32_MAX, description="Accounts linked to this observable."
+    )
+    requests: StrictInt | None = Field(None, ge=0, le=INT64_MAX, description="Requests observed.")
     false_positive: bool = Field(False, description="True revokes the indicator this detection produced before.")
 
     @model_validator(mode="after")
@@ -132,7 +136,7 @@ class AccountPatternDetection(_Detection):
 
     kind: Literal["account_pattern"]
     email_domains: list[str] | None = Field(None, min_length=1, max_length=500)
-    login_regex: str | None = Field(None, min_length=1, max_length=512)
+    login_regex: NulFree | None = Field(None, min_length=1, max_length=512)
     cadence: SignupCadence | None = None
     identifiers: list[HashedIdentifier] | None = Field(
         None,

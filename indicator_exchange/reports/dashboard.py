@@ -26,6 +26,7 @@ from indicator_exchange.dependencies import (
     refuse_if_throttled,
 )
 from indicator_exchange.errors import ExchangeError, RateLimited, Unauthorized
+from indicator_exchange.fields import NulFree
 from indicator_exchange.reports import render
 from indicator_exchange.reports.routes import COMPLIANCE_KINDS, export_response, report_for, report_response
 from indicator_exchange.stix.markings import Tlp
@@ -170,11 +171,11 @@ def download_report(
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
-    start: Annotated[str, Query(alias="from")],
-    end: Annotated[str, Query(alias="to")],
-    format: str = "html",
-    partner: str | None = None,
-    collection: Annotated[list[str] | None, Query()] = None,
+    start: Annotated[NulFree, Query(alias="from")],
+    end: Annotated[NulFree, Query(alias="to")],
+    format: NulFree = "html",
+    partner: NulFree | None = None,
+    collection: Annotated[list[NulFree] | None, Query()] = None,
 ) -> Response:
     """The sharing report, for the signed-in principal (same as ``/api/v1/reports/sharing``)."""
     caller = _cookie_caller(request, session)
@@ -194,10 +195,10 @@ def download_report(
 def download_export(
     request: Request,
     session: SessionDep,
-    collection: str,
-    format: str = "stix",
-    since: str | None = None,
-    type: Annotated[list[str] | None, Query()] = None,
+    collection: NulFree,
+    format: NulFree = "stix",
+    since: NulFree | None = None,
+    type: Annotated[list[NulFree] | None, Query()] = None,
 ) -> Response:
     """A collection export, for the signed-in principal (same as ``/api/v1/export``)."""
     caller = _cookie_caller(request, session)

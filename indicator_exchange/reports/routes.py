@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
@@ -12,6 +12,8 @@ from indicator_exchange.audit.context import note_collection
 from indicator_exchange.auth.service import Caller, require_kind, require_read
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest
+from indicator_exchange.fields import Name, NulFree
+from indicator_exchange.openapi import content, json_responses
 from indicator_exchange.reports import export, render
 from indicator_exchange.reports.model import SharingReport
 from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
@@ -22,6 +24,23 @@ from indicator_exchange.store.engine import session_scope
 COMPLIANCE_KINDS = ("compliance", "admin")
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
+
+# What reports.service.parse_when reads: a date, or a date and time (an offset optional: UTC).
+WHEN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+ReportFormat = Literal["json", "csv", "html", "pdf"]
+ExportFormat = Literal["stix", "jsonl", "csv"]
+_TEXT: dict[str, object] = {"type": "string"}
+REPORT_CONTENT: dict[str, dict[str, object]] = {
+    "application/json": {"$ref": "#/components/schemas/SharingReport"},
+    "text/csv": _TEXT,
+    "text/html": _TEXT,
+    "application/pdf": {"type": "string", "format": "binary"},
+}
+EXPORT_CONTENT: dict[str, dict[str, object]] = {
+    "application/stix+json;version=2.1": {"type": "object", "description": "A STIX 2.1 bundle."},
+    "application/x-ndjson": {"type": "string", "description": "One STIX object per line."},
+    "text/csv": _TEXT,
+}
 
 
 def report_for(
@@ -51,16 +70,25 @@ def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] 
     )  # fmt: skip
 
 
-@router.get("/reports/sharing", summary="Sharing report")
+@router.get(
+    "/reports/sharing", summary="Sharing report", response_model=None,
+    responses={200: content(REPORT_CONTENT, "The report, in the format asked for."), **json_responses(403, 404)},
+)  # fmt: skip
 def sharing_report(
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
-    start: Annotated[str, Query(alias="from", description="Window start: YYYY-MM-DD or ISO 8601 time (UTC).")],
-    end: Annotated[str, Query(alias="to", description="Window end, exclusive; a date means the whole day.")],
-    format: Annotated[str, Query(description="json, csv, html or pdf.")] = "json",
-    collection: Annotated[list[str] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
-    partner: Annotated[str | None, Query(description="Only this partner (principal or feed source name).")] = None,
+    start: Annotated[
+        str,
+        Query(alias="from", pattern=WHEN, max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 (UTC)."),
+    ],
+    end: Annotated[
+        str,
+        Query(alias="to", pattern=WHEN, max_length=64, description="Window end, exclusive; a date: the whole day."),
+    ],
+    format: Annotated[ReportFormat, Query(description="json, csv, html or pdf.")] = "json",
+    collection: Annotated[list[Name] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
+    partner: Annotated[Name | None, Query(description="Only this partner (principal or feed source name).")] = None,
 ) -> Response:
     """What was published, shared, received and refused in a window, marked with its highest TLP."""
     if format not in render.FORMATS:
@@ -104,15 +132,20 @@ def export_response(
     )  # fmt: skip
 
 
-@router.get("/export", summary="Export a collection")
+@router.get(
+    "/export", summary="Export a collection", response_model=None, response_class=StreamingResponse,
+    responses={200: content(EXPORT_CONTENT, "The export, streamed."), **json_responses(403, 404)},
+)  # fmt: skip
 def export_collection(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
-    collection: Annotated[str, Query(description="Collection id or alias.")],
-    format: Annotated[str, Query(description="stix (a STIX 2.1 bundle), jsonl or csv.")] = "stix",
-    since: Annotated[str | None, Query(description="Only objects added after this time.")] = None,
-    type: Annotated[list[str] | None, Query(description="STIX types (repeatable or comma-separated).")] = None,
+    collection: Annotated[Name, Query(description="Collection id or alias.")],
+    format: Annotated[ExportFormat, Query(description="stix (a STIX 2.1 bundle), jsonl or csv.")] = "stix",
+    since: Annotated[
+        NulFree | None, Query(max_length=64, description="Only objects added after this time (RFC 3339 or a date).")
+    ] = None,
+    type: Annotated[list[NulFree] | None, Query(description="STIX types (repeatable or comma-separated).")] = None,
     all_versions: Annotated[bool, Query(description="Every version, not only the latest.")] = False,
 ) -> StreamingResponse:
     """Stream a collection slice in bounded memory, filtered by the caller's grant and TLP clearance."""

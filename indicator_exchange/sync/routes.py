@@ -10,9 +10,11 @@ from fastapi.responses import Response
 
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import PayloadTooLarge
+from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+from indicator_exchange.openapi import json_responses
 from indicator_exchange.sync import matching
-from indicator_exchange.sync.events import read_events
+from indicator_exchange.sync.events import MatchResult, read_events
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 
@@ -27,14 +29,17 @@ MATCH_DOC = {
 }
 
 
-@router.post("/match", summary="Match traffic events", openapi_extra=MATCH_DOC)
+@router.post(
+    "/match", summary="Match traffic events", openapi_extra=MATCH_DOC, response_model=MatchResult,
+    responses=json_responses(403, 404, 413, 415),
+)  # fmt: skip
 async def match(
     request: Request,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
     collection: Annotated[
-        list[str] | None, Query(description="Collections to match against (default: all readable).")
+        list[Name] | None, Query(description="Collections to match against (default: all readable).")
     ] = None,
     sightings: Annotated[bool, Query(description="Store our sightings of matched indicators (needs write).")] = False,
     candidates: Annotated[bool, Query(description="Also report single-band LSH candidates (verified=false).")] = False,

@@ -20,11 +20,12 @@ from indicator_exchange.dependencies import (
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, ExchangeError
+from indicator_exchange.openapi import TaxiiResponse, taxii_responses
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import Collection
-from indicator_exchange.taxii import service
+from indicator_exchange.taxii import resources, service
 from indicator_exchange.taxii.filters import PageRequest, parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
 
@@ -37,7 +38,7 @@ async def negotiate(request: Request) -> None:
         raise BadRequest("the request's path or query contains a NUL character")
 
 
-router = APIRouter(dependencies=[Depends(negotiate)], tags=["TAXII 2.1"])
+router = APIRouter(dependencies=[Depends(negotiate)], tags=["TAXII 2.1"], default_response_class=TaxiiResponse)
 
 
 def _taxii(body: object, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -65,20 +66,52 @@ def _page_request(request: Request, settings: Settings, allow: frozenset[str]) -
     )
 
 
-def _query(name: str, description: str, example: str | None = None) -> dict[str, object]:
-    schema: dict[str, object] = {"type": "string"}
-    if example:
-        schema["example"] = example
+def _query(name: str, description: str, schema: dict[str, object]) -> dict[str, object]:
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
-_ADDED_AFTER = _query("added_after", "Only objects added strictly after this timestamp.", "2026-01-01T00:00:00.000Z")
-_LIMIT = _query("limit", "Page size (clamped to IX_MAX_PAGE_SIZE).", "1000")
-_NEXT = _query("next", "The opaque `next` token of the previous page.")
-_VERSION = _query("match[version]", "first, last (default), all, or timestamps; comma-separated.", "last")
-_SPEC = _query("match[spec_version]", "STIX spec versions, comma-separated.", "2.1")
-_ID = _query("match[id]", "STIX ids, comma-separated.")
-_TYPE = _query("match[type]", "STIX types, comma-separated.", "indicator")
+# What taxii/filters.py accepts, as JSON Schema: a client (or a fuzzer) can know the rule before it sends.
+_TIMESTAMP = r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?Z"
+_ITEM = r"[^,\s\x00][^,\x00]*"  # a non-empty list item (items are stripped of spaces)
+_TYPE_NAME = r"[a-z][a-z0-9-]*[a-z0-9]"
+_VERSION_ITEM = f"(first|last|all|{_TIMESTAMP})"
+
+
+def _list_of(item: str) -> str:
+    return f"^{item}(,{item})*$"
+
+
+_ADDED_AFTER = _query(
+    "added_after",
+    "Only objects added strictly after this timestamp (UTC, `Z`).",
+    {"type": "string", "pattern": f"^{_TIMESTAMP}$", "example": "2026-01-01T00:00:00.000Z"},
+)
+_LIMIT = _query(
+    "limit",
+    "Page size (clamped to IX_MAX_PAGE_SIZE).",
+    {"type": "integer", "minimum": 1, "maximum": 10**19 - 1, "example": 1000},
+)
+_NEXT = _query(
+    "next",
+    "The `next` token of the previous page, with the same filters (a token is bound to them).",
+    {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+)
+_VERSION = _query(
+    "match[version]",
+    "first, last (default), all, or timestamps; comma-separated.",
+    {"type": "string", "pattern": _list_of(_VERSION_ITEM), "example": "last"},
+)
+_SPEC = _query(
+    "match[spec_version]",
+    "STIX spec versions, comma-separated.",
+    {"type": "string", "pattern": _list_of(_ITEM), "example": "2.1"},
+)
+_ID = _query("match[id]", "STIX ids, comma-separated.", {"type": "string", "pattern": _list_of(_ITEM)})
+_TYPE = _query(
+    "match[type]",
+    "STIX types, comma-separated.",
+    {"type": "string", "pattern": _list_of(_TYPE_NAME), "example": "indicator"},
+)
 LIST_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _ID, _TYPE, _VERSION, _SPEC]}
 OBJECT_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _VERSION, _SPEC]}
 VERSIONS_DOC = {"parameters": [_ADDED_AFTER, _LIMIT, _NEXT, _SPEC]}
@@ -86,15 +119,7 @@ DELETE_DOC = {"parameters": [_VERSION, _SPEC]}
 POST_DOC = {
     "requestBody": {
         "required": True,
-        "content": {
-            TAXII_MEDIA_TYPE: {
-                "schema": {
-                    "type": "object",
-                    "required": ["objects"],
-                    "properties": {"objects": {"type": "array", "items": {"type": "object"}}},
-                }
-            }
-        },
+        "content": {TAXII_MEDIA_TYPE: {"schema": resources.EnvelopeIn.model_json_schema()}},
     }
 }
 
@@ -103,7 +128,7 @@ OBJECT_MATCHES = frozenset({"version", "spec_version"})
 VERSION_MATCHES = frozenset({"spec_version"})
 
 
-@router.get("/taxii2/", summary="Server discovery")
+@router.get("/taxii2/", summary="Server discovery", response_model=resources.Discovery, responses=taxii_responses())
 def discovery(request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
     """TAXII 2.1 §4.1: the API roots this caller may use."""
     base = str(request.base_url)
@@ -117,7 +142,10 @@ def discovery(request: Request, session: SessionDep, caller: CallerDep, settings
     return _taxii(body)
 
 
-@router.get("/{api_root}/", summary="API root information")
+@router.get(
+    "/{api_root}/", summary="API root information", response_model=resources.ApiRootResource,
+    responses=taxii_responses(403, 404),
+)  # fmt: skip
 def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
     """TAXII 2.1 §4.2: title, supported versions and the largest accepted body."""
     root = service.resolve_root(session, api_root, caller)
@@ -131,7 +159,10 @@ def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: Se
     return _taxii(body)
 
 
-@router.get("/{api_root}/status/{status_id}/", summary="Status of a POST")
+@router.get(
+    "/{api_root}/status/{status_id}/", summary="Status of a POST", response_model=resources.StatusResource,
+    responses=taxii_responses(403, 404),
+)  # fmt: skip
 def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §4.3: per-object successes, failures and pendings of one POST."""
     root = service.resolve_root(session, api_root, caller)
@@ -139,7 +170,10 @@ def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep
     return _taxii(service.status_resource(found))
 
 
-@router.get("/{api_root}/collections/", summary="Collections")
+@router.get(
+    "/{api_root}/collections/", summary="Collections", response_model=resources.Collections,
+    responses=taxii_responses(403, 404),
+)  # fmt: skip
 def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.1: the collections this caller has a grant on."""
     root = service.resolve_root(session, api_root, caller)
@@ -149,7 +183,10 @@ def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Respon
     return _taxii({"collections": [service.collection_resource(c, caller) for c in visible]})
 
 
-@router.get("/{api_root}/collections/{collection_id}/", summary="One collection")
+@router.get(
+    "/{api_root}/collections/{collection_id}/", summary="One collection",
+    response_model=resources.CollectionResource, responses=taxii_responses(403, 404),
+)  # fmt: skip
 def collection(request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.2."""
     root = service.resolve_root(session, api_root, caller)
@@ -159,7 +196,10 @@ def collection(request: Request, api_root: str, collection_id: str, session: Ses
     return _taxii(service.collection_resource(found, caller))
 
 
-@router.get("/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest", openapi_extra=LIST_DOC)
+@router.get(
+    "/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest", openapi_extra=LIST_DOC,
+    response_model=resources.Manifest, responses=taxii_responses(403, 404),
+)  # fmt: skip
 def manifest(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
     settings: SettingsDep,
@@ -176,7 +216,10 @@ def manifest(
     return _taxii(page.body, headers=page.headers)
 
 
-@router.get("/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC)
+@router.get(
+    "/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC,
+    response_model=resources.Envelope, responses=taxii_responses(403, 404),
+)  # fmt: skip
 def get_objects(
     request: Request, api_root: str, collection_id: str, caller: ProvisionalCallerDep, settings: SettingsDep
 ) -> Response:
@@ -251,8 +294,9 @@ def _read_objects_in(
 
 
 @router.post(
-    "/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202, openapi_extra=POST_DOC
-)
+    "/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202, openapi_extra=POST_DOC,
+    response_model=resources.StatusResource, responses=taxii_responses(403, 404, 413, 415),
+)  # fmt: skip
 def add_objects(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
     body: BodyDep,
@@ -272,8 +316,9 @@ def add_objects(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC
-)
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC,
+    response_model=resources.Envelope, responses=taxii_responses(403, 404),
+)  # fmt: skip
 def get_object(
     request: Request, api_root: str, collection_id: str, object_id: str, caller: ProvisionalCallerDep,
     settings: SettingsDep,
@@ -283,8 +328,9 @@ def get_object(
 
 
 @router.delete(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object", openapi_extra=DELETE_DOC
-)
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object",
+    openapi_extra=DELETE_DOC, responses={200: {"description": "Deleted (an empty body)."}, **taxii_responses(403, 404)},
+)  # fmt: skip
 def delete_object(
     request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
     caller: CallerDep, settings: SettingsDep,
@@ -309,10 +355,9 @@ def delete_object(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/",
-    summary="Object versions",
-    openapi_extra=VERSIONS_DOC,
-)
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/", summary="Object versions",
+    openapi_extra=VERSIONS_DOC, response_model=resources.Versions, responses=taxii_responses(403, 404),
+)  # fmt: skip
 def versions(
     request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
     caller: CallerDep, settings: SettingsDep,
