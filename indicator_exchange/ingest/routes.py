@@ -32,7 +32,19 @@ DETECTIONS_DOC = {
                             {"description": "Anything else: that line is rejected, the rest are ingested."},
                         ]
                     },
-                }
+                },
+                "example": [
+                    {
+                        "kind": "proxy_ip",
+                        "detector": "hydra-detector",
+                        "first_seen": "2026-12-01T00:00:00Z",
+                        "last_seen": "2026-12-01T06:00:00Z",
+                        "confidence": 80,
+                        "value": "203.0.113.57",
+                        "proxy_kind": "residential",
+                        "accounts_linked": 412,
+                    }
+                ],
             },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One detection JSON per line."}},
         },

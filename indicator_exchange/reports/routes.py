@@ -1,11 +1,13 @@
 """Compliance endpoints: the sharing report and streaming exports (compliance and admin principals only)."""
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import AfterValidator, WithJsonSchema
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.audit.context import note_collection
@@ -27,6 +29,17 @@ router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
 # What reports.service.parse_when reads: a date, or a date and time (an offset optional: UTC).
 WHEN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
+
+
+def _when_form(text: str) -> str:
+    # The pattern documents the form; this says in words what a pattern mismatch would only show as a regex.
+    if re.fullmatch(WHEN, text) is None:
+        raise ValueError(f"{text[:64]!r} is not a date (YYYY-MM-DD) or an ISO 8601 time")
+    return text
+
+
+# Documented with WHEN as its pattern, refused with a sentence.
+When = Annotated[str, AfterValidator(_when_form), WithJsonSchema({"type": "string", "pattern": WHEN, "maxLength": 64})]
 ReportFormat = Literal["json", "csv", "html", "pdf"]
 ExportFormat = Literal["stix", "jsonl", "csv"]
 _TEXT: dict[str, object] = {"type": "string"}
@@ -79,12 +92,12 @@ def sharing_report(
     caller: CallerDep,
     settings: SettingsDep,
     start: Annotated[
-        str,
-        Query(alias="from", pattern=WHEN, max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 (UTC)."),
+        When,
+        Query(alias="from", max_length=64, description="Window start: YYYY-MM-DD or ISO 8601 (UTC)."),
     ],
     end: Annotated[
-        str,
-        Query(alias="to", pattern=WHEN, max_length=64, description="Window end, exclusive; a date: the whole day."),
+        When,
+        Query(alias="to", max_length=64, description="Window end, exclusive; a date: the whole day."),
     ],
     format: Annotated[ReportFormat, Query(description="json, csv, html or pdf.")] = "json",
     collection: Annotated[list[Name] | None, Query(description="Collection ids or aliases (repeatable).")] = None,
