@@ -7,18 +7,29 @@ from fastapi import FastAPI
 
 from indicator_exchange import __version__
 from indicator_exchange.admin.routes import router as admin_router
+from indicator_exchange.api_docs import install_api_docs
 from indicator_exchange.audit.middleware import AuditMiddleware
+from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth.service import CallerCache
 from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
+from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.runtime import MemoryReleaser, tune_garbage_collector
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.catalog import CatalogCache
-from indicator_exchange.store.engine import LoopConnection, is_sqlite, make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.store.engine import (
+    LoopConnection,
+    PoolBudget,
+    is_sqlite,
+    make_engine,
+    make_sessionmaker,
+    read_only_engine,
+)
 from indicator_exchange.store.statistics import StatisticsKeeper
 from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.direct import DirectPolls
@@ -40,14 +51,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        # Every connection a worker may open comes out of one budget (IX_DB_CONNECTIONS_PER_WORKER, README).
+        budget = PoolBudget.of(settings.connections_per_worker)
+        engine = make_engine(settings.database_url, pool_size=budget.request_pool, max_overflow=budget.request_overflow)
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.read_sessions = make_sessionmaker(read_only_engine(engine))
         app.state.statement_sessions = make_sessionmaker(read_only_engine(engine, autocommit=True))
         bookkeeping = engine
         if not is_sqlite(settings.database_url):
-            bookkeeping = make_engine(settings.database_url, pool_size=4, asynchronous_commit=True)
+            bookkeeping = make_engine(
+                settings.database_url, pool_size=budget.bookkeeping_pool, max_overflow=0, asynchronous_commit=True
+            )
         app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
         # Audit rows, last_used_at and rate counters are single statements (the counters are one upsert each):
         # on PostgreSQL each commits on its own, one round trip instead of three (BEGIN, statement, COMMIT).
@@ -56,6 +71,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if is_sqlite(settings.database_url)
             else make_sessionmaker(bookkeeping.execution_options(isolation_level="AUTOCOMMIT"))
         )
+        audit_writer = AuditWriter(
+            app.state.bookkeeping_statements, spool_size=settings.audit_spool_size, callers=app.state.callers
+        )
+        app.state.audit_writer = audit_writer
+        audit_writer.start()
         app.state.read_ahead = ReadAhead(
             app.state.statement_sessions,
             capacity=0 if is_sqlite(settings.database_url) else settings.read_ahead_pages,
@@ -71,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            audit_writer.close()
             memory.stop()
             statistics.stop()
             app.state.read_ahead.close()
@@ -84,7 +105,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/docs",
+        # Served by install_api_docs from local assets: FastAPI's own pages load them from a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -96,12 +118,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
     app.add_middleware(AuditMiddleware)
+    # Outermost: the audit trail, the metrics allow-list and every URL built see the real client and scheme.
+    app.add_middleware(EdgeHeaders, settings=settings)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:
         """Liveness probe for load balancers and docker-compose."""
         return {"status": "ok"}
 
+    install_api_docs(app)
+    app.include_router(metrics_router)
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(match_router)

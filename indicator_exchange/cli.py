@@ -50,7 +50,7 @@ admin_app.add_typer(key_app, name="key")
 admin_app.add_typer(audit_app, name="audit")
 admin_app.add_typer(source_app, name="source")
 
-SHOWN_REJECTIONS = 100  # rejected lines `push` prints; `--json` carries every one
+SHOWN_REJECTIONS = 100  # rejected (or adjusted) lines `push` and `match` print; `--json` carries every one
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -152,12 +152,14 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the TAXII 2.1 API, the ingest API and the docs (OpenAPI at /docs)."""
-    import uvicorn
+    from indicator_exchange import serving
 
     settings = _settings()
     _require_schema(settings)
     if bool(tls_cert) != bool(tls_key):
         _fail("--tls-cert and --tls-key go together")
+    if workers < 1:
+        _fail("--workers must be at least 1")
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and settings.community_key.get_secret_value() == DEMO_COMMUNITY_KEY:
         _fail("refusing to serve off loopback with the demo community key; set IX_COMMUNITY_KEY")
@@ -167,15 +169,23 @@ def serve(
             "or a TLS-terminating proxy)",
             err=True,
         )
-    uvicorn.run(
-        "indicator_exchange.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        ssl_certfile=tls_cert,
-        ssl_keyfile=tls_key,
-        log_level=log_level,
+    if settings.db_pool_size is not None:
+        typer.echo(
+            "warning: IX_DB_POOL_SIZE is deprecated; set IX_DB_CONNECTIONS_PER_WORKER (now "
+            f"{settings.connections_per_worker})",
+            err=True,
+        )
+    try:
+        if tls_cert and tls_key:
+            serving.check_tls(tls_cert, tls_key)
+        warning = serving.check_connection_budget(settings, workers)
+    except serving.StartupRefused as exc:
+        _fail(str(exc))
+        return
+    if warning:
+        typer.echo(warning, err=True)
+    serving.run(
+        settings, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level
     )
 
 
@@ -737,6 +747,8 @@ def push(
     """Push detector output (NDJSON) through ingestion, locally or to a server, with progress and a summary.
 
     Each rejected line is listed (line number, field, reason; all of them in --json) and the exit code is 1.
+    A line published otherwise than it asked (a TLP raised by a rule, a stored indicator's TLP or proxy kind
+    kept) is listed with the reason (`adjusted`; under `adjustments` in --json); that alone is no failure.
     """
     tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file
@@ -766,6 +778,13 @@ def push(
             typer.echo(f"line {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
         if len(rejections) > SHOWN_REJECTIONS:
             typer.echo(f"… and {len(rejections) - SHOWN_REJECTIONS:,} more rejected lines (--json lists all)", err=True)
+        adjustments = summary["adjustments"]
+        for item in adjustments[:SHOWN_REJECTIONS]:
+            for message in item["adjusted"]:
+                typer.echo(f"line {item['line']}: adjusted: {message}", err=True)
+        if len(adjustments) > SHOWN_REJECTIONS:
+            more = len(adjustments) - SHOWN_REJECTIONS
+            typer.echo(f"… and {more:,} more adjusted lines (--json lists all)", err=True)
         typer.echo(
             f"pushed {plural(summary['lines'], 'detection')}: {summary['created']:,} created, "
             f"{summary['versioned']:,} versioned, {summary['unchanged']:,} unchanged, "
@@ -812,31 +831,41 @@ def match(
     sightings: Annotated[bool, typer.Option("--sightings", help="Store sightings of matched indicators.")] = False,
     candidates: Annotated[bool, typer.Option("--candidates", help="Also report single-band LSH candidates.")] = False,
     clearance: Annotated[str, typer.Option(help="Most restrictive TLP of the indicators used.")] = "red",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON result (matches, rejections, counts) instead of rows.")
+    ] = False,
 ) -> None:
-    """Match API-traffic events against the active indicators in the local database."""
+    """Match API-traffic events against the active indicators in the local database.
+
+    A malformed event is listed (line number, field, reason; all of them in --json), the other events are
+    matched, and the exit code is 1.
+    """
     tune_garbage_collector()
     import csv
     from datetime import UTC, datetime
 
     from indicator_exchange.auth.service import Access, Caller
+    from indicator_exchange.ingest.parsing import parse_ndjson_line
     from indicator_exchange.stix.markings import Tlp
     from indicator_exchange.store import catalog
     from indicator_exchange.sync import matching
-    from indicator_exchange.sync.routes import parse_events
+    from indicator_exchange.sync.events import read_events
 
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")
+    if as_json and output_format != "jsonl":
+        raise typer.BadParameter("--json prints one JSON result; it excludes --format csv")
     settings = _settings()
     _require_schema(settings)
-    stream = sys.stdin if events == "-" else open(events, encoding="utf-8")  # noqa: SIM115
+    stream = sys.stdin.buffer if events == "-" else open(events, "rb")  # noqa: SIM115
     try:
-        parsed = parse_events([json.loads(line) for line in stream if line.strip()])
-    except (ExchangeError, json.JSONDecodeError) as exc:
-        _fail(getattr(exc, "message", str(exc)))
-        return
+        read = [parse_ndjson_line(raw, number) for number, raw in enumerate(stream, start=1)]
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
+    batch = read_events([line for line in read if line is not None])
+    parsed = batch.events
+    rejections = [r.model_dump(mode="json") for r in batch.rejections]
     engine = make_engine(settings.database_url)
     try:
         with session_scope(make_sessionmaker(engine)) as session:
@@ -861,7 +890,9 @@ def match(
                 min_lsh_bands=1 if candidates else 2,
             )
             found = matching.match_events(indicator_set, parsed)
-            if output_format == "csv":
+            if as_json:  # one document, written below once the sightings are known
+                pass
+            elif output_format == "csv":
                 writer = csv.writer(sys.stdout)
                 writer.writerow(
                     [
@@ -892,10 +923,11 @@ def match(
                 for m in found:
                     typer.echo(m.model_dump_json())
             compiled = indicator_set.compiled
-            summary = (
-                f"{plural(len(parsed), 'event')}, {plural(len(found), 'match')} against "
-                f"{plural(compiled.indicator_count, 'indicator')}"
-            )
+            summary = f"{plural(len(parsed), 'event')}, "
+            if rejections:
+                summary += f"{len(rejections):,} rejected, "
+            summary += f"{plural(len(found), 'match')} against {plural(compiled.indicator_count, 'indicator')}"
+            posted: dict[str, int] | None = None
             if indicator_set.compiled.skipped:
                 summary += (
                     f" ({plural(len(indicator_set.compiled.skipped), 'indicator')} skipped: unsupported patterns)"
@@ -910,11 +942,30 @@ def match(
                     now=now,
                 )
                 summary += f"; {plural(posted['sightings'], 'sighting')} stored"
+            if as_json:
+                result: dict[str, Any] = {
+                    "events": len(parsed),
+                    "rejected": len(rejections),
+                    "rejections": rejections,
+                    "matches": [m.model_dump(mode="json") for m in found],
+                    "indicators": compiled.indicator_count,
+                }
+                if posted is not None:
+                    result["sightings"] = posted
+                typer.echo(json.dumps(result))
+            else:
+                for item in rejections[:SHOWN_REJECTIONS]:
+                    typer.echo(f"line {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
+                if len(rejections) > SHOWN_REJECTIONS:
+                    more = len(rejections) - SHOWN_REJECTIONS
+                    typer.echo(f"… and {more:,} more rejected events (--json lists all)", err=True)
             typer.echo(summary, err=True)
     except ExchangeError as exc:
         _fail(exc.message)
     finally:
         engine.dispose()
+    if rejections:
+        raise typer.Exit(1)
 
 
 # --- demo --------------------------------------------------------------------------------------------

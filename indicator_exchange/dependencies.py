@@ -10,9 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicC
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import State
 
+from indicator_exchange import metrics
+from indicator_exchange.auth import throttle
 from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.auth.limits import Allowance, admit, limits_for
 from indicator_exchange.auth.service import Caller, CallerCache, InvalidKey, authenticate, require_kind
+from indicator_exchange.auth.throttle import Attempt
 from indicator_exchange.errors import PayloadTooLarge, RateLimited
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import principals
@@ -129,11 +132,15 @@ def confirm_caller(request: Request) -> Caller:
     epoch = _auth_epoch(state) if credentials and cache.enabled else None
     caller = cache.get(*credentials, now=now, epoch=epoch) if credentials else None
     if caller is None:
+        attempt = attempt_of(request, credentials[0] if credentials else None)
+        if credentials:
+            refuse_if_throttled(request, attempt, now)
         try:
             with session_scope(state.statement_sessions) as session:
                 caller = authenticate(session, header, now=now)
         except InvalidKey as exc:
             request.state.auth_failure = exc
+            note_failed_authentication(request, attempt, now)
             raise
         if credentials:
             cache.put(*credentials, caller, epoch=epoch)
@@ -141,6 +148,35 @@ def confirm_caller(request: Request) -> Caller:
     request.state.auth_epoch = epoch
     request.state.caller_provisional = False
     return caller
+
+
+def attempt_of(request: Request, key_id: str | None) -> Attempt:
+    """The key id claimed and the client address (after ``forwarding``), for the failure throttle."""
+    return Attempt.of(key_id, request.client.host if request.client else None)
+
+
+def refuse_if_throttled(request: Request, attempt: Attempt, now: datetime) -> None:
+    """``RateLimited`` (429) when the attempt's key id or address failed too often lately
+    (``IX_AUTH_FAILURES_PER_MINUTE``): before the key is looked up."""
+    state = request.app.state
+    limit: int = state.settings.auth_failures_per_minute
+    if not limit:
+        return
+    with session_scope(state.bookkeeping_statements) as session:
+        refused = throttle.refusal(session, attempt, limit=limit, now=now)
+    if refused is not None:
+        request.state.auth_throttled = True
+        metrics.AUTH_THROTTLED.inc()
+        raise refused
+
+
+def note_failed_authentication(request: Request, attempt: Attempt, now: datetime) -> None:
+    """Count a failed authentication (metric, and the throttle's counters when it is on)."""
+    metrics.AUTH_FAILURES.inc()
+    state = request.app.state
+    if state.settings.auth_failures_per_minute:
+        with session_scope(state.bookkeeping_statements) as session:
+            throttle.record_failure(session, attempt, now=now)
 
 
 def _admit(request: Request, caller: Caller) -> None:

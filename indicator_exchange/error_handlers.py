@@ -3,20 +3,26 @@
 import logging
 
 import orjson
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from indicator_exchange import metrics
 from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.errors import ExchangeError, Hidden, Unavailable
+from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
 
 log = logging.getLogger(__name__)
 
-NON_TAXII_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/ui", "/healthz", "/static")
+NON_TAXII_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/ui", "/healthz", "/static", "/metrics")
+# How long a client should wait before retrying while the database is away (a restart takes seconds).
+DATABASE_RETRY_AFTER_SECONDS = 1
 
 
 def is_taxii_path(path: str) -> bool:
@@ -96,17 +102,34 @@ def install_error_handlers(app: FastAPI) -> None:
             description = f"{request.method} is not allowed here; this resource answers {', '.join(allowed)}"
         return error_response(request, exc.status_code, title, description, headers)
 
-    @app.exception_handler(DBAPIError)
-    async def _database_error(request: Request, exc: DBAPIError) -> Response:
-        if exc.connection_invalidated:
-            # A pooled connection died (database restart, failover). Pools are not pinged before use, so
-            # the first request after that finds out; SQLAlchemy has already dropped the pool. Retryable.
-            log.warning("database connection lost on %s %s; the pool was reset", request.method, request.url.path)
-            unavailable = Unavailable("the database connection was lost; retry the request")
+    async def _database_error(request: Request, exc: Exception) -> Response:
+        if database_unavailable(exc):
+            # A restart, failover, refused or dropped connection (the pool is not pinged before use, so the
+            # first request after a restart finds out and SQLAlchemy resets the pool). Retryable: a warning,
+            # without a traceback.
+            metrics.DATABASE_UNAVAILABLE.inc()
+            log.warning("database unavailable on %s %s: %s", request.method, request.url.path, _first_line(exc))
+            unavailable = Unavailable(
+                "the database is unavailable; retry the request", retry_after=DATABASE_RETRY_AFTER_SECONDS
+            )
             return error_response(request, 503, unavailable.title, unavailable.message, unavailable.headers)
         return await _unexpected(request, exc)
+
+    app.add_exception_handler(SQLAlchemyError, _database_error)
+    app.add_exception_handler(psycopg.Error, _database_error)
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(request: Request, exc: ClientDisconnect) -> Response:
+        # The client hung up (or its body stalled past IX_BODY_TIMEOUT_SECONDS and the server closed it): not
+        # a server error. Nobody reads this answer; the audit row records 408.
+        return error_response(request, 408, "Request timeout", "the client closed the connection mid-request")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(request, 500, "Internal error", "the server failed; the error is logged")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"

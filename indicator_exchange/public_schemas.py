@@ -48,9 +48,16 @@ def _match_result() -> dict[str, Any]:
     return Match.model_json_schema()
 
 
+def _match_response() -> dict[str, Any]:
+    from indicator_exchange.sync.events import MatchResult
+
+    return MatchResult.model_json_schema()
+
+
 GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "match-event.schema.json": _match_event,
     "match-result.schema.json": _match_result,
+    "match-response.schema.json": _match_response,
     "detection.schema.json": _detection,
     "ingest-result.schema.json": _ingest_result,
     "report.schema.json": _report,

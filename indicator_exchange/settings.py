@@ -1,14 +1,36 @@
 """Service configuration, read from ``IX_*`` environment variables (or a ``.env`` file)."""
 
+import ipaddress
 import json
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./indicator-exchange.db"
 DEMO_COMMUNITY_KEY = "demo-community-key-change-me"
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(value: str) -> tuple[IPNetwork, ...]:
+    """``"10.0.0.0/8, ::1"`` as networks (a bare address is a /32 or /128); ``ValueError`` on a bad entry."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+
+
+def address_in(address: str | None, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether ``address`` (a client address as the server saw it) lies in one of ``networks``."""
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in network for network in networks)
 
 
 class Settings(BaseSettings):
@@ -17,7 +39,65 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IX_", env_file=".env", extra="ignore")
 
     database_url: str = Field(DEFAULT_DATABASE_URL, description="SQLAlchemy URL of the store.")
-    db_pool_size: int = Field(10, ge=1, description="PostgreSQL connection-pool size per worker.")
+    db_connections_per_worker: int = Field(
+        20,
+        ge=4,
+        description="PostgreSQL: the most connections one worker opens, all pools together (request pool and its "
+        "overflow, bookkeeping pool, the event loop's connection). `serve` refuses to start when workers x this "
+        "exceeds the server's max_connections less its reserved connections.",
+    )
+    db_pool_size: int | None = Field(
+        None,
+        ge=1,
+        description="Deprecated: use IX_DB_CONNECTIONS_PER_WORKER. When set (and that is not), a worker may open "
+        "2 x this many connections.",
+    )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest a connection may take to send a complete request head (closed after)."
+    )
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="Largest request head (request line and headers), in bytes (431 above)."
+    )
+    body_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest a request body may pause between two chunks (the connection is closed)."
+    )
+    max_connections: int = Field(
+        500,
+        ge=1,
+        description="Open connections per worker. At the limit a new connection closes the oldest idle one (no "
+        "request in progress), or is answered 503 and closed when there is none.",
+    )
+    listen_backlog: int = Field(
+        2048, ge=1, description="Connections the kernel queues before accept (capped by net.core.somaxconn)."
+    )
+    keep_alive_seconds: int = Field(5, ge=1, description="How long an idle keep-alive connection is kept open.")
+    audit_spool_size: int = Field(
+        10_000,
+        ge=0,
+        description="Audit rows a worker keeps in memory while the database cannot take them, written with the "
+        "next successful audit write; beyond it rows are dropped and counted.",
+    )
+    metrics_clients: str = Field(
+        "127.0.0.1/32,::1/128",
+        description="Comma-separated CIDRs allowed to read /metrics (others get 404); empty = nobody.",
+    )
+    auth_failures_per_minute: int = Field(
+        10,
+        ge=0,
+        description="Failed authentications allowed per key id and per client address in a sliding minute; "
+        "beyond, 429 with Retry-After without checking the key (0 = no throttle).",
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto/-Host are believed; "
+        "empty = none.",
+    )
+    public_base_url: str | None = Field(
+        None, description="Scheme and host (and port) the service is reached at, e.g. https://taxii.example.org."
+    )
+    hsts_seconds: int = Field(
+        31_536_000, ge=0, description="Strict-Transport-Security max-age sent over HTTPS (0 = no header)."
+    )
     auth_cache_seconds: float = Field(
         300.0,
         ge=0,
@@ -85,6 +165,40 @@ class Settings(BaseSettings):
         if not isinstance(scaffolds, dict) or not all(isinstance(v, str) for v in scaffolds.values()):
             raise ValueError(f'{path!r} must hold {{"scaffolds": {{"name": "prompt text", ...}}}}')
         return path
+
+    @field_validator("metrics_clients", "trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """A typo in a CIDR stops the service at start instead of silently trusting no one (or everyone)."""
+        parse_networks(value)
+        return value
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ValueError(f"{value!r} must be scheme://host[:port] with no path, query or fragment")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{value!r} must be scheme://host[:port] with no path, query or fragment")
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def connections_per_worker(self) -> int:
+        """IX_DB_CONNECTIONS_PER_WORKER, or what the deprecated IX_DB_POOL_SIZE meant (pool plus overflow)."""
+        if "db_connections_per_worker" not in self.model_fields_set and self.db_pool_size is not None:
+            return max(4, 2 * self.db_pool_size)
+        return self.db_connections_per_worker
+
+    @property
+    def metrics_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.metrics_clients)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return parse_networks(self.trusted_proxies)
 
     @property
     def community_key_bytes(self) -> bytes:

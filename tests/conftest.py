@@ -108,7 +108,9 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def make_settings(url: str, **overrides: object) -> Settings:
-    values: dict[str, object] = {"database_url": url, "default_requests_per_minute": 0}
+    # No failure throttle by default: many tests send wrong keys on purpose (tests/auth/test_throttle.py
+    # turns it on).
+    values: dict[str, object] = {"database_url": url, "default_requests_per_minute": 0, "auth_failures_per_minute": 0}
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

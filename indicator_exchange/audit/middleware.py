@@ -2,7 +2,8 @@
 
 It runs outside the request: a request that fails or rolls back is still audited, with the status the client
 received. The row is written in its own short transaction (``BEGIN IMMEDIATE`` on SQLite), in the thread
-pool, shielded from cancellation so a client that hangs up cannot erase its trace. Secrets never reach it: it
+pool, shielded from cancellation so a client that hangs up cannot erase its trace; ``audit.writer`` spools it
+while the database is away and folds repeated failed authentications into one row per burst. Secrets never reach it: it
 records the key id, never the ``Authorization`` header, only known query parameters, and scrubs the caller's
 secret from anything it records in case a client put it in the URL.
 """
@@ -20,16 +21,19 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from indicator_exchange import metrics
 from indicator_exchange.audit.context import CollectionSeen
-from indicator_exchange.audit.service import AuditRecord, record
+from indicator_exchange.audit.service import AuditRecord
+from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth import limits as rate_limits
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
-from indicator_exchange.auth.service import CallerCache
-from indicator_exchange.store.engine import session_scope
+from indicator_exchange.store.engine import database_unavailable, session_scope
 
 log = logging.getLogger(__name__)
 
-UNAUDITED_PREFIXES = ("/healthz", "/docs", "/redoc", "/openapi.json", "/static", "/favicon.ico", "/ui/static")
+UNAUDITED_PREFIXES = (
+    "/healthz", "/docs", "/redoc", "/openapi.json", "/static", "/favicon.ico", "/ui/static", "/metrics",
+)  # fmt: skip
 _KEY_ID = re.compile(rf"^{re.escape(KEY_ID_PREFIX)}[0-9a-f]{{16}}$")
 # Query parameters recorded with their values; any other parameter is recorded by name only.
 RECORDED_PARAMETERS = frozenset(
@@ -73,13 +77,15 @@ class AuditMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_statements", None)
-            if sessions is not None:
+            route = scope.get("route")
+            metrics.REQUESTS.labels(scope.get("method", ""), getattr(route, "path", "(unmatched)"), status_code).inc()
+            writer: AuditWriter | None = getattr(state, "audit_writer", None)
+            if writer is not None:
                 entry = build_record(scope, status_code, bytes(error_body), started)
                 if charged:
                     entry.charge_objects = 0
                 with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(_write, sessions, entry, getattr(state, "callers", None))
+                    await anyio.to_thread.run_sync(writer.write, entry)
 
 
 def _utc_now() -> datetime:
@@ -108,20 +114,12 @@ def _charge(sessions: sessionmaker[Session], entry: AuditRecord) -> bool:
         with session_scope(sessions) as session:
             rate_limits.charge_objects(session, key_id=str(entry.key_id), count=entry.charge_objects, now=entry.at)
         return True
-    except Exception:  # the audit row's transaction charges it then
-        log.exception("could not charge the quota of key %s before answering", entry.key_id)
+    except Exception as exc:  # the audit row's transaction charges it then
+        if database_unavailable(exc):
+            log.warning("database unavailable: the quota of key %s is charged with its audit row", entry.key_id)
+        else:
+            log.exception("could not charge the quota of key %s before answering", entry.key_id)
         return False
-
-
-def _write(sessions: sessionmaker[Session], entry: AuditRecord, callers: CallerCache | None) -> None:
-    try:
-        with session_scope(sessions) as session:
-            record(session, entry)
-        if entry.key_touched and entry.key_id is not None and callers is not None:
-            callers.mark_used(entry.key_id, entry.at)
-    except Exception:
-        # The response is already out; an unaudited request must at least be loud in the logs.
-        log.exception("could not write the audit row of %s %s (status %s)", entry.method, entry.path, entry.status_code)
 
 
 def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime) -> AuditRecord:
@@ -159,6 +157,9 @@ def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime
     if failure is not None and caller is None:
         entry.principal_id = _attr(failure, "principal_id")
         entry.principal_name = _attr(failure, "principal_name")
+        entry.auth_failed = status_code == 401
+    if state.get("auth_throttled") and status_code == 429:
+        entry.auth_failed = True
 
     collection = state.get("collection")
     if isinstance(collection, CollectionSeen):

@@ -71,6 +71,8 @@ class AuditRecord:
     outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
     # Objects to charge to the key's daily quota (only when the key has one).
     charge_objects: int = 0
+    # A failed authentication (or one refused by the failure throttle): aggregated by ``audit.writer``.
+    auth_failed: bool = False
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -1,5 +1,5 @@
 """Per-key request rate limits and daily object quotas, counted in the database so any worker may serve any
-request (DESIGN: no per-process state).
+request (docs/design.md#no-per-process-state).
 
 Requests per minute use a sliding-window estimate over two fixed windows (this minute's count plus the
 previous minute's, weighted by how much of it still overlaps the last 60 seconds): one row per key, one

@@ -176,5 +176,9 @@ def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[
     return stix.merge(existing, new, now)
 
 
+def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    return stix.kept_on_merge(existing, new)
+
+
 def revoke(existing: dict[str, Any], now: datetime) -> dict[str, Any]:
     return stix.revoke(existing, now)

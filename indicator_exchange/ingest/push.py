@@ -2,6 +2,7 @@
 
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
@@ -83,10 +84,12 @@ def push_file(
     batch: int,
     progress: bool,
 ) -> dict[str, Any]:
-    """Push every line of ``path`` ('-' = stdin); returns the summed outcome counts plus ``lines`` and
-    ``rejections`` (line, field, reason of every rejected line, numbered like the file)."""
+    """Push every line of ``path`` ('-' = stdin); returns the summed outcome counts plus ``lines``,
+    ``rejections`` (line, field, reason of every rejected line) and ``adjustments`` (line and messages of every
+    line published otherwise than it asked), numbered like the file."""
     totals: dict[str, Any] = dict.fromkeys(COUNTS, 0) | {"lines": 0}
     rejections: list[dict[str, object]] = []
+    adjustments: list[dict[str, object]] = []
     size = None if path == "-" else Path(path).stat().st_size
     stream: IO[bytes] = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
@@ -101,20 +104,21 @@ def push_file(
         transient=True,
     )
     try:
-        with bar:
+        with bar, ExitStack() as closing:
             task = bar.add_task("push", total=size, summary="")
             if url:
                 if not key:
                     raise BadRequest("--url needs --key '<key id>.<secret>' (or IX_PUSH_KEY)")
-                send = _remote_sender(url, key, collection)
+                send = _remote_sender(url, key, collection, closing)
             else:
-                send = _local_sender(settings, collection, _local_caller(settings, principal))
+                send = _local_sender(settings, collection, _local_caller(settings, principal), closing)
             for lines in _batches(stream, batch):
                 summary, results = send(lines)
                 for name in COUNTS:
                     totals[name] += summary.get(name, 0)
                 totals["lines"] += len(lines)
                 rejections += [rejection(r) for r in results if r.get("outcome") == "rejected"]
+                adjustments += [{"line": r["line"], "adjusted": r["adjusted"]} for r in results if r.get("adjusted")]
                 bar.update(
                     task,
                     completed=stream.tell() if size else None,
@@ -123,11 +127,12 @@ def push_file(
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-    return totals | {"rejections": rejections}
+    return totals | {"rejections": rejections, "adjustments": adjustments}
 
 
-def _local_sender(settings: Settings, collection: str | None, caller: Caller) -> Sender:
+def _local_sender(settings: Settings, collection: str | None, caller: Caller, closing: ExitStack) -> Sender:
     engine = make_engine(settings.database_url)
+    closing.callback(engine.dispose)
     sessions = make_sessionmaker(engine)
 
     def send(batch: list[Read]) -> tuple[dict[str, int], list[dict[str, object]]]:
@@ -141,8 +146,10 @@ def _local_sender(settings: Settings, collection: str | None, caller: Caller) ->
     return send
 
 
-def _remote_sender(url: str, key: str, collection: str | None) -> Sender:
-    client = httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=300)
+def _remote_sender(url: str, key: str, collection: str | None, closing: ExitStack) -> Sender:
+    client = closing.enter_context(
+        httpx.Client(base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=300)
+    )
     params = {"collection": collection} if collection else {}
 
     def send(batch: list[Read]) -> tuple[dict[str, int], list[dict[str, object]]]:

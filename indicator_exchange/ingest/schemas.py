@@ -27,9 +27,18 @@ class _Detection(BaseModel):
     first_seen: AwareDatetime = Field(description="Start of the observed window (RFC 3339 with offset).")
     last_seen: AwareDatetime = Field(description="End of the observed window.")
     confidence: StrictInt = Field(ge=0, le=100, description="0-100, round(100 x calibrated probability).")
-    tlp: TlpName = Field("amber", description="TLP 2.0 level to publish under.")
+    tlp: TlpName = Field(
+        "amber",
+        description="TLP 2.0 level to publish under. Raised, never lowered, where a rule requires it: hashed "
+        "identifiers (account_pattern identifiers) are published at amber+strict at least; the cluster's campaign "
+        "and its 'uses' relationships at amber at least; a re-detection of a stored indicator or campaign keeps "
+        "the stored marking (a new version never changes it; for an indicator, revoke with false_positive and "
+        "re-detect to change it). Each such adjustment is reported in the line's 'adjusted'.",
+    )
     cluster: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._:-]{1,128}$", description="Campaign (hydra cluster) key; links indicators."
+        None,
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description="Campaign (hydra cluster) key; links indicators. The campaign is never below TLP:AMBER.",
     )
     valid_until: AwareDatetime | None = Field(None, description="Overrides the default lifetime of the kind.")
     description: NulFree | None = Field(None, max_length=2000, description="Free text shared with the indicator.")
@@ -52,7 +61,11 @@ class ProxyIpDetection(_Detection):
     kind: Literal["proxy_ip"]
     value: str | None = Field(None, description="IPv4/IPv6 address or CIDR range.", examples=["203.0.113.57"])
     asn: int | None = Field(None, ge=1, le=4_294_967_295, description="Autonomous system number.")
-    proxy_kind: ProxyKindName = "unknown"
+    proxy_kind: ProxyKindName = Field(
+        "unknown",
+        description="Kind of proxy network. A re-detection of a stored indicator keeps its stored proxy_kind (the "
+        "first classification wins; the new kind joins its labels), reported in the line's 'adjusted'.",
+    )
 
     @field_validator("value")
     @classmethod
@@ -123,7 +136,13 @@ class AccountPatternDetection(_Detection):
     email_domains: list[str] | None = Field(None, min_length=1, max_length=500)
     login_regex: NulFree | None = Field(None, min_length=1, max_length=512)
     cadence: SignupCadence | None = None
-    identifiers: list[HashedIdentifier] | None = Field(None, min_length=1, max_length=1000)
+    identifiers: list[HashedIdentifier] | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="PII identifiers, HMAC-hashed under the community key; the indicator is published at "
+        "TLP:AMBER+STRICT at least, whatever 'tlp' asks (reported in 'adjusted').",
+    )
 
     @field_validator("email_domains")
     @classmethod
@@ -171,6 +190,12 @@ class DetectionOutcome(BaseModel):
     line: int
     outcome: Outcome
     stix_ids: list[str] = Field(default_factory=list)
+    adjusted: list[str] = Field(
+        default_factory=list,
+        description="Where what was published differs from what the line asked for, one message each, saying "
+        "why: a TLP raised by a rule (hashed identifiers: amber+strict; campaigns: amber), or a stored "
+        "indicator's TLP or proxy_kind kept by a re-detection.",
+    )
     error: DetectionError | None = None
 
 

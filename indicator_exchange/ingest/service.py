@@ -33,9 +33,16 @@ class LineResult:
     outcome: str
     stix_ids: list[str] = field(default_factory=list)
     error: dict[str, str] | None = None
+    # Where what is published differs from what the line asked for (a raised TLP, a kept proxy kind), and why.
+    adjusted: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        data: dict[str, object] = {"line": self.line, "outcome": self.outcome, "stix_ids": self.stix_ids}
+        data: dict[str, object] = {
+            "line": self.line,
+            "outcome": self.outcome,
+            "stix_ids": self.stix_ids,
+            "adjusted": self.adjusted,
+        }
         if self.error is not None:
             data["error"] = self.error
         return data
@@ -137,7 +144,7 @@ def ingest(
         result.outcome = _apply(plan, latest, pending, now, result, fresh)
         for obj in plan.conversion.context:
             key = (str(obj["id"]), str(obj.get("modified") or obj.get("created") or ""))
-            if str(obj["id"]) not in latest:
+            if _newer_than_stored(obj, latest.get(str(obj["id"]))):
                 pending.setdefault(key, obj)
     if pending:
         _write(session, collection, caller, list(pending.values()), now)
@@ -150,6 +157,22 @@ def ingest(
         ],
     )
     return IngestResult(collection_id=collection.id, results=results)
+
+
+# Context whose versions are fixed in the code: a newer one (the TLP:CLEAR re-marking) replaces the stored one.
+_FIXED_CONTEXT = frozenset({"identity", "extension-definition"})
+
+
+def _newer_than_stored(obj: dict[str, object], stored: dict[str, object] | None) -> bool:
+    """Context objects are written when none is stored, and the identity and extension definitions also when
+    the stored one is an older version. Relationships carry the request's time and are written once."""
+    if stored is None:
+        return True
+    if obj.get("type") not in _FIXED_CONTEXT:
+        return False
+    ours = str(obj.get("modified") or obj.get("created") or "")
+    theirs = str(stored.get("modified") or stored.get("created") or "")
+    return ours > theirs  # STIX timestamps of one producer, all in the same millisecond form
 
 
 def _latest_with_generations(
@@ -197,6 +220,7 @@ def _apply(
     cluster makes one campaign version, not 1,000).
     """
     outcomes: list[str] = []
+    notes = [] if plan.detection.false_positive else list(plan.conversion.adjusted)
     for new in plan.conversion.versioned:
         stix_id = str(new["id"])
         is_indicator = new["type"] == "indicator"
@@ -216,6 +240,7 @@ def _apply(
         else:
             updated = convert.merge(current, new, now)
             outcome = "unchanged" if updated is None else "versioned"
+            notes += convert.kept_on_merge(current, new)
         if updated is not None:
             folded = fresh.get(stix_id)
             if folded is not None and current is not None:
@@ -228,6 +253,7 @@ def _apply(
             fresh[stix_id] = (key, outcome)
         if is_indicator:
             outcomes.append(outcome)
+    result.adjusted = list(dict.fromkeys(notes))  # two indicators of one prompt say the same once
     for preferred in ("revoked", "created", "versioned"):
         if preferred in outcomes:
             return preferred

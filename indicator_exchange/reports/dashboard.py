@@ -15,9 +15,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.keys import bearer_token
-from indicator_exchange.auth.service import Caller, authenticate
-from indicator_exchange.dependencies import BodyDep, SessionDep, SettingsDep
-from indicator_exchange.errors import ExchangeError, Unauthorized
+from indicator_exchange.auth.service import Caller, InvalidKey, authenticate
+from indicator_exchange.dependencies import (
+    BodyDep,
+    SessionDep,
+    SettingsDep,
+    attempt_of,
+    clock_of,
+    note_failed_authentication,
+    refuse_if_throttled,
+)
+from indicator_exchange.errors import ExchangeError, RateLimited, Unauthorized
 from indicator_exchange.fields import NulFree
 from indicator_exchange.reports import render
 from indicator_exchange.reports.routes import COMPLIANCE_KINDS, export_response, report_for, report_response
@@ -88,10 +96,21 @@ def login(request: Request, session: SessionDep, body: BodyDep) -> Response:
         key_id, _, secret = key_id.partition(".")
     if not key_id or not secret:
         return _page("login.html", status_code=400, error="Enter the key id and its secret.")
+    attempt, now = attempt_of(request, key_id), clock_of(request)
     try:
-        caller = authenticate(session, f"Bearer {bearer_token(key_id, secret)}")
+        refuse_if_throttled(request, attempt, now)
+    except RateLimited as refused:
+        wait = refused.headers["Retry-After"]
+        page = _page("login.html", status_code=429, error=f"Too many failed sign-ins; try again in {wait} s.")
+        page.headers["Retry-After"] = wait
+        return page
+    try:
+        caller = authenticate(session, f"Bearer {bearer_token(key_id, secret)}", now=now)
     except Unauthorized as exc:
         request.state.auth_failure = exc
+        if isinstance(exc, InvalidKey):
+            session.rollback()  # it only read; on SQLite its write lock would block the count
+            note_failed_authentication(request, attempt, now)
         return _page("login.html", status_code=401, error="That API key is not valid.")
     request.state.caller = caller
     if caller.kind not in COMPLIANCE_KINDS:

@@ -145,12 +145,15 @@ def stream(
 def _bundle(session: Session, request: ExportRequest, stats: ExportStats,
             on_page: Callable[[ExportStats], None] | None) -> Iterator[bytes]:  # fmt: skip
     # The TLP 2.0 marking definitions go first so the bundle is self-contained; stored copies are skipped.
+    # ``stats.objects`` counts what the bundle holds: those definitions, and the stored objects written.
     head = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}"}
     yield orjson.dumps(head)[:-1] + b',"objects":['
-    yield b",\n".join(orjson.dumps(m, option=orjson.OPT_SORT_KEYS) for m in tlp2_marking_definitions())
+    definitions = tlp2_marking_definitions()
+    yield b",\n".join(orjson.dumps(m, option=orjson.OPT_SORT_KEYS) for m in definitions)
+    stats.objects += len(definitions)
     for rows in _pages(session, request, stats):
         kept = [row.raw or "" for row in rows if row.stix_id not in _TLP2_IDS]
-        stats.objects += len(rows)
+        stats.objects += len(kept)
         if kept:
             yield (",\n" + ",\n".join(kept)).encode()
         if on_page:

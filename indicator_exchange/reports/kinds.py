@@ -1,4 +1,4 @@
-"""Which of our three indicator kinds a STIX pattern expresses (DESIGN D2 to D4), read from its object types.
+"""Which of our three indicator kinds a STIX pattern expresses (docs/design.md, D2 to D4), read from its object types.
 
 Classifying from the stored pattern keeps the report independent of how an indicator was made: a partner's
 indicator, a detector's and one typed in by hand are counted alike.

@@ -572,11 +572,11 @@ def _shared(session: Session, ctx: _Context, activity: dict[str, Counter[int]]) 
         if who is not None:
             clearance_of[name] = who.clearance
         group = groups.setdefault((name, row.collection_id), _Access())
-        group.requests += 1
+        group.requests += row.requests
         slot = ctx.slot(to_us(row.at))
         if row.denied:
-            group.denied += 1
-            activity["denied"][slot] += 1
+            group.denied += row.requests
+            activity["denied"][slot] += row.requests
         elif row.status_code < 400:
             group.first = group.first or row.at
             group.last = row.at

@@ -1,4 +1,4 @@
-"""Detections to STIX 2.1, exactly as DESIGN.md D1-D8 and reference/stix-model.md decide.
+"""Detections to STIX 2.1, exactly as docs/design.md (D1 to D8) and docs/reference/stix-model.md decide.
 
 Inputs are small typed records (``ProxyInput``, ``PromptInput``, ``AccountInput`` with a ``Common`` part) so
 this package depends on nothing else of the app. Output is plain JSON-ready dicts. Patterns are generated
@@ -24,14 +24,14 @@ import orjson
 from indicator_exchange.stix.fingerprint import NORMALIZATION, PromptFingerprint
 from indicator_exchange.stix.markings import Tlp
 
-# Our own UUIDv5 namespace for SDOs/SROs (DESIGN D7); never the SCO namespace.
+# Our own UUIDv5 namespace for SDOs/SROs (docs/design.md#d7-deterministic-ids); never the SCO namespace.
 SERVICE_NAMESPACE = uuid.UUID("6f1c3b0e-2a44-5e7d-9c1b-8d2f4e6a0b13")
 
 EXT_PROXY_CONTEXT = "extension-definition--d5a8c3e1-9f2b-4a7d-8e6c-1b0f4c7a2d95"
 EXT_LLM_PROMPT = "extension-definition--8c4d3b52-6a0e-4f1b-9b7c-5e2d1a0f3c64"
 EXT_HASHED_IDENTIFIER = "extension-definition--2e7f9a10-4b3c-4d8e-a1f5-9c6b0d2e7a38"
 
-# MITRE ATLAS techniques, by MITRE's own STIX ids (reference/stix-model.md §4.2). Referenced, never stubbed.
+# MITRE ATLAS techniques, by MITRE's own STIX ids (docs/reference/stix-model.md §4.2). Referenced, never stubbed.
 ATLAS_EXTRACT_MODEL = "attack-pattern--3f567912-629a-5e0b-ab0c-0102977c2d6c"  # AML.T0024.002
 ATLAS_SERVICE_PROXIES = "attack-pattern--647ac4ac-b2bc-53f7-ab83-81f421a1f0b5"  # AML.T0008.005
 ATLAS_PROMPT_CRAFTING = "attack-pattern--6e148299-0460-5d0b-9741-467437464d3d"  # AML.T0065
@@ -40,7 +40,7 @@ ATLAS_ESTABLISH_ACCOUNTS = "attack-pattern--d3d7763a-58e1-5e38-84fd-3abea967cb08
 ProxyKind = Literal["residential", "mobile", "datacenter", "isp", "vpn", "tor", "unknown"]
 IdentifierType = Literal["email", "email-domain", "phone", "payment-instrument", "device"]
 
-# D8 lifetimes.
+# Lifetimes by kind (docs/design.md#d8-lifetimes).
 LIFETIME = {
     "residential": timedelta(hours=72),
     "mobile": timedelta(hours=24),
@@ -132,11 +132,13 @@ DetectionInput = ProxyInput | PromptInput | AccountInput
 
 @dataclass(slots=True)
 class Conversion:
-    """The STIX of one detection: versioned objects (indicators, the campaign) and immutable context."""
+    """The STIX of one detection: versioned objects (indicators, the campaign) and immutable context, and
+    ``adjusted``: where the published objects differ from what the detection asked for, and why."""
 
     indicators: list[dict[str, Any]] = field(default_factory=list)
     campaign: dict[str, Any] | None = None
     context: list[dict[str, Any]] = field(default_factory=list)
+    adjusted: list[str] = field(default_factory=list)
 
     @property
     def versioned(self) -> list[dict[str, Any]]:
@@ -156,7 +158,8 @@ def _seconds(moment: datetime) -> str:
 
 
 def deterministic_id(stix_type: str, *parts: str | int) -> str:
-    """UUIDv5 in our namespace over a JSON array of the type and the identifying parts (D7).
+    """UUIDv5 in our namespace over a JSON array of the type and the identifying parts
+    (docs/design.md#d7-deterministic-ids).
 
     Computed as RFC 4122 §4.3 does (SHA-1 of namespace + name, version and variant bits set) without
     building ``uuid.UUID`` objects: ids are minted several times per detection. A test holds it to
@@ -188,7 +191,7 @@ def canonical_pattern(pattern: str) -> str:
 
 
 def hmac_identifier(key: bytes, identifier_type: str, value: str) -> str:
-    """HMAC-SHA256(community key, type + ":" + normalised value) as hex (D4)."""
+    """HMAC-SHA256(community key, type + ":" + normalised value) as hex (docs/design.md#d4-account-patterns)."""
     return hmac.new(
         key, f"{identifier_type}:{normalise_identifier(identifier_type, value)}".encode(), hashlib.sha256
     ).hexdigest()
@@ -211,16 +214,25 @@ def extension_definitions() -> dict[str, dict[str, Any]]:
     return {obj["id"]: obj for obj in data.values()}
 
 
+# The publisher identity and the extension definitions are marked TLP:CLEAR: every object we publish names
+# them (created_by_ref, extensions), so every reader must be able to resolve them, whatever its clearance and
+# the collection's default TLP. Their ``modified`` moved when they gained the marking: ingestion writes a
+# context object again when the stored one is an older version, which re-marks an existing store on the next
+# publish into each collection.
+CONTEXT_MODIFIED = "2026-12-01T00:00:00.000Z"
+
+
 def identity_object(publisher: Publisher) -> dict[str, Any]:
     return {
         "type": "identity",
         "spec_version": "2.1",
         "id": publisher.identity_id,
         "created": "2026-01-01T00:00:00.000Z",
-        "modified": "2026-01-01T00:00:00.000Z",
+        "modified": CONTEXT_MODIFIED,
         "name": publisher.organisation,
         "identity_class": "organization",
         "sectors": ["technology"],
+        "object_marking_refs": [Tlp.CLEAR.marking_id],
     }
 
 
@@ -427,7 +439,8 @@ def _account(detection: AccountInput, publisher: Publisher, now: datetime, gener
         f"{stix_string(digest)}]"
         for kind, digest in terms
     )
-    # HMAC identifiers can be dictionary-tested by any key holder: never below AMBER+STRICT (D4).
+    # HMAC identifiers can be dictionary-tested by any key holder: never below AMBER+STRICT
+    # (docs/design.md#d4-account-patterns).
     tlp = max(common.tlp, Tlp.AMBER_STRICT)
     return [
         _base_indicator(
@@ -483,6 +496,13 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     common = detection.common
     result = Conversion(indicators=indicators)
     levels = {Tlp(_level(i)) for i in indicators}
+    published = max(levels)
+    levels.add(Tlp.CLEAR)  # the identity's and extension definitions' marking
+    if published > common.tlp:  # only hashed identifiers raise an indicator's level
+        result.adjusted.append(
+            f"tlp: raised from {common.tlp.label} to {published.label}: hashed identifiers are never shared "
+            "below TLP:AMBER+STRICT (any holder of the community key can test guesses against them)"
+        )
     definitions = extension_definitions()
     result.context.append(identity_object(publisher))
     if isinstance(detection, ProxyInput):
@@ -494,6 +514,11 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     if common.cluster:
         campaign_tlp = max(common.tlp, Tlp.AMBER)
         levels.add(campaign_tlp)
+        if campaign_tlp > common.tlp:
+            result.adjusted.append(
+                f"tlp: the campaign of cluster {common.cluster} is published at {campaign_tlp.label}, not "
+                f"{common.tlp.label}: a campaign links a cluster's indicators and is never shared below TLP:AMBER"
+            )
         cid = campaign_id(publisher, common.cluster)
         created = stix_timestamp(now)
         result.campaign = {
@@ -573,6 +598,31 @@ def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[
         return None
     merged["modified"] = _later(str(existing["modified"]), now)
     return merged
+
+
+def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What a re-detection ``new`` asked for that the next version of ``existing`` does not take (``merge``
+    keeps the stored object's TLP marking and proxy kind), each as a message saying why."""
+    from indicator_exchange.stix.markings import tlp_of
+
+    kept = []
+    what = "indicator" if existing.get("type") == "indicator" else str(existing.get("type"))
+    stored_tlp, asked_tlp = tlp_of(existing), tlp_of(new)
+    if stored_tlp is not None and asked_tlp is not None and stored_tlp != asked_tlp:
+        how = " (revoke it with false_positive, then re-detect, to publish it anew)" if what == "indicator" else ""
+        kept.append(
+            f"tlp: the stored {what} stays {stored_tlp.label}, not {asked_tlp.label}: a new version never changes "
+            f"an object's marking{how}"
+        )
+    stored_ext = (existing.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}
+    asked_ext = (new.get("extensions") or {}).get(EXT_PROXY_CONTEXT) or {}
+    stored_kind, asked_kind = stored_ext.get("proxy_kind"), asked_ext.get("proxy_kind")
+    if stored_kind is not None and asked_kind is not None and stored_kind != asked_kind:
+        kept.append(
+            f"proxy_kind: the stored indicator stays {stored_kind}, not {asked_kind}: its first classification is "
+            f"kept; {asked_kind}-proxy joins its labels"
+        )
+    return kept
 
 
 def revoke(existing: dict[str, Any], now: datetime) -> dict[str, Any]:

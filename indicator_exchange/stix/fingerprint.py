@@ -39,7 +39,8 @@ BANDS = 32
 ROWS = 4
 SHINGLE = 5
 SHORT_PROMPT_BYTES = 50
-"""Prompts shorter than this (normalised UTF-8 bytes) get exact-match indicators only (DESIGN D3)."""
+"""Prompts shorter than this (normalised UTF-8 bytes) get exact-match indicators only
+(docs/design.md#d3-prompt-signatures)."""
 
 
 @dataclass(frozen=True, slots=True)

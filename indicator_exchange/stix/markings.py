@@ -1,4 +1,4 @@
-"""TLP markings: the TLP 2.0 marking-definition ids (DESIGN D6) and their order.
+"""TLP markings: the TLP 2.0 marking-definition ids (docs/design.md#d6-tlp-20-markings) and their order.
 
 Incoming TLP 1.0 ids (the ones predefined in STIX 2.1 §7.2.1.4) are understood when enforcing, mapped to
 their TLP 2.0 equivalent (WHITE = CLEAR).
@@ -77,6 +77,15 @@ def tlp_of(obj: Mapping[str, object]) -> Tlp | None:
         if level is not None and (found is None or level > found):
             found = level
     return found
+
+
+def filed_tlp(stix_type: str, stix_id: str, level: int | None) -> int | None:
+    """The TLP level the store files an object under: its own marking (``None``: the collection's default),
+    except the standard TLP marking-definitions themselves, filed under TLP:CLEAR. They are public by nature,
+    and a reader must resolve the marking of every object it receives, whatever the collection's default."""
+    if stix_type == "marking-definition" and stix_id in MARKING_TLP:
+        return int(Tlp.CLEAR)
+    return level
 
 
 def tlp2_marking_definitions(levels: Iterable[Tlp] = tuple(Tlp)) -> list[dict[str, object]]:

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, select
+from sqlalchemy import and_, case, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -58,3 +58,13 @@ def peek(session: Session, *, key_id: str, scope: str, window_no: int) -> int:
         )
     ).scalar_one_or_none()
     return int(count or 0)
+
+
+def read_many(session: Session, keys: list[tuple[str, str]]) -> dict[tuple[str, str], WindowCount]:
+    """The counters of ``(key_id, scope)`` pairs that exist, in one statement."""
+    if not keys:
+        return {}
+    condition = or_(*(and_(RateCounter.key_id == key_id, RateCounter.scope == scope) for key_id, scope in keys))
+    columns = (RateCounter.key_id, RateCounter.scope, RateCounter.window_no, RateCounter.count)
+    rows = session.execute(select(*columns, RateCounter.previous_count).where(condition))
+    return {(r[0], r[1]): WindowCount(window_no=int(r[2]), count=int(r[3]), previous_count=int(r[4])) for r in rows}

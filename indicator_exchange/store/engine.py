@@ -1,12 +1,16 @@
 """Engines and sessions for PostgreSQL (psycopg 3) and SQLite, built explicitly — never at import time."""
 
 import asyncio
+import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +29,9 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 10, asynchronous_commit: bool = False) -> Engine:
+def make_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int | None = None, asynchronous_commit: bool = False
+) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys, WAL and explicit transactions (STYLE §11).
 
     ``asynchronous_commit`` (PostgreSQL): commits return before their WAL reaches disk. Only for bookkeeping
@@ -48,11 +54,111 @@ def make_engine(url: str, *, pool_size: int = 10, asynchronous_commit: bool = Fa
     return create_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=False,
         connect_args={"prepare_threshold": None}
         | ({"options": "-c synchronous_commit=off"} if asynchronous_commit else {}),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolBudget:
+    """How one worker's connections (``IX_DB_CONNECTIONS_PER_WORKER``) are shared out: the request pool and its
+    overflow (request transactions, authentication, read-ahead, statistics), the bookkeeping pool (audit rows,
+    rate counters; no overflow) and the one connection of the event loop (``LoopConnection``)."""
+
+    request_pool: int
+    request_overflow: int
+    bookkeeping_pool: int
+    loop_connections: int = 1
+
+    @classmethod
+    def of(cls, total: int) -> "PoolBudget":
+        if total < 4:
+            raise ValueError("a worker needs at least 4 connections")
+        bookkeeping = max(1, total // 5)
+        rest = total - bookkeeping - 1
+        pool = (rest + 1) // 2
+        return cls(request_pool=pool, request_overflow=rest - pool, bookkeeping_pool=bookkeeping)
+
+    @property
+    def total(self) -> int:
+        return self.request_pool + self.request_overflow + self.bookkeeping_pool + self.loop_connections
+
+
+def connection_allowance(url: str) -> tuple[int, int, int]:
+    """PostgreSQL's ``(max_connections, reserved, in use now)``: what ordinary roles may open is the first less
+    the second (``superuser_reserved_connections`` plus PostgreSQL 16's ``reserved_connections``)."""
+    conninfo = make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, connect_timeout=10) as conn:
+        rows: dict[str, str] = dict(
+            conn.execute(
+                "SELECT name, setting FROM pg_settings WHERE name IN "
+                "('max_connections', 'superuser_reserved_connections', 'reserved_connections')"
+            ).fetchall()
+        )
+        in_use = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+    reserved = int(rows.get("superuser_reserved_connections", 0)) + int(rows.get("reserved_connections", 0))
+    return int(rows["max_connections"]), reserved, int(in_use[0]) if in_use else 0
+
+
+# SQLSTATE classes and codes that mean "the database is not there right now", not "this request is wrong":
+# 08 connection exceptions, 57P01-57P05 (admin/crash shutdown, cannot connect now, database dropped, idle
+# session timeout), 53300 too many connections.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P04", "57P05", "53300"})
+_UNAVAILABLE_MESSAGES = (
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "connection refused",
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "connection is closed",
+    "consuming input failed",
+    "could not receive data from server",
+    "could not send data to server",
+    "connection timeout expired",
+    "connection failed",
+    "sorry, too many clients already",
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised by SQLAlchemy or psycopg, possibly wrapped) means the database cannot be reached
+    or is restarting: an answer to retry later (503), never a fault of the request or of the code (500).
+
+    SQLite's "database is locked" after its busy timeout counts too: the writer ahead held the lock too long.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.TimeoutError):  # every pooled connection was busy for pool_timeout
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sa_exc.DBAPIError) and current.orig is not None:
+            current = current.orig
+            continue
+        if isinstance(current, psycopg.Error):
+            sqlstate = current.sqlstate
+            # libpq's own connection failures (refused, closed, lost) carry no SQLSTATE; an OperationalError
+            # with one is not necessarily retryable (54000, program limit exceeded, is one too).
+            if isinstance(current, psycopg.OperationalError) and sqlstate is None:
+                return True
+            if isinstance(current, pg_errors.AdminShutdown | pg_errors.CrashShutdown | pg_errors.CannotConnectNow):
+                return True
+            if sqlstate is not None and (sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES):
+                return True
+            if isinstance(current, psycopg.InterfaceError) and "closed" in str(current).lower():
+                return True
+        if isinstance(current, sqlite3.OperationalError) and "database is locked" in str(current):
+            return True
+        if isinstance(current, psycopg.Error) and any(m in str(current).lower() for m in _UNAVAILABLE_MESSAGES):
+            return True
+        current = current.__cause__
+    return False
 
 
 def _make_sqlite_transactional(engine: Engine) -> None:

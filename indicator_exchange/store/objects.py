@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, delete, false, func, null, or_, select, tru
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from indicator_exchange.stix.markings import tlp_of
+from indicator_exchange.stix.markings import filed_tlp, tlp_of
 from indicator_exchange.stix.objects import ObjectMeta
 from indicator_exchange.store.bulk import insert_rows, one_of
 from indicator_exchange.store.models import Collection, ObjectVersion
@@ -174,7 +174,7 @@ def write_versions(
                 "date_added": date_added,
                 "is_latest": item.version == high,
                 "is_first": item.version == low,
-                "tlp": item.tlp,
+                "tlp": filed_tlp(item.stix_type, item.stix_id, item.tlp),
                 "created_by_ref": item.created_by_ref,
                 "revoked": item.revoked,
                 "added_by": added_by,

@@ -54,6 +54,14 @@ class AuditRow:
         """Refused: 401, 403, 429, or a 404 that answered for a collection without a grant."""
         return self.status_code in (401, 403, 429) or self.outcome == "denied"
 
+    @property
+    def requests(self) -> int:
+        """How many requests the row stands for: a row aggregating repeated failed authentications
+        (``audit.writer``) carries their number in ``object_count``."""
+        if self.status_code in (401, 429) and self.object_count:
+            return self.object_count
+        return 1
+
 
 def _as_uuid(value: object) -> uuid.UUID | None:
     if value is None or isinstance(value, uuid.UUID):

@@ -492,7 +492,11 @@ class CompiledIndicators:
         return len(hits) >= needed
 
     def match(self, events: Iterable[TrafficEvent]) -> Iterator[Match]:
-        for index, event in enumerate(events):
+        return self.match_indexed(enumerate(events))
+
+    def match_indexed(self, events: Iterable[tuple[int, TrafficEvent]]) -> Iterator[Match]:
+        """Match events given with their input positions: a refused event leaves a gap, never a shift."""
+        for index, event in events:
             yield from self.match_one(event, index)
 
 

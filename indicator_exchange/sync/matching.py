@@ -138,8 +138,9 @@ def cached_indicator_set(
     return built
 
 
-def match_events(indicator_set: IndicatorSet, events: Iterable[TrafficEvent]) -> list[Match]:
-    return list(indicator_set.compiled.match(events))
+def match_events(indicator_set: IndicatorSet, events: Iterable[tuple[int, TrafficEvent]]) -> list[Match]:
+    """The matches of events given as (input position, event), so ``event_index`` is the input's."""
+    return list(indicator_set.compiled.match_indexed(events))
 
 
 def readable_collections(session: Session, caller: Caller, requested: Sequence[str]) -> list[uuid.UUID]:

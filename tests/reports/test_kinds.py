@@ -1,4 +1,4 @@
-"""Indicator kinds read from STIX patterns (DESIGN D2 to D4)."""
+"""Indicator kinds read from STIX patterns (docs/design.md, D2 to D4)."""
 
 import pytest
 

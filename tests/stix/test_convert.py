@@ -146,7 +146,8 @@ class TestIds:
         assert stix.deterministic_id("indicator", *parts) == expected
 
     def test_the_id_name_is_json_for_every_character(self) -> None:
-        """The name is serialised with orjson; it must equal the json module's (D7) for any text in a part."""
+        """The name is serialised with orjson; it must equal the json module's for any text in a part
+        (docs/design.md#d7-deterministic-ids)."""
         for start in range(0, 0x110000, 0x800):
             if 0xD800 <= start <= 0xDFFF:
                 continue  # lone surrogates cannot be UTF-8 encoded by either

@@ -1,11 +1,13 @@
 """POST /api/v1/match and sightings back, through the real ingest path, on both backends."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from indicator_exchange.sync.events import MatchResult
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -79,12 +81,43 @@ class TestMatchApi:
         found = client.post("/api/v1/match", json=events(), headers=auth).json()["matches"]
         assert [m["event_id"] for m in found] == ["b"]
 
-    def test_a_bad_event_is_a_400_naming_it(self, client: TestClient, session: Session) -> None:
+    def test_a_bad_event_is_reported_and_the_rest_matched(self, client: TestClient, session: Session) -> None:
         _, _, _, writer = seed(client, session)
-        bad = [*events(), {"timestamp": "yesterday"}]
+        bad = [{"timestamp": "yesterday", "source_ip": "203.0.113.7"}, *events(), "not an object"]
         response = client.post("/api/v1/match", json=bad, headers={"Authorization": writer.bearer["Authorization"]})
-        assert response.status_code == 400
-        assert "event 4" in response.json()["detail"]
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert (result["events"], result["rejected"]) == (3, 2)
+        assert [(r["event_index"], r["line"], r["field"]) for r in result["rejections"]] == [
+            (0, 1, "timestamp"),
+            (4, 5, "event"),
+        ]
+        assert all(r["reason"] for r in result["rejections"])
+        assert "yesterday" not in response.text  # reasons never echo the event
+        # event_index stays the input position: the rejected first event shifts nothing.
+        assert sorted((m["event_index"], m["event_id"]) for m in result["matches"]) == [(1, "a"), (2, "b")]
+
+    def test_ndjson_lines_are_numbered_like_the_body(self, client: TestClient, session: Session) -> None:
+        _, _, _, writer = seed(client, session)
+        good = [json.dumps(e) for e in events()]
+        body = "\n".join([good[0], "", '{"timestamp": ', good[1], json.dumps({"source_ip": "1.2.3.4"}), good[2]])
+        headers = {"Authorization": writer.bearer["Authorization"], "Content-Type": "application/x-ndjson"}
+        result = client.post("/api/v1/match", content=body, headers=headers).json()
+        assert (result["events"], result["rejected"]) == (3, 2)
+        assert [(r["event_index"], r["line"], r["field"]) for r in result["rejections"]] == [
+            (1, 3, "body"),
+            (3, 5, "timestamp"),
+        ]
+        assert result["rejections"][0]["reason"].startswith("not valid JSON")
+        assert sorted((m["event_index"], m["event_id"]) for m in result["matches"]) == [(0, "a"), (2, "b")]
+
+    def test_the_answer_follows_its_published_schema(self, client: TestClient, session: Session) -> None:
+        _, _, _, writer = seed(client, session)
+        bad = [*events(), {"timestamp": NOW.isoformat(), "unknown": 1}]
+        answer = client.post("/api/v1/match", json=bad, headers={"Authorization": writer.bearer["Authorization"]})
+        parsed = MatchResult.model_validate(answer.json())
+        assert [(r.field, r.event_index) for r in parsed.rejections] == [("unknown", 3)]
+        assert parsed.sightings is None
 
     def test_sightings_are_stored_in_the_indicators_collection(self, client: TestClient, session: Session) -> None:
         collection, detector, _, writer = seed(client, session)

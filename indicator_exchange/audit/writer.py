@@ -1,0 +1,217 @@
+"""Writing audit rows for the middleware: spooled while the database is away, failed sign-ins aggregated.
+
+A request answered while PostgreSQL restarts cannot have its audit row written either. The row is kept in a
+bounded in-memory spool (``IX_AUDIT_SPOOL_SIZE``) and written, with its original time, by the next audit
+write that succeeds; past the bound rows are dropped, and both are counted (``metrics``). A worker that is
+killed while rows wait loses them: the spool is memory, not a journal.
+
+Repeated failed authentications (wrong secrets, throttled attempts) from one address for one key id are
+one burst: its first attempt is written at once, the repeats as one row per ``BURST_SECONDS`` carrying
+their count in ``object_count`` and a line in ``detail`` — a password-spraying client no longer costs a row
+(and a write) per attempt.
+"""
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from indicator_exchange import metrics
+from indicator_exchange.audit.service import AuditRecord, record
+from indicator_exchange.auth.service import CallerCache
+from indicator_exchange.store.engine import database_unavailable, session_scope
+
+log = logging.getLogger(__name__)
+
+BURST_SECONDS = 60.0
+# At most this many bursts are followed at once; past it they are written out early, not forgotten.
+MAX_BURSTS = 10_000
+_DRAIN_BATCH = 500
+
+
+@dataclass(slots=True)
+class _Burst:
+    first: AuditRecord  # the attempt written at once; repeats are summarised after it
+    started: float  # monotonic time the current summary period began
+    last_seen: float
+    repeats: int = 0
+    repeat_first_at: datetime | None = None
+    repeat_last_at: datetime | None = None
+
+
+class AuditWriter:
+    """One per worker; ``write`` runs in the thread pool (it blocks on the database)."""
+
+    def __init__(self, sessions: sessionmaker[Session], *, spool_size: int, callers: CallerCache | None = None) -> None:
+        self.sessions = sessions
+        self.spool_size = spool_size
+        self.callers = callers
+        self._spool: deque[AuditRecord] = deque()
+        self._spool_lock = threading.Lock()
+        self._drain_lock = threading.Lock()
+        self._bursts: dict[tuple[str | None, str | None, int], _Burst] = {}
+        self._burst_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def spooled(self) -> int:
+        return len(self._spool)
+
+    def write(self, entry: AuditRecord) -> None:
+        """Write ``entry`` (or absorb it into a burst), then whatever the spool holds."""
+        if entry.auth_failed and self._absorbed(entry):
+            self.flush_bursts()
+            return
+        if self._write_one(entry):
+            self.drain()
+        self.flush_bursts()
+
+    def _write_one(self, entry: AuditRecord) -> bool:
+        try:
+            with session_scope(self.sessions) as session:
+                record(session, entry)
+        except Exception as exc:
+            if database_unavailable(exc):
+                self._keep(entry)
+                return False
+            # The response is already out; an unaudited request must at least be loud in the logs.
+            log.exception(
+                "could not write the audit row of %s %s (status %s)", entry.method, entry.path, entry.status_code
+            )
+            return False
+        if entry.key_touched and entry.key_id is not None and self.callers is not None:
+            self.callers.mark_used(entry.key_id, entry.at)
+        return True
+
+    def _keep(self, entry: AuditRecord) -> None:
+        with self._spool_lock:
+            if len(self._spool) >= self.spool_size:
+                metrics.AUDIT_DROPPED.inc()
+                log.error(
+                    "audit spool full (%s rows): the row of %s %s at %s is lost",
+                    self.spool_size, entry.method, entry.path, entry.at,
+                )  # fmt: skip
+                return
+            self._spool.append(entry)
+            metrics.AUDIT_SPOOLED.inc()
+            metrics.AUDIT_SPOOL_SIZE.inc()
+        log.warning("database unavailable: the audit row of %s %s waits in memory", entry.method, entry.path)
+
+    def drain(self) -> None:
+        """Write spooled rows, oldest first, in batches; stop (keeping the rest) at the first failure."""
+        if not self._spool or not self._drain_lock.acquire(blocking=False):
+            return
+        try:
+            while True:
+                with self._spool_lock:
+                    batch = [self._spool.popleft() for _ in range(min(_DRAIN_BATCH, len(self._spool)))]
+                if not batch:
+                    return
+                try:
+                    with session_scope(self.sessions) as session:
+                        for entry in batch:
+                            record(session, entry)
+                except Exception as exc:
+                    with self._spool_lock:
+                        self._spool.extendleft(reversed(batch))
+                    if not database_unavailable(exc):
+                        log.exception("could not write %s spooled audit rows; they stay spooled", len(batch))
+                    return
+                metrics.AUDIT_SPOOL_WRITTEN.inc(len(batch))
+                metrics.AUDIT_SPOOL_SIZE.dec(len(batch))
+        finally:
+            self._drain_lock.release()
+
+    def _absorbed(self, entry: AuditRecord) -> bool:
+        """Whether ``entry`` repeats a burst already written (it is counted there, not written)."""
+        key = (entry.client_addr, entry.key_id, entry.status_code)
+        now = time.monotonic()
+        with self._burst_lock:
+            burst = self._bursts.get(key)
+            if burst is None or now - burst.last_seen > BURST_SECONDS:
+                if len(self._bursts) >= MAX_BURSTS:
+                    early = list(self._bursts.values())
+                    self._bursts.clear()
+                else:
+                    early = []
+                if burst is not None:
+                    early.append(burst)
+                self._bursts[key] = _Burst(first=entry, started=now, last_seen=now)
+            else:
+                burst.repeats += 1
+                burst.last_seen = now
+                burst.repeat_first_at = burst.repeat_first_at or entry.at
+                burst.repeat_last_at = entry.at
+                return True
+        for ended in early:
+            self._summarise(ended)
+        return False
+
+    def flush_bursts(self, *, everything: bool = False) -> None:
+        """Write the summary row of each burst that went quiet or has been summarising for ``BURST_SECONDS``."""
+        now = time.monotonic()
+        due: list[_Burst] = []
+        with self._burst_lock:
+            for key, burst in list(self._bursts.items()):
+                quiet = now - burst.last_seen > BURST_SECONDS
+                if everything or quiet or (burst.repeats and now - burst.started >= BURST_SECONDS):
+                    due.append(replace(burst))
+                    if everything or quiet:
+                        del self._bursts[key]
+                    else:  # still going: a new summary period
+                        burst.repeats, burst.started = 0, now
+                        burst.repeat_first_at = burst.repeat_last_at = None
+        for burst in due:
+            self._summarise(burst)
+
+    def _summarise(self, burst: _Burst) -> None:
+        if not burst.repeats or burst.repeat_first_at is None or burst.repeat_last_at is None:
+            return
+        first = burst.first
+        span = f"{_when(burst.repeat_first_at)} to {_when(burst.repeat_last_at)}"
+        noun = "attempt" if burst.repeats == 1 else "attempts"
+        summary = replace(
+            first,
+            at=burst.repeat_last_at,
+            object_count=burst.repeats,
+            detail=f"{burst.repeats} more failed {noun} like this one, {span}"
+            + (f" (first: {first.detail})" if first.detail else ""),
+            charge_objects=0,
+            key_touched=False,
+            auth_failed=False,
+        )
+        if self._write_one(summary):
+            self.drain()
+
+    def start(self, interval_seconds: float = 5.0) -> None:
+        """Summarise quiet bursts and retry the spool every ``interval_seconds``, even with no requests coming."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, args=(interval_seconds,), name="ix-audit", daemon=True)
+            self._thread.start()
+
+    def _run(self, interval_seconds: float) -> None:
+        while not self._stop.wait(interval_seconds):
+            try:
+                self.flush_bursts()
+                self.drain()
+            except Exception:  # never let the thread die; the next pass retries
+                log.exception("audit writer pass failed")
+
+    def close(self) -> None:
+        """At shutdown: summarise open bursts and try once more to write the spool."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush_bursts(everything=True)
+        self.drain()
+        if self._spool:
+            log.error("%s spooled audit rows could not be written before shutdown and are lost", len(self._spool))
+
+
+def _when(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

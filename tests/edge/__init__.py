@@ -1,0 +1,1 @@
+"""Edge of the service: connections, faults, abuse, metrics."""

@@ -1,0 +1,157 @@
+"""Slow and idle connections on a live `serve`: a request head that does not complete in time and a body that
+stalls are closed; at IX_MAX_CONNECTIONS idle connections make room for new ones; normal requests are served
+throughout. The bounded flood probe is `slow` (make test-slow)."""
+
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.fixtures.live_server import LiveServer, live_server
+
+HEAD_TIMEOUT = 1.0
+PARTIAL_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+
+
+@pytest.fixture
+def server(db_url: str) -> Iterator[LiveServer]:
+    env = {"IX_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT), "IX_BODY_TIMEOUT_SECONDS": "1", "IX_MAX_CONNECTIONS": "50"}
+    with live_server(db_url, env=env) as live:
+        yield live
+
+
+def _address(server: LiveServer) -> tuple[str, int]:
+    parts = urlsplit(server.base)
+    return str(parts.hostname), int(parts.port or 80)
+
+
+def _open(server: LiveServer, count: int, first: bytes = PARTIAL_HEAD) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.create_connection(_address(server), timeout=5)
+        sock.sendall(first)
+        sockets.append(sock)
+    return sockets
+
+
+def _closed_within(sock: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``sock`` within ``seconds`` (whatever it may have answered first)."""
+    sock.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if sock.recv(4096) == b"":
+                return True
+    except (TimeoutError, ConnectionResetError):
+        return False
+    return False
+
+
+def _healthy(server: LiveServer) -> float:
+    started = time.monotonic()
+    assert httpx.get(f"{server.base}/healthz", timeout=5).status_code == 200
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+class TestSlowloris:
+    def test_incomplete_heads_are_closed_after_the_timeout(self, server: LiveServer) -> None:
+        sockets = _open(server, 20)
+        try:
+            assert _healthy(server) < 1.0  # served while they wait
+            started = time.monotonic()
+            assert all(_closed_within(sock, HEAD_TIMEOUT + 3) for sock in sockets)
+            assert time.monotonic() - started < HEAD_TIMEOUT + 3
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    def test_a_head_trickling_in_is_closed_too(self, server: LiveServer) -> None:
+        (sock,) = _open(server, 1, b"GET /healthz HTTP/1.1\r\n")
+        started = time.monotonic()
+        try:
+            sock.settimeout(0.2)
+            closed = False
+            while time.monotonic() - started < HEAD_TIMEOUT + 3 and not closed:
+                try:
+                    sock.sendall(b"X-A: b\r\n")  # a header line every 0.2 s: never complete
+                    closed = sock.recv(4096) == b""
+                except TimeoutError:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+            assert closed
+            assert time.monotonic() - started < HEAD_TIMEOUT + 2
+        finally:
+            sock.close()
+
+    def test_an_idle_connection_that_sends_nothing_is_closed(self, server: LiveServer) -> None:
+        (sock,) = _open(server, 1, b"")
+        try:
+            assert _closed_within(sock, HEAD_TIMEOUT + 3)
+        finally:
+            sock.close()
+
+    def test_a_stalled_body_is_closed(self, server: LiveServer) -> None:
+        head = b"POST /api1/collections/x/objects/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\n{"
+        (sock,) = _open(server, 1, head)
+        try:
+            assert _closed_within(sock, 4)
+            assert _healthy(server) < 1.0
+        finally:
+            sock.close()
+        assert 'ix_connections_closed_total{reason="body-timeout"} 1.0' in httpx.get(f"{server.base}/metrics").text
+
+    def test_at_the_connection_limit_idle_connections_make_room(self, server: LiveServer) -> None:
+        sockets = _open(server, 50)  # every slot taken by an incomplete head
+        try:
+            for _ in range(5):
+                assert _healthy(server) < 1.0  # each closes the oldest idle connection
+        finally:
+            for sock in sockets:
+                sock.close()
+
+    def test_an_oversized_head_is_431(self, server: LiveServer) -> None:
+        (sock,) = _open(server, 1, PARTIAL_HEAD + b"x" * 70_000)
+        try:
+            sock.settimeout(5)
+            assert sock.recv(4096).startswith(b"HTTP/1.1 431 ")
+            assert _closed_within(sock, 2)
+        finally:
+            sock.close()
+
+    def test_a_head_just_under_the_limit_with_a_body_is_served(self, server: LiveServer) -> None:
+        answer = httpx.get(f"{server.base}/healthz", headers={"X-Big": "y" * 60_000}, timeout=5)
+        assert answer.status_code == 200
+
+    def test_a_complete_request_on_a_kept_alive_connection_still_works(self, server: LiveServer) -> None:
+        with httpx.Client(base_url=server.base, timeout=5) as client:
+            for _ in range(3):
+                assert client.get("/healthz").status_code == 200
+                time.sleep(0.3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_flood_probe(server: LiveServer) -> None:
+    """1,000 connections with never-finished heads against a worker capped at 50: normal requests keep being
+    answered, nothing answers 5xx but the documented 503 of a full server, and every slow connection ends."""
+    sockets: list[socket.socket] = []
+    statuses: list[int] = []
+    try:
+        for batch in range(20):
+            sockets.extend(_open(server, 50))
+            answer = httpx.get(f"{server.base}/healthz", timeout=5)
+            statuses.append(answer.status_code)
+            assert batch < 19 or answer.status_code == 200
+        assert set(statuses) <= {200, 503}
+        assert statuses.count(200) >= 15
+        time.sleep(HEAD_TIMEOUT + 1)
+        assert all(_closed_within(sock, 2) for sock in sockets)
+        assert _healthy(server) < 1.0
+    finally:
+        for sock in sockets:
+            sock.close()
