@@ -127,7 +127,9 @@ class Settings(BaseSettings):
         description="PostgreSQL: pages each worker reads ahead for clients paging through a collection, each up to "
         "IX_MAX_PAGE_SIZE objects in memory; served only if the collection and grants are unchanged (0 = off).",
     )
-    max_detections_per_request: int = Field(10_000, ge=1, description="Most detections one ingest request may carry.")
+    max_detections_per_request: int = Field(
+        10_000, ge=1, description="Most detections one ingest request, or events one match request, may carry."
+    )
     default_requests_per_minute: int = Field(
         600, ge=0, description="Per-key request rate limit when the principal sets none (0 = unlimited)."
     )

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
-from indicator_exchange.fields import INT32_MAX, INT64_MAX, NulFree
+from indicator_exchange.fields import Count32, Count64, NulFree
 
 TlpName = Literal["clear", "green", "amber", "amber+strict", "red"]
 ProxyKindName = Literal["residential", "mobile", "datacenter", "isp", "vpn", "tor", "unknown"]
@@ -42,10 +42,8 @@ class _Detection(BaseModel):
     )
     valid_until: AwareDatetime | None = Field(None, description="Overrides the default lifetime of the kind.")
     description: NulFree | None = Field(None, max_length=2000, description="Free text shared with the indicator.")
-    accounts_linked: StrictInt | None = Field(
-        None, ge=0, le=INT32_MAX, description="Accounts linked to this observable."
-    )
-    requests: StrictInt | None = Field(None, ge=0, le=INT64_MAX, description="Requests observed.")
+    accounts_linked: Count32 | None = Field(None, description="Accounts linked to this observable.")
+    requests: Count64 | None = Field(None, description="Requests observed.")
     false_positive: bool = Field(False, description="True revokes the indicator this detection produced before.")
 
     @model_validator(mode="after")

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import orjson
 
 from indicator_exchange.stix.fingerprint import NORMALIZATION, PromptFingerprint
-from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.stix.markings import Tlp, tlp_of
 
 # Our own UUIDv5 namespace for SDOs/SROs (docs/design.md#d7-deterministic-ids); never the SCO namespace.
 SERVICE_NAMESPACE = uuid.UUID("6f1c3b0e-2a44-5e7d-9c1b-8d2f4e6a0b13")
@@ -603,8 +603,6 @@ def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[
 def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What a re-detection ``new`` asked for that the next version of ``existing`` does not take (``merge``
     keeps the stored object's TLP marking and proxy kind), each as a message saying why."""
-    from indicator_exchange.stix.markings import tlp_of
-
     kept = []
     what = "indicator" if existing.get("type") == "indicator" else str(existing.get("type"))
     stored_tlp, asked_tlp = tlp_of(existing), tlp_of(new)

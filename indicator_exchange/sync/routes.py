@@ -22,7 +22,19 @@ MATCH_DOC = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/TrafficEvent"}}},
+            # Per event: one that is not a TrafficEvent is rejected on its own (reported in `rejections`) and the
+            # others are matched, so the body is an array of anything.
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/TrafficEvent"},
+                            {"description": "Anything else: that event is rejected, the others are matched."},
+                        ]
+                    },
+                }
+            },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One event JSON per line."}},
         },
     }

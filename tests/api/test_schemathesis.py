@@ -117,6 +117,10 @@ def run_schemathesis(target: Target, directory: Path, *, examples: int, deep: bo
     for who, process in runs.items():
         assert process.returncode == 0, f"schemathesis as {who}:\n{outputs[who][-20_000:]}"
         assert "Server error" not in outputs[who], outputs[who][-20_000:]
+        lines = outputs[who].splitlines()
+        summary = [line for line in lines if " generated, " in line or line.startswith("=")][-2:]
+        warnings = [line.strip() for line in lines if line.strip().startswith("⚠️")]
+        print(f"schemathesis as {who}: {' | '.join(summary + warnings)}")  # shown with -s or -rP
     return outputs
 
 
