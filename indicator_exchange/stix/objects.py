@@ -8,8 +8,15 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
-_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z$")
+import orjson
+
+# ASCII digits only: ``\d`` would take any Unicode digit (Arabic-Indic, fullwidth…), which ``int()`` then reads,
+# and such a timestamp would be stored and republished as received (RFC 3339 is ASCII).
+_TIMESTAMP = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z$")
+# orjson reads JSON nested 1,024 deep but writes only 254 levels: deeper objects cannot be stored.
+MAX_DEPTH = 254
 _TYPE = re.compile(r"^([a-z][a-z0-9-]+[a-z0-9])$")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -120,3 +127,53 @@ def inspect_object(obj: object) -> ObjectMeta:
         created_by_ref=created_by_ref,
         revoked=obj.get("revoked") is True,
     )
+
+
+def canonical_json(obj: dict[str, Any]) -> str:
+    """The stored form of an object: its JSON with sorted keys (an identical re-post compares equal).
+
+    Raises ``InvalidObject`` for what the store cannot hold: NUL characters anywhere (PostgreSQL's ``jsonb`` and
+    ``text`` refuse ``\\u0000``) and nesting deeper than ``MAX_DEPTH`` levels (the deepest orjson writes).
+    """
+    try:
+        text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        raise InvalidObject(_unwritable(obj)) from None
+    # orjson writes NUL as the escape \u0000; the substring also appears in an escaped backslash followed by
+    # "u0000" (legal text), so only then is the object walked to be sure.
+    if "\\u0000" in text:
+        where = _nul_at(obj, "")
+        if where is not None:
+            raise InvalidObject(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+    return text
+
+
+def _unwritable(obj: dict[str, Any]) -> str:
+    for key, value in obj.items():
+        try:
+            orjson.dumps({key: value})
+        except orjson.JSONEncodeError as exc:
+            if "ecursion" in str(exc):
+                return f"property {key!r} is nested deeper than the {MAX_DEPTH} levels that can be stored"
+            return f"property {key!r} cannot be written as JSON: {exc}"
+    return "the object cannot be written as JSON"
+
+
+def _nul_at(value: object, path: str) -> str | None:
+    """The first place (``'name'``, ``'a.b[2]'``, a property name itself) holding NUL, or ``None``."""
+    if isinstance(value, str):
+        return f"property {path or 'value'!r}" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return f"a property name under {path or 'the object'!r}"
+            found = _nul_at(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
