@@ -25,6 +25,10 @@ from indicator_exchange.stix.pattern_terms import ANY_INDEX, simple_pattern
 
 Checker = Callable[[dict[str, Any]], str | None]
 
+# A collection's policy: "strict" runs ``validate_object``; "basic" only ``inspect_object`` (store verbatim).
+STRICT, BASIC = "strict", "basic"
+POLICIES = (STRICT, BASIC)
+
 SDO_TYPES = frozenset(
     {
         "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident", "indicator",
