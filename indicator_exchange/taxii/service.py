@@ -246,17 +246,17 @@ def add_objects(
 
 
 def _bounded(failures: list[dict[str, object]], limit: int) -> list[dict[str, object]]:
-    """At most ``limit`` entries: the first ``limit - 1`` failures, then one for the first failure left out whose
-    message says how many more there were (``failure_count`` stays exact), so a status row stays small."""
+    """At most ``limit`` entries: the last one kept also says how many more failures there were (not listed;
+    ``failure_count`` stays exact), so a status row stays small whatever the envelope."""
     if len(failures) <= limit:
         return failures
-    omitted = len(failures) - limit + 1
-    summary = dict(failures[limit - 1])
-    summary["message"] = (
-        f"this and {omitted - 1:,} further failures are not listed (IX_MAX_STATUS_FAILURES = {limit:,}); "
-        f"failure_count counts them all"
+    last = dict(failures[limit - 1])
+    more = (
+        f"and {len(failures) - limit:,} more failures are not listed (IX_MAX_STATUS_FAILURES = {limit:,}; "
+        "failure_count counts them all)"
     )
-    return [*failures[: limit - 1], summary]
+    last["message"] = f"{last['message']}; {more}" if last.get("message") else more
+    return [*failures[: limit - 1], last]
 
 
 def _version_text(obj: object) -> str:
