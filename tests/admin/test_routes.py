@@ -184,7 +184,8 @@ class TestOpenApi:
         schema = client.get("/openapi.json").json()
         paths = {p for p in schema["paths"] if p.startswith(API)}
         assert paths == {
-            f"{API}/api-roots", f"{API}/collections", f"{API}/collections/{{collection}}", f"{API}/principals", f"{API}/principals/{{name}}",
+            f"{API}/api-roots", f"{API}/collections", f"{API}/collections/{{collection}}", f"{API}/principals",
+            f"{API}/principals/{{name}}",
             f"{API}/keys", f"{API}/keys/{{key_id}}/revoke", f"{API}/keys/{{key_id}}/rotate", f"{API}/grants",
             f"{API}/grants/{{principal}}/{{collection_id}}", f"{API}/audit", f"{API}/audit/deliveries",
         }  # fmt: skip

@@ -31,11 +31,11 @@ def failures_by_id(status: dict[str, Any]) -> dict[str, str]:
 
 
 @pytest.fixture
-def writer(session: Session) -> Iterator[tuple[uuid.UUID, Key]]:
+def writer(session: Session) -> tuple[uuid.UUID, Key]:
     collection = make_collection(session)
     key = make_key(session, "lab-a", read=[collection], write=[collection])
     session.commit()
-    yield collection, key
+    return collection, key
 
 
 class TestStrict:
