@@ -116,7 +116,7 @@ class TestUnstorable:
             ("NUL", {"x_extra": {"k\x00": "v"}}),
             ("'x_deep' is nested deeper than the 254 levels", {"x_deep": nested(260)}),
             ("'modified'", {"modified": "\u0662\u0660\u0662\u0666-02-24T12:00:00.000Z"}),  # Arabic-Indic digits
-            ("'valid_from'", {"valid_from": "２０２６-02-24T12:00:00Z"}),  # fullwidth digits
+            ("'valid_from'", {"valid_from": "\uff12\uff10\uff12\uff16-02-24T12:00:00Z"}),  # fullwidth digits
         ],
     )
     def test_per_object_failures_and_the_rest_stored(
