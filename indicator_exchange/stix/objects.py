@@ -17,6 +17,8 @@ import orjson
 _TIMESTAMP = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z$")
 # orjson reads JSON nested 1,024 deep but writes only 254 levels: deeper objects cannot be stored.
 MAX_DEPTH = 254
+# The store's indexed columns (store/models.py ObjectVersion): longer values cannot be stored, whatever STIX allows.
+MAX_TYPE_LENGTH, MAX_ID_LENGTH, MAX_TIMESTAMP_LENGTH = 64, 128, 40
 _TYPE = re.compile(r"^([a-z][a-z0-9-]+[a-z0-9])$")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -88,6 +90,8 @@ def inspect_object(obj: object) -> ObjectMeta:
     stix_type = obj.get("type")
     if not isinstance(stix_type, str) or not _TYPE.match(stix_type) or len(stix_type) > 250:
         raise InvalidObject("'type' is missing or not a valid STIX type name")
+    if len(stix_type) > MAX_TYPE_LENGTH:
+        raise InvalidObject(f"'type' is longer than the {MAX_TYPE_LENGTH} characters this server stores")
     stix_id = obj.get("id")
     if not isinstance(stix_id, str) or "--" not in stix_id:
         raise InvalidObject("'id' is missing or not of the form <type>--<uuid>")
@@ -104,8 +108,12 @@ def inspect_object(obj: object) -> ObjectMeta:
     created = obj.get("created")
     if created is not None:
         created_us = parse_timestamp_us(created, name="'created'")
+        if len(created) > MAX_TIMESTAMP_LENGTH:
+            raise InvalidObject(f"'created' is longer than the {MAX_TIMESTAMP_LENGTH} characters this server stores")
     if modified is not None:
         version = parse_timestamp_us(modified, name="'modified'")
+        if len(modified) > MAX_TIMESTAMP_LENGTH:
+            raise InvalidObject(f"'modified' is longer than the {MAX_TIMESTAMP_LENGTH} characters this server stores")
         if created is not None and version < created_us:
             raise InvalidObject("'modified' is earlier than 'created'")
         version_text: str | None = str(modified)
@@ -118,6 +126,8 @@ def inspect_object(obj: object) -> ObjectMeta:
     created_by_ref = obj.get("created_by_ref")
     if created_by_ref is not None and not isinstance(created_by_ref, str):
         raise InvalidObject("'created_by_ref' must be a string identifier")
+    if created_by_ref is not None and len(created_by_ref) > MAX_ID_LENGTH:
+        raise InvalidObject(f"'created_by_ref' is longer than the {MAX_ID_LENGTH} characters this server stores")
     return ObjectMeta(
         stix_id=stix_id,
         stix_type=stix_type,

@@ -117,6 +117,9 @@ class TestUnstorable:
             ("'x_deep' is nested deeper than the 254 levels", {"x_deep": nested(260)}),
             ("'modified'", {"modified": "\u0662\u0660\u0662\u0666-02-24T12:00:00.000Z"}),  # Arabic-Indic digits
             ("'valid_from'", {"valid_from": "\uff12\uff10\uff12\uff16-02-24T12:00:00Z"}),  # fullwidth digits
+            ("'type'", {"type": "x-" + "a" * 100, "id": f"x-{'a' * 100}--{uuid.uuid4()}"}),  # longer than stored
+            ("'modified'", {"modified": "2026-02-24T12:00:00." + "0" * 40 + "Z"}),
+            ("'created_by_ref'", {"created_by_ref": "identity--" + "a" * 200}),
         ],
     )
     def test_per_object_failures_and_the_rest_stored(
