@@ -433,11 +433,13 @@ def _common(obj: dict[str, Any]) -> str | None:
                 return f"{name}[{index}]: {message}"
     extensions = obj.get("extensions")
     if extensions is not None:
-        if not isinstance(extensions, dict) or not extensions:
-            return "'extensions' must be a non-empty object"
+        # Empty is let through: stix2 accepts it and the specification's text does not forbid it (only the OASIS
+        # JSON schemas ask for one property).
+        if not isinstance(extensions, dict):
+            return "'extensions' must be an object"
         for key, extension in extensions.items():
-            if not isinstance(extension, dict) or not extension:
-                return f"extensions[{key!r}] must be a non-empty object"
+            if not isinstance(extension, dict):
+                return f"extensions[{key!r}] must be an object"
             if key.startswith("extension-definition--") and _identifier_error(key) is not None:
                 return f"extensions key {_show(key)} is not an extension-definition identifier"
             kind = extension.get("extension_type")
