@@ -544,9 +544,27 @@ _HASH_FORMS = {
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
-@lru_cache(maxsize=65536)  # patterns repeat: new versions of an indicator, boundary pages read again by sync
+# stix2-patterns' ANTLR parser costs tens of microseconds per character: longer patterns that the regular-
+# expression reader does not take are refused rather than parsed (a 10 MB pattern would hold a worker for minutes).
+MAX_PARSED_PATTERN = 8192
+_CACHED_PATTERN = 2048  # longer patterns are checked every time, so the cache holds at most ~16 MB of text
+
+
 def pattern_error(pattern: str, version: str = "2.1") -> str | None:
-    """Why ``pattern`` is not a valid STIX pattern (first error of ``stix2-patterns``), or ``None``.
+    """Why ``pattern`` is not a valid STIX pattern (first error of ``stix2-patterns``), or ``None``; cached on
+    the pattern text, as patterns repeat (new versions of an indicator, boundary pages read again by sync)."""
+    if len(pattern) <= _CACHED_PATTERN:
+        return _cached_pattern_error(pattern, version)
+    return _pattern_error(pattern, version)
+
+
+def clear_pattern_cache() -> None:
+    """Forget the verdicts (benchmarks measure patterns never seen)."""
+    _cached_pattern_error.cache_clear()
+
+
+def _pattern_error(pattern: str, version: str) -> str | None:
+    """``pattern_error`` without the cache.
 
     The simple shapes ``simple_pattern`` reads are valid by construction of its expressions (a strict subset of
     the grammar; ``tests/stix/test_validation.py`` holds it to ``stix2-patterns`` over generated patterns):
@@ -562,6 +580,8 @@ def pattern_error(pattern: str, version: str = "2.1") -> str | None:
         ]
         if "" not in verdicts:  # else a hash form only stix2-patterns judges
             return next((v for v in verdicts if v), None)
+    if len(pattern) > MAX_PARSED_PATTERN:
+        return f"longer than the {MAX_PARSED_PATTERN:,} characters this server parses with stix2-patterns"
     from stix2patterns.validator import run_validator  # import on first use: ANTLR tables are large
 
     try:
@@ -569,6 +589,9 @@ def pattern_error(pattern: str, version: str = "2.1") -> str | None:
     except Exception as exc:  # the parser's listeners crash on some inputs (``[a:b[-1] = '']``): invalid too
         return f"stix2-patterns cannot read it ({type(exc).__name__})"
     return str(errors[0]).removeprefix("FAIL: ") if errors else None
+
+
+_cached_pattern_error = lru_cache(maxsize=8192)(_pattern_error)
 
 
 def _literal_text(value: object) -> str:

@@ -11,7 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from stix2patterns.validator import run_validator
 
 from indicator_exchange.stix.objects import InvalidObject, canonical_json, inspect_object
-from indicator_exchange.stix.validation import RULES, pattern_error, validate_object
+from indicator_exchange.stix.validation import (
+    MAX_PARSED_PATTERN,
+    RULES,
+    clear_pattern_cache,
+    pattern_error,
+    validate_object,
+)
 from tests.conftest import ROOT
 from tests.fixtures.factories import make_indicator
 from tests.stix.test_pattern_terms import patterns, simple_patterns
@@ -161,13 +167,13 @@ class TestPatterns:
     @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(pattern=patterns())
     def test_agrees_with_stix2_patterns(self, pattern: str) -> None:
-        pattern_error.cache_clear()
+        clear_pattern_cache()
         assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
 
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(pattern=simple_patterns())
     def test_agrees_with_stix2_patterns_on_the_fast_path(self, pattern: str) -> None:
-        pattern_error.cache_clear()
+        clear_pattern_cache()
         assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
 
     def test_hash_literals_are_checked_as_stix2_patterns_checks_them(self) -> None:
@@ -207,3 +213,18 @@ class TestCanonicalJson:
         with pytest.raises(InvalidObject, match="'modified'"):
             inspect_object(make_indicator(1, modified=arabic))
         assert verdict(make_indicator(1, valid_from="2026-02-24T12:00:0\uff10Z")) is not None
+
+
+class TestLongPatterns:
+    def test_a_long_pattern_of_the_simple_shapes_is_read_without_the_parser(self) -> None:
+        pattern = "[" + " OR ".join(f"ipv4-addr:value = '10.0.{i // 250}.{i % 250}'" for i in range(400)) + "]"
+        assert len(pattern) > MAX_PARSED_PATTERN
+        assert pattern_error(pattern) is None
+
+    def test_a_long_pattern_the_parser_would_need_is_refused_not_parsed(self) -> None:
+        pattern = "[" + " OR ".join(f"ipv4-addr:value = '10.0.{i // 250}.{i % 250}'" for i in range(400)) + "]"
+        pattern += " AND [x:y = 1]"  # observations joined by AND: not a shape the regex reader takes
+        message = verdict(make_indicator(1, pattern=pattern))
+        assert message is not None
+        assert message.startswith("'pattern'")
+        assert f"longer than the {MAX_PARSED_PATTERN:,} characters" in message
