@@ -15,13 +15,14 @@ Custom objects and properties pass as STIX allows them: an unknown type gets the
 object (identifiers, ``*_ref``/``*_refs`` form, no empty lists).
 """
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
 from indicator_exchange.stix.objects import _UUID, InvalidObject, parse_timestamp_us
-from indicator_exchange.stix.pattern_terms import ANY_INDEX, simple_pattern
+from indicator_exchange.stix.pattern_terms import _KEYWORDS, ANY_INDEX, simple_pattern
 
 Checker = Callable[[dict[str, Any]], str | None]
 
@@ -344,6 +345,7 @@ RULES: dict[str, _Rule] = {
 }
 # fmt: on
 _CUSTOM = _Rule()
+_REF_SUFFIXES = ("_ref", "_refs")
 
 
 # --- checks ------------------------------------------------------------------------------------------------
@@ -364,7 +366,7 @@ def validate_object(obj: dict[str, Any]) -> str | None:
     for name, value in obj.items():
         if value == []:  # STIX 2.1 §2.7: a list MUST NOT be empty (omit the property instead)
             return f"{name!r} is an empty list (omit the property instead)"
-        if name.endswith("_ref") or name.endswith("_refs"):
+        if name.endswith(_REF_SUFFIXES):
             message = _reference(name, value, rule.refs.get(name, ANY))
             if message:
                 return message
@@ -547,7 +549,10 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 # stix2-patterns' ANTLR parser costs tens of microseconds per character: longer patterns that the regular-
 # expression reader does not take are refused rather than parsed (a 10 MB pattern would hold a worker for minutes).
 MAX_PARSED_PATTERN = 8192
-_CACHED_PATTERN = 2048  # longer patterns are checked every time, so the cache holds at most ~16 MB of text
+_CACHED_PATTERN = 1024  # longer patterns are checked every time, so the cache holds at most ~16 MB of text
+# The commonest pattern of all, one equality on one property against a plain string: valid by the grammar's
+# own token rules (an object type, a property name, a string literal without escapes), read in one match.
+_ONE_EQUALITY = re.compile(r"\[([A-Za-z_][A-Za-z0-9_-]*):([A-Za-z_][A-Za-z0-9_]*) !?= '[^'\\]*'\]")
 
 
 def pattern_error(pattern: str, version: str = "2.1") -> str | None:
@@ -570,6 +575,9 @@ def _pattern_error(pattern: str, version: str) -> str | None:
     the grammar; ``tests/stix/test_validation.py`` holds it to ``stix2-patterns`` over generated patterns):
     for them only the hash literals are checked here, as ``stix2-patterns`` checks them.
     """
+    one = _ONE_EQUALITY.fullmatch(pattern) if version == "2.1" else None
+    if one is not None and not _KEYWORD_NAMES.intersection(one.groups()):
+        return None
     parsed = simple_pattern(pattern) if version == "2.1" else None
     if parsed is not None:
         verdicts = [
@@ -591,7 +599,9 @@ def _pattern_error(pattern: str, version: str) -> str | None:
     return str(errors[0]).removeprefix("FAIL: ") if errors else None
 
 
-_cached_pattern_error = lru_cache(maxsize=8192)(_pattern_error)
+_cached_pattern_error = lru_cache(maxsize=16384)(_pattern_error)
+# Words the pattern lexer reads as keywords wherever they stand (pattern_terms._KEYWORDS).
+_KEYWORD_NAMES = frozenset(_KEYWORDS)
 
 
 def _literal_text(value: object) -> str:

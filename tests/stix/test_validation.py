@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
 from indicator_exchange.stix.objects import InvalidObject, canonical_json, inspect_object
@@ -173,6 +174,20 @@ class TestPatterns:
     @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(pattern=simple_patterns())
     def test_agrees_with_stix2_patterns_on_the_fast_path(self, pattern: str) -> None:
+        clear_pattern_cache()
+        assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        object_type=st.sampled_from(["ipv4-addr", "x-", "_t9", "true", "AND", "a", "x-llm-prompt", "-x", "9a"]),
+        prop=st.sampled_from(["value", "false", "b_c", "IN", "x-y", "_", "hashes"]),
+        op=st.sampled_from(["=", "!=", "==", "<"]),
+        literal=st.text(st.sampled_from("ab'\\ 1."), max_size=6),
+    )
+    def test_the_one_equality_shortcut_agrees_with_stix2_patterns(
+        self, object_type: str, prop: str, op: str, literal: str
+    ) -> None:
+        pattern = f"[{object_type}:{prop} {op} '{literal}']"
         clear_pattern_cache()
         assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
 
