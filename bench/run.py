@@ -38,6 +38,7 @@ PG_ADMIN = os.environ.get("IX_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/p
 TAXII = "application/taxii+json;version=2.1"
 GREEN = "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb"
 BENCH_NAMESPACE = uuid.UUID("3b8f0b7e-6a51-5c2e-9d64-1f0c2a7b9e55")
+OURS_VALIDATION = "strict"  # ours' collection policy (--validation); bench/validation.py measures both
 
 
 def log(message: str) -> None:
@@ -141,14 +142,19 @@ def wait_ready(url: str, auth: tuple[str, str], seconds: float = 60) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def start_ours(backend: str, workdir: Path, workers: int) -> Server:
+def start_ours(
+    backend: str, workdir: Path, workers: int, validation: str | None = None, database: str = "ix_bench"
+) -> Server:
+    """Ours on a fresh database (``database``: another name lets another benchmark run beside this one); its
+    collection's validation policy is ``validation`` (default: ``--validation``)."""
     ix = str(ROOT / ".venv" / "bin" / "indicator-exchange")
-    url = fresh_pg("ix_bench") if backend == "pg" else f"sqlite:///{workdir / 'ix-bench.db'}"
+    url = fresh_pg(database) if backend == "pg" else f"sqlite:///{workdir / 'ix-bench.db'}"
     env = dict(os.environ, IX_DATABASE_URL=url, IX_DEFAULT_REQUESTS_PER_MINUTE="0", IX_MAX_CONTENT_LENGTH="104857600")
     run([ix, "db", "upgrade"], env)
     run([ix, "admin", "api-root", "create", "bench", "--title", "bench"], env)
     collection = json.loads(run([ix, "admin", "collection", "create", "--api-root", "bench", "--title", "bench",
-                                 "--default-tlp", "green", "--json"], env))["id"]  # fmt: skip
+                                 "--default-tlp", "green", "--validation", validation or OURS_VALIDATION,
+                                 "--json"], env))["id"]  # fmt: skip
     run([ix, "admin", "principal", "create", "bench", "--kind", "admin", "--clearance", "red",
          "--requests-per-minute", "0"], env)  # fmt: skip
     key = json.loads(run([ix, "admin", "key", "create", "bench", "--json"], env))
@@ -591,7 +597,11 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=180, help="Time budget of each measured step.")
     parser.add_argument("--workers", type=int, default=2, help="Worker processes for ours and OpenTAXII.")
     parser.add_argument("--quick", action="store_true", help="2,000 objects, ours only: a smoke test.")
+    parser.add_argument("--validation", choices=["strict", "basic"], default="strict",
+                        help="Validation policy of ours' collections (bench/validation.py compares both).")  # fmt: skip
     args = parser.parse_args()
+    global OURS_VALIDATION
+    OURS_VALIDATION = args.validation
     plan = Run(sizes=[int(s) for s in args.sizes.split(",")], servers=args.servers.split(","),
                step_seconds=args.step_seconds, workers=args.workers)  # fmt: skip
     if args.quick:
@@ -599,7 +609,8 @@ def main() -> int:
     stamp = datetime.now(UTC)
     report = [f"### Benchmark {stamp:%Y-%m-%d %H:%M} UTC — {machine()}\n",
               "Same client (httpx, keep-alive), loopback, one run. Ratios: ours (PostgreSQL) / peer, >1 is better "
-              "for ours (for latencies, peer / ours). DNF: the step's time budget ran out first.\n"]  # fmt: skip
+              "for ours (for latencies, peer / ours). DNF: the step's time budget ran out first. Ours' collections "
+              f"validate `{OURS_VALIDATION}`.\n"]  # fmt: skip
     for section in execute(plan):
         print(section, flush=True)
         report.append(section)

@@ -281,6 +281,11 @@ def api_root_list(as_json: JsonOpt = False) -> None:
     _print(run_in_session(admin.list_api_roots), as_json)
 
 
+VALIDATION_HELP = (
+    "strict (STIX 2.1 validation: invalid objects are refused) | basic (common properties only; stored as received)."
+)
+
+
 @collection_app.command("create")
 def collection_create(
     api_root: Annotated[str, typer.Option(help="API root name.")],
@@ -291,6 +296,7 @@ def collection_create(
     default_tlp: Annotated[
         str, typer.Option(help="TLP for unmarked objects: clear|green|amber|amber+strict|red.")
     ] = "amber",
+    validation: Annotated[str, typer.Option(help=VALIDATION_HELP)] = "strict",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a collection in an API root."""
@@ -304,8 +310,24 @@ def collection_create(
                 description=description,
                 alias=alias,
                 default_tlp=default_tlp,
+                validation=validation,
             ),
             audit="collection create",
+        ),
+        as_json,
+    )
+
+
+@collection_app.command("update")
+def collection_update(
+    collection: Annotated[str, typer.Argument(help="Collection id or alias.")],
+    validation: Annotated[str | None, typer.Option(help=VALIDATION_HELP)] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a collection's validation policy."""
+    _print(
+        run_in_session(
+            lambda s: admin.update_collection(s, key=collection, validation=validation), audit="collection update"
         ),
         as_json,
     )

@@ -113,6 +113,15 @@ class Settings(BaseSettings):
     max_content_length: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest accepted request body, in bytes (413 above)."
     )
+    max_objects_per_envelope: int = Field(
+        10_000, ge=1, description="Most objects one TAXII POST envelope may carry (413 above, before any is read)."
+    )
+    max_status_failures: int = Field(
+        1_000,
+        ge=1,
+        description="Most failures a stored status resource lists; beyond it one final entry says how many more "
+        "there were (the counts stay exact).",
+    )
     max_page_size: int = Field(1000, ge=1, description="Largest page a TAXII GET returns; larger limits clamp.")
     default_page_size: int = Field(100, ge=1, description="Page size when the client sends no limit.")
     memory_release_seconds: float = Field(

@@ -10,12 +10,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.demo import DEMO_PRINCIPALS, load_demo
 from indicator_exchange.settings import Settings
+from indicator_exchange.stix.objects import inspect_object
+from indicator_exchange.stix.validation import validate_object
+from indicator_exchange.store.models import ObjectVersion
 from tests.fixtures.live_server import IX, free_port
 
 
@@ -110,3 +115,14 @@ def test_a_rerun_revokes_the_previous_demo_keys(session: Session, settings: Sett
         assert keys[second.keys[name]["key_id"]]["revoked_at"] is None
         assert sum(k["revoked_at"] is None for k in keys.values()) == 1
     assert re.search(r"revoked the 3 of the previous run", second.describe("http://127.0.0.1:8000"))
+
+
+def test_everything_the_demo_stores_passes_strict_validation(session: Session, settings: Settings) -> None:
+    """The demo (our converter's output for the Hydra scenario) must be what a strict collection accepts."""
+    load_demo(session, settings)
+    raws = session.execute(select(ObjectVersion.raw)).scalars().all()
+    assert len(raws) > 10
+    for raw in raws:
+        obj = orjson.loads(raw)
+        inspect_object(obj)
+        assert validate_object(obj) is None, obj["id"]

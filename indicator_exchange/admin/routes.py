@@ -54,10 +54,18 @@ def create_collection(request: Request, body: schemas.CollectionCreate, session:
     """Create a collection in an API root, with the TLP its unmarked objects take."""
     created = admin.create_collection(
         session, api_root=body.api_root, title=body.title, collection_id=body.id, description=body.description,
-        alias=body.alias, default_tlp=body.default_tlp,
+        alias=body.alias, default_tlp=body.default_tlp, validation=body.validation,
     )  # fmt: skip
-    note_detail(request, f"create collection {created['id']} in {body.api_root} (default TLP {body.default_tlp})")
+    note_detail(request, f"create collection {created['id']} in {body.api_root} (default TLP {body.default_tlp}, "
+                         f"validation {body.validation})")  # fmt: skip
     return created
+
+
+@router.patch("/collections/{collection}", response_model=schemas.CollectionRead, summary="Change a collection")
+def update_collection(request: Request, collection: str, body: schemas.CollectionUpdate, session: SessionDep) -> Dict:
+    """Change a collection's validation policy (the collection by id or alias); only the fields sent change."""
+    note_detail(request, f"update collection {collection}: validation {body.validation}")
+    return admin.update_collection(session, key=collection, validation=body.validation)
 
 
 @router.get("/principals", response_model=list[schemas.PrincipalRead], summary="List principals")

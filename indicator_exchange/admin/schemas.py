@@ -10,6 +10,11 @@ from indicator_exchange.fields import Count32, Description, Flag, Hours, Name, T
 
 TlpLabel = Literal["clear", "green", "amber", "amber+strict", "red"]
 PrincipalKind = Literal["partner", "detector", "compliance", "admin"]
+ValidationPolicy = Literal["strict", "basic"]
+_VALIDATION = (
+    "How incoming STIX is checked: strict (STIX 2.1 validation, patterns parsed; invalid objects are refused) or "
+    "basic (the common properties only; objects stored as received). See docs/validation.md."
+)
 IDENTITY_PATTERN = r"^identity--[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -42,6 +47,13 @@ class CollectionCreate(_Strict):
     description: Description | None = None
     alias: Name | None = Field(None, description="URL alias usable in place of the id.")
     default_tlp: TlpLabel = Field("amber", description="TLP of objects that carry no TLP marking.")
+    validation: ValidationPolicy = Field("strict", description=_VALIDATION)
+
+
+class CollectionUpdate(_Strict):
+    """Only the fields sent change."""
+
+    validation: ValidationPolicy | None = Field(None, description=_VALIDATION)
 
 
 class CollectionRead(BaseModel):
@@ -51,6 +63,7 @@ class CollectionRead(BaseModel):
     description: str | None
     alias: str | None
     default_tlp: TlpLabel
+    validation: ValidationPolicy = Field(description=_VALIDATION)
 
 
 class PrincipalCreate(_Strict):

@@ -16,6 +16,7 @@ from indicator_exchange.auth.keys import bearer_token, hash_secret, new_key
 from indicator_exchange.auth.service import PRINCIPAL_KINDS
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
 from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.stix.validation import POLICIES, STRICT
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.models import ApiKey, ApiRoot, Collection, Grant, Principal
 
@@ -35,6 +36,7 @@ def collection_dict(collection: Collection) -> dict[str, object]:
         "description": collection.description,
         "alias": collection.alias,
         "default_tlp": Tlp(collection.default_tlp).label,
+        "validation": collection.validation,
     }
 
 
@@ -93,6 +95,7 @@ def create_collection(
     description: str | None = None,
     alias: str | None = None,
     default_tlp: str = "amber",
+    validation: str = STRICT,
 ) -> dict[str, object]:
     root = catalog.get_api_root(session, api_root)
     if root is None:
@@ -110,7 +113,25 @@ def create_collection(
         alias=alias,
         default_tlp=int(_tlp(default_tlp)),
     )
+    collection.validation = _policy(validation)
+    session.flush()
     return collection_dict(collection)
+
+
+def update_collection(session: Session, *, key: str, validation: str | None = None) -> dict[str, object]:
+    """Change a collection's validation policy (its id or its alias names it); ``None`` leaves it."""
+    collection = catalog.resolve_collection(session, key)
+    if validation is not None:
+        collection.validation = _policy(validation)
+        session.flush()
+    return collection_dict(collection)
+
+
+def _policy(text: str) -> str:
+    policy = text.strip().lower()
+    if policy not in POLICIES:
+        raise BadRequest(f"validation must be {' or '.join(POLICIES)}, not {text!r}")
+    return policy
 
 
 def list_collections(session: Session, api_root: str | None = None) -> list[dict[str, object]]:

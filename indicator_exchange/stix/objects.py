@@ -8,8 +8,17 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
-_TIMESTAMP = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z$")
+import orjson
+
+# ASCII digits only: ``\d`` would take any Unicode digit (Arabic-Indic, fullwidth…), which ``int()`` then reads,
+# and such a timestamp would be stored and republished as received (RFC 3339 is ASCII).
+_TIMESTAMP = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z$")
+# orjson reads JSON nested 1,024 deep but writes only 254 levels: deeper objects cannot be stored.
+MAX_DEPTH = 254
+# The store's indexed columns (store/models.py ObjectVersion): longer values cannot be stored, whatever STIX allows.
+MAX_TYPE_LENGTH, MAX_ID_LENGTH, MAX_TIMESTAMP_LENGTH = 64, 128, 40
 _TYPE = re.compile(r"^([a-z][a-z0-9-]+[a-z0-9])$")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -81,6 +90,8 @@ def inspect_object(obj: object) -> ObjectMeta:
     stix_type = obj.get("type")
     if not isinstance(stix_type, str) or not _TYPE.match(stix_type) or len(stix_type) > 250:
         raise InvalidObject("'type' is missing or not a valid STIX type name")
+    if len(stix_type) > MAX_TYPE_LENGTH:
+        raise InvalidObject(f"'type' is longer than the {MAX_TYPE_LENGTH} characters this server stores")
     stix_id = obj.get("id")
     if not isinstance(stix_id, str) or "--" not in stix_id:
         raise InvalidObject("'id' is missing or not of the form <type>--<uuid>")
@@ -97,8 +108,12 @@ def inspect_object(obj: object) -> ObjectMeta:
     created = obj.get("created")
     if created is not None:
         created_us = parse_timestamp_us(created, name="'created'")
+        if len(created) > MAX_TIMESTAMP_LENGTH:
+            raise InvalidObject(f"'created' is longer than the {MAX_TIMESTAMP_LENGTH} characters this server stores")
     if modified is not None:
         version = parse_timestamp_us(modified, name="'modified'")
+        if len(modified) > MAX_TIMESTAMP_LENGTH:
+            raise InvalidObject(f"'modified' is longer than the {MAX_TIMESTAMP_LENGTH} characters this server stores")
         if created is not None and version < created_us:
             raise InvalidObject("'modified' is earlier than 'created'")
         version_text: str | None = str(modified)
@@ -111,6 +126,8 @@ def inspect_object(obj: object) -> ObjectMeta:
     created_by_ref = obj.get("created_by_ref")
     if created_by_ref is not None and not isinstance(created_by_ref, str):
         raise InvalidObject("'created_by_ref' must be a string identifier")
+    if created_by_ref is not None and len(created_by_ref) > MAX_ID_LENGTH:
+        raise InvalidObject(f"'created_by_ref' is longer than the {MAX_ID_LENGTH} characters this server stores")
     return ObjectMeta(
         stix_id=stix_id,
         stix_type=stix_type,
@@ -120,3 +137,53 @@ def inspect_object(obj: object) -> ObjectMeta:
         created_by_ref=created_by_ref,
         revoked=obj.get("revoked") is True,
     )
+
+
+def canonical_json(obj: dict[str, Any]) -> str:
+    """The stored form of an object: its JSON with sorted keys (an identical re-post compares equal).
+
+    Raises ``InvalidObject`` for what the store cannot hold: NUL characters anywhere (PostgreSQL's ``jsonb`` and
+    ``text`` refuse ``\\u0000``) and nesting deeper than ``MAX_DEPTH`` levels (the deepest orjson writes).
+    """
+    try:
+        text = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode()
+    except orjson.JSONEncodeError:
+        raise InvalidObject(_unwritable(obj)) from None
+    # orjson writes NUL as the escape \u0000; the substring also appears in an escaped backslash followed by
+    # "u0000" (legal text), so only then is the object walked to be sure.
+    if "\\u0000" in text:
+        where = _nul_at(obj, "")
+        if where is not None:
+            raise InvalidObject(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+    return text
+
+
+def _unwritable(obj: dict[str, Any]) -> str:
+    for key, value in obj.items():
+        try:
+            orjson.dumps({key: value})
+        except orjson.JSONEncodeError as exc:
+            if "ecursion" in str(exc):
+                return f"property {key!r} is nested deeper than the {MAX_DEPTH} levels that can be stored"
+            return f"property {key!r} cannot be written as JSON: {exc}"
+    return "the object cannot be written as JSON"
+
+
+def _nul_at(value: object, path: str) -> str | None:
+    """The first place (``'name'``, ``'a.b[2]'``, a property name itself) holding NUL, or ``None``."""
+    if isinstance(value, str):
+        return f"property {path or 'value'!r}" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return f"a property name under {path or 'the object'!r}"
+            found = _nul_at(item, inner)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None

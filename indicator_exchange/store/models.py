@@ -90,6 +90,8 @@ class Collection(Base):
     description: Mapped[str | None] = mapped_column(Text)
     alias: Mapped[str | None] = mapped_column(String(128))
     default_tlp: Mapped[int] = mapped_column(SmallInteger, default=2)
+    # How incoming STIX is checked: "strict" (STIX 2.1 validation) or "basic" (common properties only).
+    validation: Mapped[str] = mapped_column(String(8), default="strict", server_default="strict")
     last_date_added: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -6,13 +6,12 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeVarTuple
 
-import orjson
 from sqlalchemy import Select, and_, delete, false, func, null, or_, select, true, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from indicator_exchange.stix.markings import filed_tlp, tlp_of
-from indicator_exchange.stix.objects import ObjectMeta
+from indicator_exchange.stix.objects import ObjectMeta, canonical_json
 from indicator_exchange.store.bulk import insert_rows, one_of
 from indicator_exchange.store.models import Collection, ObjectVersion
 
@@ -36,7 +35,7 @@ class NewVersion:
 
 def version_of(obj: dict[str, Any], meta: ObjectMeta) -> NewVersion:
     """The store's record of an inspected STIX object: its indexed columns and canonical JSON (sorted keys,
-    so an identical re-post compares equal)."""
+    so an identical re-post compares equal). ``InvalidObject`` if the object cannot be stored (NUL, nesting)."""
     level = tlp_of(obj)
     return NewVersion(
         stix_id=meta.stix_id,
@@ -47,7 +46,7 @@ def version_of(obj: dict[str, Any], meta: ObjectMeta) -> NewVersion:
         tlp=None if level is None else int(level),
         created_by_ref=meta.created_by_ref,
         revoked=meta.revoked,
-        raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
+        raw=canonical_json(obj),
     )
 
 

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object, parse_timestamp_us
+from indicator_exchange.stix.validation import STRICT, validate_object
 from indicator_exchange.store import catalog, sources
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.engine import session_scope
@@ -193,18 +194,27 @@ def _now_us() -> int:
 
 
 def _store_page(session: Session, source: FeedSource, objects: list[object], result: SyncResult) -> None:
-    """Validate and store one page's objects in the local collection; record the invalid ones (once)."""
+    """Validate and store one page's objects in the local collection; record the invalid ones (once).
+
+    The local collection's policy decides the validation: ``strict`` checks each object as STIX 2.1
+    (``stix.validation``), ``basic`` only its common properties."""
+    collection = catalog.get_collection_by_id(session, source.local_collection_id)
+    strict = collection is not None and collection.validation == STRICT
     rejections: list[tuple[str | None, str]] = []
     versions: list[store.NewVersion] = []
     for obj in objects:
         try:
             meta = inspect_object(obj)
+            assert isinstance(obj, dict)  # inspect_object accepts JSON objects only
+            invalid = validate_object(obj) if strict else None
+            if invalid is not None:
+                raise InvalidObject(invalid)
+            versions.append(store.version_of(obj, meta))
         except InvalidObject as exc:
             ident = obj.get("id") if isinstance(obj, dict) else None
-            rejections.append((ident if isinstance(ident, str) else None, str(exc)))
-            continue
-        assert isinstance(obj, dict)  # inspect_object accepts JSON objects only
-        versions.append(store.version_of(obj, meta))
+            # A remote's id is recorded as text of at most 256 characters, without NUL (PostgreSQL refuses it).
+            shown = ident[:256].replace("\x00", "\ufffd") if isinstance(ident, str) else None
+            rejections.append((shown, str(exc).replace("\x00", "\ufffd")))
     if versions:
         store.lock_collection(session, source.local_collection_id)
         outcome = store.write_versions(session, source.local_collection_id, versions, now_us=_now_us(), added_by=None)

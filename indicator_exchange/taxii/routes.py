@@ -299,7 +299,7 @@ def _read_objects_in(
 )  # fmt: skip
 def add_objects(
     request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
-    body: BodyDep,
+    body: BodyDep, settings: SettingsDep,
 ) -> Response:  # fmt: skip
     """TAXII 2.1 §5.5: store an envelope; answers 202 with a status resource listing each object."""
     check_content_type(request.headers.get("content-type"))
@@ -307,9 +307,11 @@ def add_objects(
     found = service.resolve_collection(session, root, collection_id)
     note_collection(request, found)
     service.authorise(caller, root, collection_id, found, write=True)
-    objects = service.parse_envelope(body)
+    objects = service.parse_envelope(body, max_objects=settings.max_objects_per_envelope)
     check_objects_allowed(request, len(objects))
-    result = service.add_objects(session, root=root, collection=found, caller=caller, objects=objects)
+    result = service.add_objects(
+        session, root=root, collection=found, caller=caller, objects=objects, max_failures=settings.max_status_failures
+    )
     request.state.status = result
     objects_written(request)
     return _taxii(service.status_resource(result), status_code=202)

@@ -10,9 +10,16 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.auth import policy
 from indicator_exchange.auth.service import Caller, require_grant, require_read, require_write, visibility_for
-from indicator_exchange.errors import BadRequest, Hidden, NotFound, NotPermitted
+from indicator_exchange.errors import BadRequest, Hidden, NotFound, NotPermitted, PayloadTooLarge
 from indicator_exchange.stix.markings import tlp_of
-from indicator_exchange.stix.objects import InvalidObject, ObjectMeta, format_timestamp_us, inspect_object
+from indicator_exchange.stix.objects import (
+    InvalidObject,
+    ObjectMeta,
+    canonical_json,
+    format_timestamp_us,
+    inspect_object,
+)
+from indicator_exchange.stix.validation import STRICT, validate_object
 from indicator_exchange.store import catalog, ownership, principals
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CatalogCache, CatalogSnapshot, CollectionEntry
@@ -22,7 +29,7 @@ from indicator_exchange.taxii.filters import PageRequest, check_cursor, encode_c
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
 from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
-_SORTED = orjson.OPT_SORT_KEYS
+_ECHOED = 256  # characters of a client's id or version echoed into a status (a status row stays small)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,16 +114,19 @@ def _visibility(caller: Caller, collection: Collection | CollectionEntry) -> sto
 def _detail(stix_id: object, version: str, message: str | None = None) -> dict[str, object]:
     # Echoed client text may hold NUL, which PostgreSQL's JSONB (where statuses live) cannot store.
     detail: dict[str, object] = {
-        "id": stix_id.replace("\x00", "\ufffd") if isinstance(stix_id, str) else "",
-        "version": version.replace("\x00", "\ufffd"),
+        "id": stix_id[:_ECHOED].replace("\x00", "\ufffd") if isinstance(stix_id, str) else "",
+        "version": version[:_ECHOED].replace("\x00", "\ufffd"),
     }
     if message:
         detail["message"] = message.replace("\x00", "\ufffd")
     return detail
 
 
-def parse_envelope(body: bytes) -> list[object]:
-    """The ``objects`` of a TAXII envelope; ``BadRequest`` if the body is not one."""
+def parse_envelope(body: bytes, *, max_objects: int) -> list[object]:
+    """The ``objects`` of a TAXII envelope; ``BadRequest`` if the body is not one, ``PayloadTooLarge`` if it
+    carries more than ``max_objects``, found before any object is looked at."""
+    # The count comes from orjson's parse (C, no per-object Python work): bounded by IX_MAX_CONTENT_LENGTH, and
+    # nothing per object (checks, validation, status entries) has run when the 413 is raised.
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -126,17 +136,26 @@ def parse_envelope(body: bytes) -> list[object]:
     objects = envelope.get("objects")
     if not isinstance(objects, list):
         raise BadRequest("the envelope must carry an 'objects' list")
+    if len(objects) > max_objects:
+        raise PayloadTooLarge(
+            f"the envelope carries {len(objects):,} objects; at most {max_objects:,} per request "
+            f"(IX_MAX_OBJECTS_PER_ENVELOPE): send them in several envelopes"
+        )
     return objects
 
 
 def add_objects(
-    session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object]
-) -> Status:
+    session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object],
+    max_failures: int = 1000,
+) -> Status:  # fmt: skip
     """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status.
 
-    Clearance and the write rules of ``auth.policy`` are checked per object; the ownership they need is read
-    under the collection's write lock, so two writers cannot both create the first version of one id.
+    A ``strict`` collection validates each object as STIX 2.1 (``stix.validation``); an invalid one is a failure
+    naming the property, and is never stored. Clearance and the write rules of ``auth.policy`` are checked per
+    object; the ownership they need is read under the collection's write lock, so two writers cannot both
+    create the first version of one id. The status lists at most ``max_failures`` failures (``_bounded``).
     """
+    strict = collection.validation == STRICT
     require_write(caller, collection)
     request_time = now_us()
     failures: list[dict[str, object]] = []
@@ -145,11 +164,15 @@ def add_objects(
     for index, obj in enumerate(objects):
         try:
             meta = inspect_object(obj)
+            assert isinstance(obj, dict)
+            invalid = validate_object(obj) if strict else None
+            if invalid is not None:
+                raise InvalidObject(invalid)
+            raw = canonical_json(obj)
         except InvalidObject as exc:
             ident = obj.get("id") if isinstance(obj, dict) else None
             failures.append(_detail(ident, _version_text(obj), f"objects[{index}]: {exc}"))
             continue
-        assert isinstance(obj, dict)
         level = tlp_of(obj)
         effective = collection.default_tlp if level is None else int(level)
         if effective > caller.clearance:
@@ -164,7 +187,7 @@ def add_objects(
             tlp=None if level is None else int(level),
             created_by_ref=meta.created_by_ref,
             revoked=meta.revoked,
-            raw=orjson.dumps(obj, option=_SORTED).decode(),
+            raw=raw,
         )
         checked.append((meta, obj, version))
 
@@ -216,10 +239,24 @@ def add_objects(
         failure_count=len(failures),
         pending_count=0,
         successes=successes,
-        failures=failures,
+        failures=_bounded(failures, max_failures),
         pendings=[],
     )
     return catalog.add_status(session, status)
+
+
+def _bounded(failures: list[dict[str, object]], limit: int) -> list[dict[str, object]]:
+    """At most ``limit`` entries: the last one kept also says how many more failures there were (not listed;
+    ``failure_count`` stays exact), so a status row stays small whatever the envelope."""
+    if len(failures) <= limit:
+        return failures
+    last = dict(failures[limit - 1])
+    more = (
+        f"and {len(failures) - limit:,} more failures are not listed (IX_MAX_STATUS_FAILURES = {limit:,}; "
+        "failure_count counts them all)"
+    )
+    last["message"] = f"{last['message']}; {more}" if last.get("message") else more
+    return [*failures[: limit - 1], last]
 
 
 def _version_text(obj: object) -> str:

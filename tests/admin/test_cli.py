@@ -142,3 +142,24 @@ class TestSaysWhatHappened:
         csv_row = next(csv.DictReader(io.StringIO(as_csv.stdout)))
         assert jsonl_time == csv_row["timestamp"] == "2026-03-01T12:00:00Z"
         assert as_csv.stderr.strip() == "1 event, 1 match against 1 indicator"
+
+
+class TestCollectionValidation:
+    def test_create_update_and_list_the_policy(self, run: Invoke) -> None:
+        run("api-root", "create", "feeds", "--title", "F")
+        created = run("collection", "create", "--api-root", "feeds", "--title", "C", "--alias", "c")
+        assert created["validation"] == "strict"
+        verbatim = run("collection", "create", "--api-root", "feeds", "--title", "V", "--validation", "basic")
+        assert verbatim["validation"] == "basic"
+        assert run("collection", "update", "c", "--validation", "basic")["validation"] == "basic"
+        assert run("collection", "update", verbatim["id"], "--validation", "strict")["validation"] == "strict"
+        listed = {c["title"]: c["validation"] for c in run("collection", "list")}
+        assert listed == {"C": "basic", "V": "strict"}
+
+    def test_an_unknown_policy_is_refused_with_the_choices(self, run: Invoke) -> None:
+        run("api-root", "create", "feeds", "--title", "F")
+        result = CliRunner().invoke(
+            cli, ["admin", "collection", "create", "--api-root", "feeds", "--title", "C", "--validation", "lax"]
+        )
+        assert result.exit_code != 0
+        assert "strict or basic" in result.output

@@ -58,6 +58,24 @@ class TestResources:
         assert [c["id"] for c in listed] == [created.json()["id"]]
         assert [r["name"] for r in client.get(f"{API}/api-roots", headers=ops.basic).json()] == ["feeds"]
 
+    def test_collection_validation_policy(self, client: TestClient, ops: Key) -> None:
+        client.post(f"{API}/api-roots", headers=ops.basic, json={"name": "feeds", "title": "F"})
+        body = {"api_root": "feeds", "title": "C", "alias": "c"}
+        created = client.post(f"{API}/collections", headers=ops.basic, json=body).json()
+        assert created["validation"] == "strict"
+        verbatim = client.post(f"{API}/collections", headers=ops.basic,
+                               json={**body, "alias": "v", "validation": "basic"}).json()  # fmt: skip
+        assert verbatim["validation"] == "basic"
+        changed = client.patch(f"{API}/collections/c", headers=ops.basic, json={"validation": "basic"})
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["validation"] == "basic"
+        listed = client.get(f"{API}/collections", headers=ops.basic).json()
+        assert {c["alias"]: c["validation"] for c in listed} == {"c": "basic", "v": "basic"}
+        assert client.patch(f"{API}/collections/{verbatim['id']}", headers=ops.basic,
+                            json={"validation": "strict"}).json()["validation"] == "strict"  # fmt: skip
+        assert client.patch(f"{API}/collections/c", headers=ops.basic, json={"validation": "lax"}).status_code == 400
+        assert client.patch(f"{API}/collections/nothing", headers=ops.basic, json={}).status_code == 404
+
     def test_principal_lifecycle(self, client: TestClient, ops: Key) -> None:
         body = {"name": "lab-b", "kind": "partner", "organisation": "Lab B", "clearance": "green",
                 "requests_per_minute": 10}  # fmt: skip
@@ -185,7 +203,8 @@ class TestOpenApi:
         schema = client.get("/openapi.json").json()
         paths = {p for p in schema["paths"] if p.startswith(API)}
         assert paths == {
-            f"{API}/api-roots", f"{API}/collections", f"{API}/principals", f"{API}/principals/{{name}}",
+            f"{API}/api-roots", f"{API}/collections", f"{API}/collections/{{collection}}", f"{API}/principals",
+            f"{API}/principals/{{name}}",
             f"{API}/keys", f"{API}/keys/{{key_id}}/revoke", f"{API}/keys/{{key_id}}/rotate", f"{API}/grants",
             f"{API}/grants/{{principal}}/{{collection_id}}", f"{API}/audit", f"{API}/audit/deliveries",
         }  # fmt: skip
