@@ -8,6 +8,7 @@ import pytest
 from tests.fixtures.live_server import live_server
 
 
+@pytest.mark.timeout(300)  # two workers start on 2 shared cores
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_scrape_sums_every_worker(db_url: str) -> None:
     with live_server(db_url, workers=2) as server:

@@ -67,6 +67,7 @@ class Load:
                 self._note(http.get(self.collection, headers=self.key.basic, params={"limit": 5}))
 
 
+@pytest.mark.timeout(300)  # a cluster, a live server and a restart on 2 shared cores
 def test_a_restart_under_load_is_only_503s_and_loses_nothing(pg: Cluster) -> None:
     url = fresh_database(pg.url, "ix_fault")
     migrate.upgrade(url)
