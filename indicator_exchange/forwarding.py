@@ -4,8 +4,9 @@ URL, and HSTS over HTTPS.
 Discovery URLs, the dashboard cookie's ``Secure`` flag, same-origin checks, the audit trail's client address
 and the ``/metrics`` allow-list all read the ASGI scope. ``X-Forwarded-For``/``-Proto``/``-Host`` rewrite it
 only when the connection comes from ``IX_TRUSTED_PROXIES`` (uvicorn's own proxy handling, which trusts any
-loopback client, is off: ``serving``). ``IX_PUBLIC_BASE_URL`` then fixes scheme and host whatever a client
-sends, so a forged ``Host`` cannot rewrite the URLs the server hands out.
+loopback client, is off: ``serving``). ``IX_PUBLIC_BASE_URL`` fixes scheme and host whatever anyone sends;
+without it a client that is not a trusted proxy gets URLs naming the address its connection reached, so a
+forged ``Host`` cannot rewrite the URLs the server hands out.
 """
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,10 +29,16 @@ class EdgeHeaders:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        if self.trusted and client and address_in(client[0], self.trusted):
-            scope = self._forwarded(scope)
+        sent_host = next((value for name, value in scope["headers"] if name == b"host"), None)
         if self.public is not None:
             scope = dict(scope, scheme=self.public[0], headers=_with_host(scope["headers"], self.public[1]))
+        elif self.trusted and client and address_in(client[0], self.trusted):
+            scope = self._forwarded(scope)
+        elif scope.get("server"):
+            # Not a proxy of ours: URLs name the address the connection reached, not what the client wrote.
+            scope = dict(scope, headers=_with_host(scope["headers"], _server_host(scope)))
+        # What the browser itself sent, for same-origin checks (its Origin names that host).
+        scope["ix_sent_host"] = sent_host
         if self.hsts is None or scope.get("scheme") != "https":
             await self.app(scope, receive, send)
             return
@@ -70,6 +77,13 @@ class EdgeHeaders:
             if last_host and _plausible_host(last_host):
                 scope["headers"] = _with_host(scope["headers"], last_host)
         return scope
+
+
+def _server_host(scope: Scope) -> bytes:
+    host, port = scope["server"]
+    host = f"[{host}]" if ":" in str(host) else str(host)
+    default = 443 if scope.get("scheme") == "https" else 80
+    return (host if port in (None, default) else f"{host}:{port}").encode("latin-1")
 
 
 def _with_host(headers: list[tuple[bytes, bytes]], host: bytes) -> list[tuple[bytes, bytes]]:

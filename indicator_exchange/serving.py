@@ -37,6 +37,9 @@ _REFUSED = (
 )
 
 
+WORKER_STARTUP_SECONDS = 30
+
+
 class StartupRefused(Exception):
     """``serve`` must not start; the message says why, in one line."""
 
@@ -90,6 +93,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._in_request = False  # from a complete head to the end of the response
         self._head_bytes = 0
+        self._tail = b""
         self._waiting: deque[GuardedProtocol] = self.server_state.__dict__.setdefault("ix_waiting", deque())
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -125,17 +129,20 @@ class GuardedProtocol(HttpToolsProtocol):
                 self.transport.write(_HEAD_TOO_LARGE)
                 self.transport.close()
                 return
+            self._tail = data[-3:]
         super().data_received(data)
 
     def _head_fits(self, data: bytes) -> bool:
         """The bytes counted may hold the end of the head and a body: the head ends within the limit if its
-        blank line does."""
-        end = data.find(b"\r\n\r\n")
-        return end >= 0 and self._head_bytes - len(data) + end + 4 <= self._limits.max_head_bytes
+        blank line does (which may have begun in the previous chunk, kept in ``_tail``)."""
+        seen = self._tail + data
+        end = seen.find(b"\r\n\r\n")
+        before = self._head_bytes - len(data) - len(self._tail)
+        return end >= 0 and before + end + 4 <= self._limits.max_head_bytes
 
     def on_headers_complete(self) -> None:
         self._in_request = True
-        self._head_bytes = 0
+        self._head_bytes, self._tail = 0, b""
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
@@ -160,8 +167,9 @@ class GuardedProtocol(HttpToolsProtocol):
         self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timed_out)
         self._waiting.append(self)
         if len(self._waiting) > 2 * self._limits.max_connections:  # drop entries of closed connections
-            self._waiting = deque(p for p in self._waiting if p in self.connections)
-            self.server_state.__dict__["ix_waiting"] = self._waiting
+            alive = [p for p in self._waiting if p in self.connections]
+            self._waiting.clear()  # in place: every connection of this server holds this deque
+            self._waiting.extend(alive)
 
     def _arm_body_timer(self) -> None:
         if self._body_timer is not None:
@@ -279,4 +287,7 @@ def run(
         backlog=settings.listen_backlog,
         timeout_keep_alive=settings.keep_alive_seconds,
         server_header=False,
+        # uvicorn restarts a worker that has not answered its supervisor within this many seconds of starting;
+        # its default (5) killed workers over and over on a loaded host before they had finished importing.
+        timeout_worker_healthcheck=WORKER_STARTUP_SECONDS,
     )

@@ -117,11 +117,17 @@ class AuditWriter:
                         for entry in batch:
                             record(session, entry)
                 except Exception as exc:
-                    with self._spool_lock:
-                        self._spool.extendleft(reversed(batch))
-                    if not database_unavailable(exc):
-                        log.exception("could not write %s spooled audit rows; they stay spooled", len(batch))
-                    return
+                    if database_unavailable(exc):
+                        with self._spool_lock:
+                            self._spool.extendleft(reversed(batch))
+                        return
+                    # One row the database refuses must not hold the others back for ever: one by one, the
+                    # refused one logged (``_write_one``), any that meet an outage spooled again.
+                    metrics.AUDIT_SPOOL_SIZE.dec(len(batch))
+                    for entry in batch:
+                        if self._write_one(entry):
+                            metrics.AUDIT_SPOOL_WRITTEN.inc()
+                    continue
                 metrics.AUDIT_SPOOL_WRITTEN.inc(len(batch))
                 metrics.AUDIT_SPOOL_SIZE.dec(len(batch))
         finally:

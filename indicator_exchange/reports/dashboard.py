@@ -70,7 +70,10 @@ def _cookie_caller(request: Request, session: Session) -> Caller | None:
 
 def _same_origin(request: Request) -> bool:
     origin = request.headers.get("origin")
-    return origin is None or urlsplit(origin).netloc == request.url.netloc
+    # The host the browser sent (``forwarding`` may have pinned the one URLs are built from).
+    sent: bytes | None = request.scope.get("ix_sent_host")
+    host = sent.decode("latin-1") if sent is not None else request.url.netloc
+    return origin is None or urlsplit(origin).netloc in (host, request.url.netloc)
 
 
 @router.get("", include_in_schema=False)

@@ -87,3 +87,20 @@ def test_spooled_rows_are_written_by_the_next_successful_write(db_url: str, sess
     assert paths == ["/after", "/spooled/0", "/spooled/1"]
     assert session.execute(select(func.count()).select_from(AuditEvent)).scalar_one() == 3
     down.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_a_spooled_row_the_database_refuses_does_not_hold_back_the_others(
+    db_url: str, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    down = make_engine(_nowhere(), pool_size=1)
+    writer = AuditWriter(make_sessionmaker(down), spool_size=10)
+    for path in ("/first", "/nul\x00byte", "/last"):
+        writer.write(_entry(path))
+    assert writer.spooled == 3
+    writer.sessions = make_sessionmaker(engine_for(db_url))
+    writer.drain()
+    assert writer.spooled == 0
+    assert session.execute(select(AuditEvent.path).order_by(AuditEvent.id)).scalars().all() == ["/first", "/last"]
+    assert [r for r in caplog.records if r.levelno == logging.ERROR and "could not write the audit row" in r.message]
+    down.dispose()

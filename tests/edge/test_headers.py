@@ -35,6 +35,11 @@ class TestForwardedHeaders:
         with TestClient(app, client=("127.0.0.1", 5000)) as client:
             assert _discovery(client, admin, FORGED) == ["http://testserver/api1/"]
 
+    def test_a_forged_host_does_not_rewrite_urls(self, db_url: str, admin: Key) -> None:
+        app = create_app(make_settings(db_url))
+        with TestClient(app, client=("127.0.0.1", 5000)) as client:
+            assert _discovery(client, admin, {"Host": "evil.example"}) == ["http://testserver/api1/"]
+
     def test_believed_from_a_trusted_proxy(self, db_url: str, admin: Key) -> None:
         app = create_app(make_settings(db_url, trusted_proxies="10.0.0.0/8"))
         with TestClient(app, client=("10.1.2.3", 5000)) as client:

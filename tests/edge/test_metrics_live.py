@@ -1,4 +1,5 @@
-"""/metrics on a live `serve --workers 2`: every scrape sums the figures of both workers."""
+"""/metrics on a live `serve --workers 2`: every scrape sums the figures of both workers. `slow`: two workers
+starting beside a full parallel test run on 2 cores took longer than a test may wait."""
 
 import re
 
@@ -8,6 +9,8 @@ import pytest
 from tests.fixtures.live_server import live_server
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_a_scrape_sums_every_worker(db_url: str) -> None:
     with live_server(db_url, workers=2) as server:

@@ -6,7 +6,7 @@ while the database was away were spooled and written once it was back."""
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -21,6 +21,13 @@ from tests.fixtures.postgres import Cluster, cluster, fresh_database
 
 CLIENTS = 4
 DOWN_SECONDS = 2.0
+
+
+def _until(condition: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the load did not progress"
+        time.sleep(0.2)
 
 
 @pytest.fixture
@@ -67,6 +74,7 @@ class Load:
                 self._note(http.get(self.collection, headers=self.key.basic, params={"limit": 5}))
 
 
+@pytest.mark.timeout(300)  # a cluster, a live server and a restart on 2 shared cores
 def test_a_restart_under_load_is_only_503s_and_loses_nothing(pg: Cluster) -> None:
     url = fresh_database(pg.url, "ix_fault")
     migrate.upgrade(url)
@@ -80,12 +88,12 @@ def test_a_restart_under_load_is_only_503s_and_loses_nothing(pg: Cluster) -> Non
         threads = [threading.Thread(target=load.client, args=(i,)) for i in range(CLIENTS)]
         for thread in threads:
             thread.start()
-        time.sleep(2)
+        _until(lambda: len(load.acknowledged) >= CLIENTS)  # load is flowing (on 2 shared cores it may take a while)
         before = len(load.acknowledged)
         pg.stop("fast")  # "shutting down", then refused connections
         time.sleep(DOWN_SECONDS)
         pg.start()
-        time.sleep(3)
+        _until(lambda: len(load.acknowledged) >= before + CLIENTS)  # writes resumed
         load.stop.set()
         for thread in threads:
             thread.join(60)

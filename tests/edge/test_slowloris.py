@@ -19,14 +19,15 @@ BODY_TIMEOUT = 3.0
 PARTIAL_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
-@pytest.fixture
-def server(db_url: str) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module")
+def server(sqlite_url: str) -> Iterator[LiveServer]:
+    """One server for the module: these tests write nothing (the SQLite store only has to exist)."""
     env = {
         "IX_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
         "IX_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "IX_MAX_CONNECTIONS": "50",
     }
-    with live_server(db_url, env=env) as live:
+    with live_server(sqlite_url, env=env) as live:
         yield live
 
 
@@ -65,7 +66,6 @@ def _still_open(sock: socket.socket) -> bool:
     return not _closed_within(sock, 0.01)
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 class TestSlowloris:
     def test_incomplete_heads_are_closed_after_the_timeout(self, server: LiveServer) -> None:
         sockets = _open(server, 20)
@@ -145,7 +145,6 @@ class TestSlowloris:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_flood_probe(server: LiveServer) -> None:
     """1,000 connections with never-finished heads against a worker capped at 50: normal requests keep being
     answered, nothing answers 5xx but the documented 503 of a full server, and every slow connection ends."""
