@@ -25,11 +25,13 @@ class TestReader:
     def test_new_optional_fields_are_accepted(self) -> None:
         fields = {"event_type": "signup", "user_agent": "curl/8", "model": "m", "output_tokens": 3}
         (event,) = _read(_line(**fields))
-        assert isinstance(event, Event) and event.signup
+        assert isinstance(event, Event)
+        assert event.signup
 
     def test_ipv6_range_is_a_48(self) -> None:
         (event,) = _read(_line(source_ip="2001:db8:abcd:12::1"))
-        assert isinstance(event, Event) and event.net == "2001:db8:abcd::/48"
+        assert isinstance(event, Event)
+        assert event.net == "2001:db8:abcd::/48"
 
     def test_every_bad_line_is_reported_with_its_number(self) -> None:
         lines = [
@@ -49,7 +51,8 @@ class TestReader:
         errors = {r.line: r.reason for r in results if isinstance(r, LineError)}
         assert sorted(errors) == [2, 3, 4, 5, 6, 7, 8, 9]
         assert "not valid JSON" in errors[2]
-        assert "unknown field" in errors[4] and "surprise" in errors[4]
+        assert "unknown field" in errors[4]
+        assert "surprise" in errors[4]
         assert errors[5].startswith("asn")
         assert "before the latest seen" in errors[8]
         assert "longer than" in errors[9]
