@@ -1,0 +1,117 @@
+"""Prompt families: prompts that share an LSH band key belong to one family (online leader clustering).
+
+A prompt takes the family of the first of its band keys already known, else starts a family of its own; its
+keys then point at that family (up to ``family_max_keys`` per family). Families are never merged: merging on
+any shared key chains unrelated prompts through common phrases. Most prompts of honest traffic start a family
+that never grows, so one-prompt families are kept for two ``prune_every`` periods only: state stays bounded.
+Public scaffolds are seeded as families of their own, marked allowlisted: prompts near them join those and
+never count.
+"""
+
+from dataclasses import dataclass, field
+
+from indicator_exchange.detect.config import DetectConfig
+
+
+@dataclass(slots=True)
+class Family:
+    first_seen: float
+    last_seen: float
+    allowlisted: bool = False
+    prompts: int = 0
+    keys: int = 0
+    accounts: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, int] = field(default_factory=dict)
+    """Distinct texts (in memory only, for the published fingerprints) and how often each was sent."""
+
+
+@dataclass(slots=True)
+class _Single:
+    account: str | None
+    ts: float
+    keys: list[int]
+    text: str
+
+
+class FamilyIndex:
+    def __init__(self, config: DetectConfig, allowlist: list[list[int]]) -> None:
+        self._config = config
+        self._key_family: dict[int, int] = {}
+        self.families: dict[int, Family] = {}
+        self._young: dict[int, _Single] = {}
+        self._old: dict[int, _Single] = {}
+        self._next = 1
+        for keys in allowlist:
+            fid = self._new_id()
+            self.families[fid] = Family(first_seen=0.0, last_seen=0.0, allowlisted=True)
+            self._register(fid, keys)
+
+    def _new_id(self) -> int:
+        self._next += 1
+        return self._next - 1
+
+    def _register(self, fid: int, keys: list[int]) -> int:
+        added = 0
+        table = self._key_family
+        for key in keys:
+            if key and key not in table:
+                table[key] = fid
+                added += 1
+        return added
+
+    def add(self, account: str | None, ts: float, keys: list[int], text: str) -> int:
+        """File one prompt; answers its family id."""
+        table = self._key_family
+        fid = 0
+        for key in keys:
+            if key:
+                found = table.get(key)
+                if found is not None:
+                    fid = found
+                    break
+        if not fid:
+            fid = self._new_id()
+            self._young[fid] = _Single(account, ts, keys, text)
+            self._register(fid, keys)
+            return fid
+        family = self.families.get(fid)
+        if family is None:
+            single = self._young.pop(fid, None) or self._old.pop(fid)
+            family = Family(first_seen=single.ts, last_seen=single.ts)
+            self.families[fid] = family
+            self._file(family, single.account, single.ts, single.text)
+            family.keys = sum(1 for k in single.keys if k)
+        self._file(family, account, ts, text)
+        if family.keys < self._config.family_max_keys and not family.allowlisted:
+            family.keys += self._register(fid, keys)
+        return fid
+
+    def _file(self, family: Family, account: str | None, ts: float, text: str) -> None:
+        family.prompts += 1
+        family.last_seen = max(family.last_seen, ts)
+        family.first_seen = min(family.first_seen, ts)
+        if account is not None:
+            accounts = family.accounts
+            if account in accounts:
+                accounts[account] += 1
+            elif len(accounts) < self._config.family_max_accounts:
+                accounts[account] = 1
+        samples = family.samples
+        if text in samples:
+            samples[text] += 1
+        elif len(samples) < self._config.family_samples:
+            samples[text] = 1
+
+    def prune(self) -> None:
+        """Forget the one-prompt families older than one period, and their keys."""
+        table = self._key_family
+        for fid, single in self._old.items():
+            for key in single.keys:
+                if key and table.get(key) == fid:
+                    del table[key]
+        self._old, self._young = self._young, {}
+
+    @property
+    def size(self) -> int:
+        """Entries held: band keys, families and one-prompt families (the bench reports it)."""
+        return len(self._key_family) + len(self.families) + len(self._young) + len(self._old)
