@@ -9,7 +9,6 @@ whole population (an honest NAT carries a family at about its population share).
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from indicator_exchange.detect.config import DetectConfig
@@ -32,8 +31,10 @@ class InfraIndex:
         self.by_key: dict[str, dict[str, int]] = {}
         self.overflow: dict[str, int] = defaultdict(int)
         self.by_account: dict[str, set[str]] = {}
+        self.parents: dict[str, tuple[str, ...]] = {}
+        """Address key -> the range and ASN keys it was seen under (to check a range before publishing it)."""
 
-    def add(self, account: str, keys: Iterable[str], bucket: int) -> None:
+    def add(self, account: str, keys: list[str], bucket: int) -> None:
         bit = 1 << bucket
         mine = self.by_account.get(account)
         if mine is None:
@@ -43,6 +44,8 @@ class InfraIndex:
             accounts = by_key.get(key)
             if accounts is None:
                 accounts = by_key[key] = {}
+                if key.startswith("ip:"):
+                    self.parents[key] = tuple(k for k in keys if k != key)
             mask = accounts.get(account)
             if mask is not None:
                 accounts[account] = mask | bit
