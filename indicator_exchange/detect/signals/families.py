@@ -1,11 +1,12 @@
-"""Prompt families: prompts that share an LSH band key belong to one family (online leader clustering).
+"""Prompt families: prompts that share LSH band keys belong to one family (online leader clustering).
 
-A prompt takes the family of the first of its band keys already known, else starts a family of its own; its
-keys then point at that family (up to ``family_max_keys`` per family). Families are never merged: merging on
-any shared key chains unrelated prompts through common phrases. Most prompts of honest traffic start a family
-that never grows, so one-prompt families are kept for two ``prune_every`` periods only: state stays bounded.
-Public scaffolds are seeded as families of their own, marked allowlisted: prompts near them join those and
-never count.
+A prompt takes the first family that ``family_min_bands`` of its band keys point at, else starts a family of
+its own; its keys then point at that family (up to ``family_max_keys`` per family). Families are never
+merged: merging on any shared key chains unrelated prompts through common phrases, and so would joining on
+one shared band: a common opening ("can you explain") fills a band or two of very different prompts. Most
+prompts of honest traffic start a family that never grows, so one-prompt families are kept for two
+``prune_every`` periods only: state stays bounded. Public scaffolds are seeded as families of their own,
+marked allowlisted: prompts near them join those and never count.
 """
 
 from dataclasses import dataclass, field
@@ -63,12 +64,15 @@ class FamilyIndex:
         """File one prompt; answers its family id."""
         table = self._key_family
         fid = 0
+        hits: dict[int, int] = {}
         for key in keys:
             if key:
                 found = table.get(key)
                 if found is not None:
-                    fid = found
-                    break
+                    hits[found] = count = hits.get(found, 0) + 1
+                    if count >= self._config.family_min_bands:
+                        fid = found
+                        break
         if not fid:
             fid = self._new_id()
             self._young[fid] = _Single(account, ts, keys, text)
