@@ -44,6 +44,8 @@ class Cluster:
     waves: list[tuple[str, int, int]] = field(default_factory=list)
     """(key, signups, seconds) of the waves its members signed up in."""
     families: list[FamilyUse] = field(default_factory=list)
+    parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Address key -> its range and ASN keys, for the addresses the cluster used."""
 
     @property
     def key(self) -> str:
@@ -64,6 +66,7 @@ class Cluster:
                 for i, value in enumerate(values):
                     counts[i] += value
         self.waves += other.waves
+        self.parents |= other.parents
         self.families += other.families
 
 
@@ -158,12 +161,14 @@ def _describe(
     on_key: Counter[str] = Counter()
     for account in members:
         on_key.update(window.infra.by_account.get(account, ()))
+    parents = window.infra.parents
+    cluster.parents = {key: parents[key] for key in on_key if key in parents}
     ranges = {key for key, count in on_key.items() if count >= 2 and not key.startswith("ip:")}
     untouched: Counter[str] = Counter()
     if ranges:
-        for address, parents in window.infra.parents.items():
+        for address, above in parents.items():
             if address not in on_key:
-                untouched.update(p for p in parents if p in ranges)
+                untouched.update(p for p in above if p in ranges)
     cluster.keys = {key: [count, window.infra.accounts_on(key), untouched.get(key, 0)] for key, count in on_key.items()}
     domains: Counter[str] = Counter(window.signup_domain[a] for a in members if a in window.signup_domain)
     cluster.domains = {d: [n, window.waves.totals.get(f"domain:{d}", n)] for d, n in domains.items()}

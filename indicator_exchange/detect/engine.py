@@ -20,6 +20,7 @@ from indicator_exchange.detect.signals.infra import InfraIndex
 from indicator_exchange.detect.signals.waves import WaveIndex
 
 _BATCH = 4096
+_KEY_CACHE = 1 << 18
 
 
 @dataclass(slots=True)
@@ -66,6 +67,7 @@ class Detector:
         self._found: list[Cluster] = []
         self._since_prune = 0
         self._buckets = config.window_seconds // config.bucket_seconds
+        self._keys: dict[tuple[str | None, int | None], list[str]] = {}
 
     def _open(self, start: float) -> _Window:
         return _Window(
@@ -85,7 +87,7 @@ class Detector:
         data = WindowData(
             start=window.start,
             end=window.end,
-            families=window.families.families,
+            families=window.families.merged(),
             infra=window.infra,
             waves=window.waves,
             prompts=window.prompts,
@@ -146,11 +148,17 @@ class Detector:
             counts.without_account += 1
             return
         bucket = min(self._buckets - 1, max(0, int((ts - window.start) // self.config.bucket_seconds)))
-        infra_keys: list[str] = []
-        if event.ip is not None:
-            infra_keys += (f"ip:{event.ip}", f"net:{event.net}")
-        if event.asn is not None:
-            infra_keys.append(f"asn:{event.asn}")
+        where = (event.ip, event.asn)
+        infra_keys = self._keys.get(where)
+        if infra_keys is None:
+            infra_keys = []
+            if event.ip is not None:
+                infra_keys += (f"ip:{event.ip}", f"net:{event.net}")
+            if event.asn is not None:
+                infra_keys.append(f"asn:{event.asn}")
+            if len(self._keys) >= _KEY_CACHE:
+                self._keys.clear()
+            self._keys[where] = infra_keys
         window.infra.add(account, infra_keys, bucket)
         span = window.spans.get(account)
         if span is None:

@@ -27,6 +27,7 @@ from indicator_exchange.ingest.schemas import (
 from indicator_exchange.stix.fingerprint import PromptFingerprint, fingerprint_prompt, minhash_similarity
 
 DETECTOR = "indicator-exchange-detect"
+_MIN_ADDRESSES_PER_RANGE = 3
 AnyDetection = ProxyIpDetection | PromptSignatureDetection | AccountPatternDetection
 
 
@@ -118,7 +119,12 @@ class Publisher:
     ) -> tuple[list[Infrastructure], list[Infrastructure], list[Infrastructure]]:
         config = self._config
         groups: tuple[list[Infrastructure], list[Infrastructure], list[Infrastructure]] = ([], [], [])
-        for key, (inside, total, untouched) in sorted(cluster.keys.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        ordered = sorted(cluster.keys.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        published_under: Counter[str] = Counter()
+        for key, (inside, total, _) in ordered:
+            if key.startswith("ip:") and inside >= 2 and inside / max(1, total) >= config.indicator_min_share:
+                published_under.update(cluster.parents.get(key, ()))
+        for key, (inside, total, untouched) in ordered:
             kind, _, value = key.partition(":")
             if inside < 2:
                 continue
@@ -129,7 +135,14 @@ class Publisher:
                     Infrastructure(value=value, accounts=inside, accounts_total=total, published=published)
                 )
             else:
-                published = inside >= 3 and share >= config.range_min_share and untouched == 0
+                # A range or an ASN only with three published addresses in it and no address seen in it that the
+                # cluster never used: one residential exit never makes its neighbours' /24 an indicator.
+                published = (
+                    inside >= 3
+                    and share >= config.range_min_share
+                    and untouched == 0
+                    and published_under[key] >= _MIN_ADDRESSES_PER_RANGE
+                )
                 shown = f"AS{value}" if kind == "asn" else value
                 item = Infrastructure(value=shown, accounts=inside, accounts_total=total, published=published)
                 groups[1 if kind == "net" else 2].append(item)

@@ -6,12 +6,14 @@ merged: merging on any shared key chains unrelated prompts through common phrase
 one shared band: a common opening ("can you explain") fills a band or two of very different prompts. Most
 prompts of honest traffic start a family that never grows, so one-prompt families are kept for two
 ``prune_every`` periods only: state stays bounded. Public scaffolds are seeded as families of their own,
-marked allowlisted: prompts near them join those and never count.
+marked allowlisted: prompts near them join those and never count. A prompt that joins two families (on
+``family_min_bands`` keys each) shows they are one template: they are merged when the window closes.
 """
 
 from dataclasses import dataclass, field
 
 from indicator_exchange.detect.config import DetectConfig
+from indicator_exchange.detect.unionfind import UnionFind
 
 
 @dataclass(slots=True)
@@ -39,6 +41,8 @@ class FamilyIndex:
         self._config = config
         self._key_family: dict[int, int] = {}
         self.families: dict[int, Family] = {}
+        self.same: UnionFind[int] = UnionFind()
+        """Families one prompt joined both of (each on ``family_min_bands`` keys): one template, merged at close."""
         self._young: dict[int, _Single] = {}
         self._old: dict[int, _Single] = {}
         self._next = 1
@@ -63,16 +67,32 @@ class FamilyIndex:
     def add(self, account: str | None, ts: float, keys: list[int], text: str) -> int:
         """File one prompt; answers its family id."""
         table = self._key_family
-        fid = 0
-        hits: dict[int, int] = {}
+        # One family is the common answer (or none): count it without a dict, fall back to one on a second.
+        fid = count = 0
+        hits: dict[int, int] | None = None
         for key in keys:
             if key:
                 found = table.get(key)
-                if found is not None:
-                    hits[found] = count = hits.get(found, 0) + 1
-                    if count >= self._config.family_min_bands:
-                        fid = found
-                        break
+                if found is None:
+                    continue
+                if found == fid:
+                    count += 1
+                elif not fid:
+                    fid, count = found, 1
+                else:
+                    if hits is None:
+                        hits = {fid: count}
+                    hits[found] = hits.get(found, 0) + 1
+        needed = self._config.family_min_bands
+        if hits is not None:
+            hits[fid] = count
+            joined = [f for f, n in hits.items() if n >= needed]
+            fid = max(joined, key=hits.__getitem__) if joined else 0
+            for other in joined:
+                if other != fid:
+                    self.same.union(fid, other)
+        elif count < needed:
+            fid = 0
         if not fid:
             fid = self._new_id()
             self._young[fid] = _Single(account, ts, keys, text)
@@ -105,6 +125,27 @@ class FamilyIndex:
             samples[text] += 1
         elif len(samples) < self._config.family_samples:
             samples[text] = 1
+
+    def merged(self) -> dict[int, Family]:
+        """The families at close, those found to be one template merged into one."""
+        result = dict(self.families)
+        for group in self.same.groups():
+            present = [f for f in group if f in result]
+            if len(present) < 2:
+                continue
+            head = result[present[0]]
+            for fid in present[1:]:
+                other = result.pop(fid)
+                head.prompts += other.prompts
+                head.first_seen = min(head.first_seen, other.first_seen)
+                head.last_seen = max(head.last_seen, other.last_seen)
+                head.allowlisted = head.allowlisted or other.allowlisted
+                for account, count in other.accounts.items():
+                    head.accounts[account] = head.accounts.get(account, 0) + count
+                for text, count in other.samples.items():
+                    if text in head.samples or len(head.samples) < self._config.family_samples:
+                        head.samples[text] = head.samples.get(text, 0) + count
+        return result
 
     def prune(self) -> None:
         """Forget the one-prompt families older than one period, and their keys."""

@@ -3,9 +3,10 @@ time buckets (a bipartite account <-> infrastructure graph, one bit per bucket).
 
 SynchroTrap's point is that fraud accounts are loosely *synchronised*: they share infrastructure at the same
 times, again and again. Sharing alone is what carrier-grade NAT, corporate egress and universities look like,
-so ``sync_links`` only links accounts that share a key *and* a prompt family, in at least
-``sync_min_buckets`` buckets, on a key where that family is ``sync_min_lift`` times more common than in the
-whole population (an honest NAT carries a family at about its population share).
+so ``sync_links`` only links accounts that share a key *and* a prompt family, on a key where that family is
+``sync_min_lift`` times more common than in the whole population (an honest NAT carries a family at about its
+population share), and in at least ``sync_min_buckets`` buckets in which two or more of the family's
+accounts were active on it.
 """
 
 from collections import defaultdict
@@ -85,6 +86,8 @@ class InfraIndex:
             buckets = shared.bit_count()
             if buckets < config.sync_min_buckets:
                 continue
-            linked = [a for a in accounts if masks[a] & shared]
+            # The key is synchronised: every focused family account on it is linked, also one seen there in a
+            # single bucket (thin campaigns spread a few requests per account over many hours).
+            linked = accounts
             links.append(SyncLink(key=key, accounts=linked, buckets=buckets, lift=lift))
         return links
