@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 START = datetime(2026, 11, 30, tzinfo=UTC)
-WORDS = (
+WORDS = (  # noqa: SIM905 - a paragraph of words reads better than a list of 300 strings
     "time year people way day man thing woman life child world school state family student group country problem "
     "hand part place case week company system program question work government number night point home water room "
     "mother area money story fact month lot right study book eye job word business issue side kind head house "
