@@ -52,8 +52,16 @@ class TestCampaigns:
         members = set()
         for n in range(12):  # each its own address: only the wave and the template tie them
             members |= set(
-                log.accounts(f"wave{n}", 1, [f"203.0.{n}.9"], 9000 + n, per_account=8, prompt=template_prompt,
-                             signup_at=3600, domain="mailbox-z.top")  # fmt: skip
+                log.accounts(
+                    f"wave{n}",
+                    1,
+                    [f"203.0.{n}.9"],
+                    9000 + n,
+                    per_account=8,
+                    prompt=template_prompt,
+                    signup_at=3600,
+                    domain="mailbox-z.top",
+                )
             )
         outcome = detect(log.bytes())
         assert flagged(outcome) == members
@@ -108,16 +116,25 @@ class TestHardNegatives:
     def test_corporate_egress_with_an_onboarding_wave_is_never_a_cluster(self) -> None:
         log = Log()
         log.honest_background()
-        log.accounts("corp", 60, ["192.0.2.10"], 31000, per_account=6, prompt=honest_prompt, signup_at=1800,
-                     domain="bigcorp.example")  # fmt: skip
+        log.accounts(
+            "corp",
+            60,
+            ["192.0.2.10"],
+            31000,
+            per_account=6,
+            prompt=honest_prompt,
+            signup_at=1800,
+            domain="bigcorp.example",
+        )
         assert detect(log.bytes()).reports == []
 
     def test_a_university_lab_is_never_a_cluster(self) -> None:
         log = Log()
         log.honest_background()
         lab = [f"128.32.5.{h}" for h in range(10, 14)]
-        log.accounts("lab", 30, lab, 41000, per_account=10, prompt=honest_prompt, signup_at=600,
-                     domain="uni.example.edu")  # fmt: skip
+        log.accounts(
+            "lab", 30, lab, 41000, per_account=10, prompt=honest_prompt, signup_at=600, domain="uni.example.edu"
+        )
         assert detect(log.bytes()).reports == []
 
     def test_power_users_on_cloud_addresses_are_never_a_cluster(self) -> None:
@@ -142,6 +159,14 @@ class TestHardNegatives:
     def test_shared_infrastructure_and_a_wave_without_a_family_is_not_enough(self) -> None:
         log = Log()
         log.honest_background()
-        log.accounts("dc", 20, ["45.77.10.11", "45.77.10.12"], 20473, per_account=10, prompt=honest_prompt,
-                     signup_at=600, domain="mailbox-z.top")  # fmt: skip
+        log.accounts(
+            "dc",
+            20,
+            ["45.77.10.11", "45.77.10.12"],
+            20473,
+            per_account=10,
+            prompt=honest_prompt,
+            signup_at=600,
+            domain="mailbox-z.top",
+        )
         assert detect(log.bytes()).reports == []

@@ -13,7 +13,7 @@ from indicator_exchange.detect.pipeline import Outcome, run
 from indicator_exchange.settings import Settings
 
 T0 = datetime(2026, 11, 30, 6, tzinfo=UTC)
-VOCAB = (
+VOCAB = (  # noqa: SIM905 - a sentence of words reads better than a list
     "river budget kernel poem garden invoice theorem recipe server lecture novel cloud tensor market violin "
     "harbor ledger fossil orbit pixel canyon sonnet glacier vector lantern meadow cipher quartz tundra rocket "
     "magnet saddle walnut prairie beacon marble ember falcon tablet mosaic"
