@@ -179,16 +179,32 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
             viral = rng.random() < 1 / 6
             prompt = (lambda r: viral_prompt(r) if r.random() < 0.3 else honest_prompt(r)) if viral else honest_prompt
             people.append(
-                Account(new_id(), "honest-cgnat", [ip], 21_000 + n, rng.uniform(1, 15), prompt,
-                        rng.choice(FREE_MAIL), signup(0.3))
+                Account(
+                    new_id(),
+                    "honest-cgnat",
+                    [ip],
+                    21_000 + n,
+                    rng.uniform(1, 15),
+                    prompt,
+                    rng.choice(FREE_MAIL),
+                    signup(0.3),
+                )
             )
     for n in range(2):  # corporate egress with an onboarding burst of signups
         ip = net.address(net.block(192))
         burst = rng.uniform(0, seconds * 0.8)
         for i in range(200):
             people.append(
-                Account(new_id(), "honest-corporate", [ip], 31_000 + n, rng.uniform(2, 30), honest_prompt,
-                        f"bigcorp{n}.example", signup(1.0, burst + rng.uniform(0, 300) if i < 40 else None))
+                Account(
+                    new_id(),
+                    "honest-corporate",
+                    [ip],
+                    31_000 + n,
+                    rng.uniform(2, 30),
+                    honest_prompt,
+                    f"bigcorp{n}.example",
+                    signup(1.0, burst + rng.uniform(0, 300) if i < 40 else None),
+                )
             )
     lab = net.block(128)
     lab_vocab = rng.sample(WORDS, 80)
@@ -202,20 +218,45 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
     for _ in range(40):  # a university lab: one /24, one domain, one morning of signups, shared topics
         ips = [net.address(lab, h) for h in rng.sample(range(10, 20), 3)]
         people.append(
-            Account(new_id(), "honest-university", ips, 41_000, rng.uniform(5, 40), lab_prompt, "uni.example.edu",
-                    signup(1.0, term + rng.uniform(0, 900)))
+            Account(
+                new_id(),
+                "honest-university",
+                ips,
+                41_000,
+                rng.uniform(5, 40),
+                lab_prompt,
+                "uni.example.edu",
+                signup(1.0, term + rng.uniform(0, 900)),
+            )
         )
     cloud = [net.block(35) for _ in range(3)]
     for _ in range(60):  # power users: hundreds of diverse prompts a day, from cloud machines
         block = rng.choice(cloud)
         people.append(
-            Account(new_id(), "honest-power", [net.address(block)], 16_509, rng.uniform(200, 800), honest_prompt,
-                    rng.choice(FREE_MAIL), signup(0.2))
+            Account(
+                new_id(),
+                "honest-power",
+                [net.address(block)],
+                16_509,
+                rng.uniform(200, 800),
+                honest_prompt,
+                rng.choice(FREE_MAIL),
+                signup(0.2),
+            )
         )
 
-    def campaign(name: str, size: int, ips: list[str], asns: list[int], per_day: tuple[float, float],
-                 template: str, *, blend: float = 0.0, domains: list[str] = FREE_MAIL,
-                 waves: int = 0) -> None:
+    def campaign(
+        name: str,
+        size: int,
+        ips: list[str],
+        asns: list[int],
+        per_day: tuple[float, float],
+        template: str,
+        *,
+        blend: float = 0.0,
+        domains: list[str] = FREE_MAIL,
+        waves: int = 0,
+    ) -> None:
         def prompt(r: random.Random) -> str:
             return honest_prompt(r) if r.random() < blend else campaign_prompt(r, template)
 
@@ -223,8 +264,17 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
         for i in range(size):
             at = starts[i % waves] + rng.uniform(0, 300) if waves else signup(0.5)
             people.append(
-                Account(new_id(), f"campaign-{name}", ips, asns, rng.uniform(*per_day), prompt, rng.choice(domains),
-                        at, rotate=True)
+                Account(
+                    new_id(),
+                    f"campaign-{name}",
+                    ips,
+                    asns,
+                    rng.uniform(*per_day),
+                    prompt,
+                    rng.choice(domains),
+                    at,
+                    rotate=True,
+                )
             )
 
     dc = [net.block(45), net.block(45)]
@@ -233,8 +283,9 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
     campaign("resi-pool", 600, exits, resi_asns, (10, 30), "rubric")
     vpn = net.block(185)
     throwaway = [f"mailbox{n}.top" for n in range(3)]
-    campaign("signup-wave", 150, [net.address(vpn) for _ in range(8)], [9009], (8, 20), "coding",
-             domains=throwaway, waves=3)
+    campaign(
+        "signup-wave", 150, [net.address(vpn) for _ in range(8)], [9009], (8, 20), "coding", domains=throwaway, waves=3
+    )
     campaign("blended", 80, [ip for ip, _ in rng.sample(households, 60)], resi_asns, (20, 40), "tools", blend=0.5)
     small = net.block(51)
     campaign("small-thin", 25, [net.address(small) for _ in range(6)], [16_276], (5, 8), "cot2")
@@ -243,8 +294,34 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
 
 
 def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dict[str, object]]:
-    diurnal = np.array([0.3, 0.2, 0.15, 0.15, 0.2, 0.35, 0.6, 0.9, 1.2, 1.4, 1.5, 1.5, 1.4, 1.4, 1.5, 1.5, 1.4,
-                        1.3, 1.2, 1.1, 1.0, 0.9, 0.7, 0.5])
+    diurnal = np.array(
+        [
+            0.3,
+            0.2,
+            0.15,
+            0.15,
+            0.2,
+            0.35,
+            0.6,
+            0.9,
+            1.2,
+            1.4,
+            1.5,
+            1.5,
+            1.4,
+            1.4,
+            1.5,
+            1.5,
+            1.4,
+            1.3,
+            1.2,
+            1.1,
+            1.0,
+            0.9,
+            0.7,
+            0.5,
+        ]
+    )
     rates = np.array([a.per_day for a in people]) / 24
     nprng = np.random.default_rng(rng.randint(0, 2**32))
     for hour in range(days * 24):
@@ -254,8 +331,18 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
             if a.signup_at is not None and base <= a.signup_at < base + 3600:
                 ip = rng.choice(a.ips)
                 asn = rng.choice(a.asn) if isinstance(a.asn, list) else a.asn
-                batch.append((a.signup_at, {"event_type": "signup", "account_id": a.id, "source_ip": ip,
-                                            "asn": asn, "email": f"{a.id[:6]}@{a.domain}"}))
+                batch.append(
+                    (
+                        a.signup_at,
+                        {
+                            "event_type": "signup",
+                            "account_id": a.id,
+                            "source_ip": ip,
+                            "asn": asn,
+                            "email": f"{a.id[:6]}@{a.domain}",
+                        },
+                    )
+                )
         counts = nprng.poisson(rates * diurnal[hour % 24])
         for index in np.flatnonzero(counts):
             a = people[int(index)]
@@ -264,8 +351,15 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
             for _ in range(int(counts[index])):
                 ip = rng.choice(a.ips)
                 asn = rng.choice(a.asn) if isinstance(a.asn, list) else a.asn
-                event = {"event_type": "request", "account_id": a.id, "source_ip": ip, "asn": asn,
-                         "prompt_text": a.prompt(rng), "model": "m-large", "output_tokens": rng.randint(50, 2000)}
+                event = {
+                    "event_type": "request",
+                    "account_id": a.id,
+                    "source_ip": ip,
+                    "asn": asn,
+                    "prompt_text": a.prompt(rng),
+                    "model": "m-large",
+                    "output_tokens": rng.randint(50, 2000),
+                }
                 batch.append((base + rng.uniform(0, 3600), event))
         batch.sort(key=lambda item: item[0])
         for ts, event in batch:
