@@ -21,7 +21,7 @@ class DetectConfig(BaseSettings):
 
     # Prompt families.
     family_min_accounts: int = Field(8, ge=2, description="A prompt family counts once it spans this many accounts.")
-    family_min_bands: int = Field(2, ge=1, le=8, description="Band keys a prompt must share to join a family.")
+    family_min_bands: int = Field(2, ge=1, le=16, description="Band keys a prompt must share to join a family.")
     family_max_keys: int = Field(4096, ge=16, description="LSH band keys kept per family (bounds its memory).")
     family_max_accounts: int = Field(200_000, ge=16, description="Accounts counted per family (bounds its memory).")
     family_samples: int = Field(64, ge=1, description="Distinct prompt texts kept in memory per family to publish.")

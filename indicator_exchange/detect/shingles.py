@@ -13,7 +13,7 @@ is computed by ``stix.fingerprint`` from the few texts a family keeps (``signals
 import numpy as np
 import numpy.typing as npt
 
-BINS = 24
+BINS = 48
 ROWS = 3
 BANDS = BINS // ROWS
 SHINGLE = 6
@@ -21,7 +21,6 @@ _EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX2 = np.uint64(0x94D049BB133111EB)
 _MASK = np.uint64((1 << (8 * SHINGLE)) - 1)
-_HALF = np.uint64(1 << 63)
 _BAND_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
 
@@ -53,20 +52,17 @@ def band_keys(texts: list[str]) -> list[list[int]]:
     windows = np.ndarray((count,), dtype="<u8", buffer=folded.data, strides=(1,))
     hashed = (windows & _MASK) * _MIX1
     hashed ^= hashed >> np.uint64(29)
-    # Keep the half of the shingles whose hash has its top bit clear: a consistent sample (the same shingle is
-    # kept in every prompt), so Jaccard estimates stay unbiased at half the cost of the rest.
-    positions = np.flatnonzero(hashed < _HALF)
-    values = hashed[positions]
+    values = hashed
     # The text a window starts in. The few windows that run over a separator into the next text add a shingle
     # or two of noise to a prompt of hundreds; checking them costs more than the rest of the batch.
-    text = np.repeat(np.arange(len(texts), dtype=np.int64), lengths + 1)[positions]
-    bins = ((values >> np.uint64(31)) * np.uint64(BINS)) >> np.uint64(32)
+    text = np.repeat(np.arange(len(texts), dtype=np.int64), lengths + 1)[:count]
+    bins = ((values >> np.uint64(32)) * np.uint64(BINS)) >> np.uint64(32)
     where = text * BINS + bins.astype(np.int64)
     minima = np.full(len(texts) * BINS, _EMPTY, dtype=np.uint64)
     np.minimum.at(minima, where, values)
     grid = minima.reshape(len(texts), BANDS, ROWS)
     empty = (grid == _EMPTY).any(axis=2)
-    keys = (grid * _BAND_MULT).sum(axis=2, dtype=np.uint64)
+    keys = (grid * _BAND_MULT[:ROWS]).sum(axis=2, dtype=np.uint64)
     keys ^= np.arange(BANDS, dtype=np.uint64) * _MIX2
     keys >>= np.uint64(1)  # fits a signed 64-bit int: cheap Python ints and dict keys
     keys |= np.uint64(1)  # never 0, which marks "no key"

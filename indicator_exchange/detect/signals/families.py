@@ -126,8 +126,29 @@ class FamilyIndex:
         elif len(samples) < self._config.family_samples:
             samples[text] = 1
 
+    def _resolve_singles(self) -> None:
+        """Fold each one-prompt family into a family its keys now reach on ``family_min_bands`` keys.
+
+        The first prompts of a template arrive before its family has keys to catch them: each starts a family
+        of its own. At close the family is known, so they (often the whole traffic of a thin account) join it.
+        """
+        table, needed = self._key_family, self._config.family_min_bands
+        for singles in (self._old, self._young):
+            for fid in list(singles):
+                single = singles[fid]
+                hits: dict[int, int] = {}
+                for key in single.keys:
+                    found = table.get(key) if key else None
+                    if found is not None and found != fid and found in self.families:
+                        hits[found] = hits.get(found, 0) + 1
+                best = max(hits, key=hits.__getitem__, default=0)
+                if best and hits[best] >= needed and not self.families[best].allowlisted:
+                    self._file(self.families[best], single.account, single.ts, single.text)
+                    del singles[fid]
+
     def merged(self) -> dict[int, Family]:
-        """The families at close, those found to be one template merged into one."""
+        """The families at close: one-prompt families folded in, those found to be one template merged."""
+        self._resolve_singles()
         result = dict(self.families)
         for group in self.same.groups():
             present = [f for f in group if f in result]
