@@ -32,6 +32,9 @@ class DetectConfig(BaseSettings):
     sync_min_lift: float = Field(
         5.0, ge=1.0, description="How much a key's family share must exceed the family's population share."
     )
+    sync_min_purity: float = Field(
+        0.5, gt=0.0, le=1.0, description="Or: the share of a key's accounts the family must hold (large families)."
+    )
     key_max_accounts: int = Field(20_000, ge=16, description="Accounts tracked per address, range or ASN.")
 
     # Registration waves.

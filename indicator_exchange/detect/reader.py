@@ -193,7 +193,8 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
             line=number,
             ts=ts,
             signup=data.get("event_type") == "signup",
-            account=data.get("account_id"),
+            # No account id: the login or the API key stands for the account (one of them names it).
+            account=data.get("account_id") or data.get("account_login") or data.get("api_key_id"),
             ip=ip,
             net=net,
             asn=data.get("asn"),

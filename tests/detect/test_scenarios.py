@@ -170,3 +170,12 @@ class TestHardNegatives:
             domain="mailbox-z.top",
         )
         assert detect(log.bytes()).reports == []
+
+
+class TestLargeCampaigns:
+    def test_a_campaign_that_is_most_of_the_population_is_still_found(self) -> None:
+        # Lift is at most 1 / (the family's share of the population): the pool's purity decides instead.
+        log = Log()
+        log.honest_background(20)
+        members = set(campaign(log, size=40))
+        assert flagged(detect(log.bytes())) == members

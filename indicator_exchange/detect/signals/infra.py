@@ -5,8 +5,8 @@ SynchroTrap's point is that fraud accounts are loosely *synchronised*: they shar
 times, again and again. Sharing alone is what carrier-grade NAT, corporate egress and universities look like,
 so ``sync_links`` only links accounts that share a key *and* a prompt family, on a key where that family is
 ``sync_min_lift`` times more common than in the whole population (an honest NAT carries a family at about its
-population share), and in at least ``sync_min_buckets`` buckets in which two or more of the family's
-accounts were active on it.
+population share) or holds ``sync_min_purity`` of the key's accounts, and in at least ``sync_min_buckets``
+buckets in which two or more of the family's accounts were active on it.
 """
 
 from collections import defaultdict
@@ -74,8 +74,11 @@ class InfraIndex:
         for key, accounts in on_key.items():
             if len(accounts) < 2:
                 continue
-            lift = len(accounts) / self.accounts_on(key) / share
-            if lift < config.sync_min_lift:
+            purity = len(accounts) / self.accounts_on(key)
+            lift = purity / share
+            # Lift alone cannot pass a family that is a large part of the population (lift <= 1 / share): a key
+            # the family holds most of is as telling.
+            if lift < config.sync_min_lift and purity < config.sync_min_purity:
                 continue
             masks = self.by_key[key]
             seen = shared = 0
