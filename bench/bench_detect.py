@@ -94,7 +94,10 @@ def speed(sizes: list[int], days: int, accounts: int) -> None:
             env=os.environ | {"PYTHONHASHSEED": "0"},
         )  # fmt: skip
         _replay(base, days, size, child)
-        out, _ = child.communicate()
+        assert child.stdout is not None
+        out = child.stdout.read()
+        if child.wait() != 0:
+            raise SystemExit(f"the worker failed at {size:,} events")
         r = json.loads(out)
         print(f"{r['events']:>10,}  {r['cpu']:6.1f}   {r['events'] / r['cpu']:12,.0f}   {r['wall']:6.1f}   "
               f"{r['rss_mib']:12.0f}   {r['clusters']:8d}   {r['loop_ns']:.0f}")  # fmt: skip

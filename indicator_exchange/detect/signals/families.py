@@ -6,14 +6,13 @@ merged: merging on any shared key chains unrelated prompts through common phrase
 one shared band: a common opening ("can you explain") fills a band or two of very different prompts. Most
 prompts of honest traffic start a family that never grows, so one-prompt families are kept for two
 ``prune_every`` periods only: state stays bounded. Public scaffolds are seeded as families of their own,
-marked allowlisted: prompts near them join those and never count. A prompt that joins two families (on
-``family_min_bands`` keys each) shows they are one template: they are merged when the window closes.
+marked allowlisted: prompts near them join those and never count. Families that one prompt reaches both of are
+not merged either: templates that share a phrase ("show your reasoning") chained into one family that way.
 """
 
 from dataclasses import dataclass, field
 
 from indicator_exchange.detect.config import DetectConfig
-from indicator_exchange.detect.unionfind import UnionFind
 
 
 @dataclass(slots=True)
@@ -41,8 +40,6 @@ class FamilyIndex:
         self._config = config
         self._key_family: dict[int, int] = {}
         self.families: dict[int, Family] = {}
-        self.same: UnionFind[int] = UnionFind()
-        """Families one prompt joined both of (each on ``family_min_bands`` keys): one template, merged at close."""
         self._young: dict[int, _Single] = {}
         self._old: dict[int, _Single] = {}
         self._next = 1
@@ -88,9 +85,6 @@ class FamilyIndex:
             hits[fid] = count
             joined = [f for f, n in hits.items() if n >= needed]
             fid = max(joined, key=hits.__getitem__) if joined else 0
-            for other in joined:
-                if other != fid:
-                    self.same.union(fid, other)
         elif count < needed:
             fid = 0
         if not fid:
@@ -147,26 +141,9 @@ class FamilyIndex:
                     del singles[fid]
 
     def merged(self) -> dict[int, Family]:
-        """The families at close: one-prompt families folded in, those found to be one template merged."""
+        """The families at close, one-prompt families folded into those they reach."""
         self._resolve_singles()
-        result = dict(self.families)
-        for group in self.same.groups():
-            present = [f for f in group if f in result]
-            if len(present) < 2:
-                continue
-            head = result[present[0]]
-            for fid in present[1:]:
-                other = result.pop(fid)
-                head.prompts += other.prompts
-                head.first_seen = min(head.first_seen, other.first_seen)
-                head.last_seen = max(head.last_seen, other.last_seen)
-                head.allowlisted = head.allowlisted or other.allowlisted
-                for account, count in other.accounts.items():
-                    head.accounts[account] = head.accounts.get(account, 0) + count
-                for text, count in other.samples.items():
-                    if text in head.samples or len(head.samples) < self._config.family_samples:
-                        head.samples[text] = head.samples.get(text, 0) + count
-        return result
+        return dict(self.families)
 
     def prune(self) -> None:
         """Forget the one-prompt families older than one period, and their keys."""
