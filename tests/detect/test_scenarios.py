@@ -179,3 +179,20 @@ class TestLargeCampaigns:
         log.honest_background(20)
         members = set(campaign(log, size=40))
         assert flagged(detect(log.bytes())) == members
+
+    def test_two_campaigns_on_one_pool_with_different_templates_stay_two(self) -> None:
+        from tests.detect.traffic import template_prompt
+
+        rubric = (
+            "You are an expert grader. Grade the response below against the rubric, scoring each criterion "
+            "and justifying every score in detail. Show your reasoning. Response: {slot}"
+        )
+        log = Log()
+        log.honest_background()
+        first = set(campaign(log, "one"))
+        pool = [f"45.77.10.{n}" for n in (11, 12, 13, 14)]
+        second = set(log.accounts("two", 12, pool, 20473, per_account=10, prompt=lambda r: template_prompt(r, rubric)))
+        assert sorted((set(r.account_ids) for r in detect(log.bytes()).reports), key=len) in (
+            [first, second],
+            [second, first],
+        )
