@@ -65,12 +65,17 @@ class FamilyIndex:
         """File one prompt; answers its family id."""
         table = self._key_family
         # One family is the common answer (or none): count it without a dict, fall back to one on a second.
+        # Each key is looked up once: setdefault files it under the id a new family would take, and the keys
+        # filed so are moved (or dropped) below if the prompt joins a family after all.
+        candidate = self._next
+        fresh: list[int] = []
         fid = count = 0
         hits: dict[int, int] | None = None
         for key in keys:
             if key:
-                found = table.get(key)
-                if found is None:
+                found = table.setdefault(key, candidate)
+                if found == candidate:
+                    fresh.append(key)
                     continue
                 if found == fid:
                     count += 1
@@ -90,7 +95,6 @@ class FamilyIndex:
         if not fid:
             fid = self._new_id()
             self._young[fid] = _Single(account, ts, keys, text)
-            self._register(fid, keys)
             return fid
         family = self.families.get(fid)
         if family is None:
@@ -100,8 +104,14 @@ class FamilyIndex:
             self._file(family, single.account, single.ts, single.text)
             family.keys = sum(1 for k in single.keys if k)
         self._file(family, account, ts, text)
-        if family.keys < self._config.family_max_keys and not family.allowlisted:
-            family.keys += self._register(fid, keys)
+        room = 0 if family.allowlisted else self._config.family_max_keys - family.keys
+        for key in fresh:
+            if room > 0:
+                table[key] = fid
+                room -= 1
+                family.keys += 1
+            else:
+                del table[key]
         return fid
 
     def _file(self, family: Family, account: str | None, ts: float, text: str) -> None:
