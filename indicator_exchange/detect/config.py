@@ -25,7 +25,7 @@ class DetectConfig(BaseSettings):
     family_max_keys: int = Field(4096, ge=16, description="LSH band keys kept per family (bounds its memory).")
     family_max_accounts: int = Field(200_000, ge=16, description="Accounts counted per family (bounds its memory).")
     family_samples: int = Field(64, ge=1, description="Distinct prompt texts kept in memory per family to publish.")
-    prune_every: int = Field(200_000, ge=1000, description="Prompts between sweeps of one-prompt families.")
+    prune_every: int = Field(100_000, ge=1000, description="Prompts between sweeps of one-prompt families.")
 
     # Infrastructure synchronisation.
     sync_min_buckets: int = Field(2, ge=1, description="Buckets in which family accounts must share a key.")

@@ -10,6 +10,7 @@ marked allowlisted: prompts near them join those and never count. Families that 
 not merged either: templates that share a phrase ("show your reasoning") chained into one family that way.
 """
 
+from array import array
 from dataclasses import dataclass, field
 
 from indicator_exchange.detect.config import DetectConfig
@@ -31,7 +32,8 @@ class Family:
 class _Single:
     account: str | None
     ts: float
-    keys: list[int]
+    keys: "array[int]"
+    """Packed: a list of 16 Python ints costs five times as much, and most prompts stay single."""
     text: str
 
 
@@ -94,7 +96,7 @@ class FamilyIndex:
             fid = 0
         if not fid:
             fid = self._new_id()
-            self._young[fid] = _Single(account, ts, keys, text)
+            self._young[fid] = _Single(account, ts, array("q", keys), text)
             return fid
         family = self.families.get(fid)
         if family is None:
