@@ -121,9 +121,12 @@ class Publisher:
         groups: tuple[list[Infrastructure], list[Infrastructure], list[Infrastructure]] = ([], [], [])
         ordered = sorted(cluster.keys.items(), key=lambda kv: (-kv[1][0], kv[0]))
         published_under: Counter[str] = Counter()
+        used_under: Counter[str] = Counter()
         for key, (inside, total, _) in ordered:
-            if key.startswith("ip:") and inside >= 2 and inside / max(1, total) >= config.indicator_min_share:
-                published_under.update(cluster.parents.get(key, ()))
+            if key.startswith("ip:"):
+                used_under.update(cluster.parents.get(key, ()))
+                if inside >= 2 and inside / max(1, total) >= config.indicator_min_share:
+                    published_under.update(cluster.parents.get(key, ()))
         for key, (inside, total, untouched) in ordered:
             kind, _, value = key.partition(":")
             if inside < 2:
@@ -135,13 +138,14 @@ class Publisher:
                     Infrastructure(value=value, accounts=inside, accounts_total=total, published=published)
                 )
             else:
-                # A range or an ASN only with three published addresses in it and no address seen in it that the
-                # cluster never used: one residential exit never makes its neighbours' /24 an indicator.
+                # A range or an ASN only with no address seen in it that the cluster never used, and three
+                # published addresses in it (or, with no other account on it, three addresses it used): one
+                # residential exit never makes its neighbours' /24 an indicator, a pool rotating through a /48 does.
                 published = (
                     inside >= 3
                     and share >= config.range_min_share
                     and untouched == 0
-                    and published_under[key] >= _MIN_ADDRESSES_PER_RANGE
+                    and (published_under[key] if inside < total else used_under[key]) >= _MIN_ADDRESSES_PER_RANGE
                 )
                 shown = f"AS{value}" if kind == "asn" else value
                 item = Infrastructure(value=shown, accounts=inside, accounts_total=total, published=published)

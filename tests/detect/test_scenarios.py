@@ -1,11 +1,12 @@
 """Each signal fires or stays quiet on small crafted logs, and every hard negative stays quiet."""
 
 import json
+from datetime import timedelta
 
 import jsonschema
 
 from indicator_exchange.public_schemas import SCHEMA_DIR
-from tests.detect.traffic import REACT, VIRAL, Log, campaign, detect, flagged, honest_prompt, template_prompt, words
+from tests.detect.traffic import REACT, T0, VIRAL, Log, campaign, detect, flagged, honest_prompt, template_prompt, words
 
 
 def _viral(rng: object) -> str:
@@ -196,3 +197,20 @@ class TestLargeCampaigns:
             [first, second],
             [second, first],
         )
+
+    def test_a_pool_rotating_through_an_ipv6_range_without_asns_publishes_the_range(self) -> None:
+        log = Log()
+        log.honest_background()
+        members = [f"v6-{n:03d}" for n in range(12)]
+        for name in members:
+            for _ in range(10):
+                address = f"2001:db8:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
+                at = log.rng.uniform(0, log.hours * 3600)
+                log.events.append(
+                    {"timestamp": (T0 + timedelta(seconds=at)).isoformat(), "account_id": name,
+                     "source_ip": address, "prompt_text": template_prompt(log.rng)}
+                )  # fmt: skip
+        outcome = detect(log.bytes())
+        assert flagged(outcome) == set(members)
+        ranges = {d.value for d in outcome.detections if d.kind == "proxy_ip"}
+        assert ranges == {"2001:db8:77::/48"}
