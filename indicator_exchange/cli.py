@@ -838,6 +838,18 @@ def fingerprint(
         )
 
 
+# --- behavioural detection (indicator_exchange/detect/cli.py) ----------------------------------------------
+
+
+def _register_detect() -> None:
+    from indicator_exchange.detect.cli import detect_command
+
+    app.command("detect")(detect_command)
+
+
+_register_detect()
+
+
 # --- matching --------------------------------------------------------------------------------------------
 
 

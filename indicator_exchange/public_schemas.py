@@ -54,6 +54,12 @@ def _match_response() -> dict[str, Any]:
     return MatchResult.model_json_schema()
 
 
+def _detect_clusters() -> dict[str, Any]:
+    from indicator_exchange.detect.output import ClustersFile
+
+    return ClustersFile.model_json_schema()
+
+
 GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "match-event.schema.json": _match_event,
     "match-result.schema.json": _match_result,
@@ -61,6 +67,7 @@ GENERATORS: dict[str, Callable[[], dict[str, Any]]] = {
     "detection.schema.json": _detection,
     "ingest-result.schema.json": _ingest_result,
     "report.schema.json": _report,
+    "detect-clusters.schema.json": _detect_clusters,
 }
 
 

@@ -12,6 +12,7 @@ from indicator_exchange.ingest.parsing import InputLine
 
 IdentifierType = Literal["email", "email-domain", "phone", "payment-instrument", "device"]
 IndicatorKind = Literal["proxy_ip", "prompt_signature", "account_pattern", "other"]
+EventType = Literal["request", "signup"]
 
 
 class TrafficEvent(BaseModel):
@@ -20,6 +21,9 @@ class TrafficEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     timestamp: AwareDatetime
+    event_type: EventType = Field(
+        "request", description="'request' (an API call, the default) or 'signup' (an account was created)."
+    )
     event_id: str | None = Field(None, max_length=256, description="Your id for the event, echoed in matches.")
     source_ip: str | None = Field(None, description="Client IPv4 or IPv6 address.")
     asn: int | None = Field(None, ge=0, description="Autonomous system of source_ip, if enriched.")
@@ -32,6 +36,9 @@ class TrafficEvent(BaseModel):
     identifiers: dict[IdentifierType, str] | None = Field(
         None, repr=False, description="PII by type; HMAC-hashed in memory with the community key."
     )
+    user_agent: str | None = Field(None, max_length=1024, description="Client User-Agent header.")
+    model: str | None = Field(None, max_length=256, description="Model the request asked for.")
+    output_tokens: int | None = Field(None, ge=0, description="Tokens the answer held.")
 
 
 class Match(BaseModel):

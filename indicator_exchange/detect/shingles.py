@@ -1,0 +1,71 @@
+"""In-memory near-duplicate keys for prompts: one-permutation MinHash over byte 6-grams, a batch at a time.
+
+Why not ``llmsig-minhash-v1`` for every event: its keyed AES PRF and 128 permutations cost tens of
+microseconds a prompt, the whole budget of an event at 50,000 events/s. These keys never leave the process, so
+they need no key and no bit-for-bit spec: a batch of prompts is lower-cased, and punctuation and whitespace become
+spaces (a cheap cousin of ``llmsig-norm-v1``), then every 6-byte shingle is hashed once with
+a 64-bit mixer, and each prompt keeps the minimum per bin (one-permutation hashing, Li, Owen and Zhang 2012).
+Bands of ``ROWS`` bins make the LSH keys: two prompts share a band with probability about J ** ROWS, so a
+family of templated prompts (high J) shares keys while unrelated prompts almost never do. What is published
+is computed by ``stix.fingerprint`` from the few texts a family keeps (``signals.families``).
+"""
+
+import numpy as np
+import numpy.typing as npt
+
+BINS = 48
+ROWS = 3
+BANDS = BINS // ROWS
+SHINGLE = 6
+_EMPTY = np.uint64(0xFFFFFFFFFFFFFFFF)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_MASK = np.uint64((1 << (8 * SHINGLE)) - 1)
+_BAND_MULT = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
+
+
+def _table() -> npt.NDArray[np.uint8]:
+    table = np.arange(256, dtype=np.uint8)
+    for byte in range(128):
+        char = chr(byte)
+        if char.isupper():
+            table[byte] = ord(char.lower())
+        elif not char.isalnum() and byte != 0:
+            table[byte] = 32  # ASCII punctuation, symbols and whitespace all become one space
+    return table
+
+
+_TABLE = _table()
+
+
+def band_keys(texts: list[str]) -> list[list[int]]:
+    """The ``BANDS`` LSH keys of each text (0 = a band with an empty bin, never a key)."""
+    if not texts:
+        return []
+    encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
+    lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+    raw = b"\x00".join(encoded) + bytes(8)
+    folded = _TABLE[np.frombuffer(raw, dtype=np.uint8)]
+    count = int(lengths.sum()) + len(texts)
+    # Every 8-byte window of the folded bytes, overlapping and unaligned, read as one little-endian integer:
+    # its low SHINGLE bytes are the shingle. No copy until the multiply.
+    windows = np.ndarray((count,), dtype="<u8", buffer=folded.data, strides=(1,))
+    hashed = (windows & _MASK) * _MIX1
+    hashed ^= hashed >> np.uint64(29)
+    values = hashed
+    # The text a window starts in. The few windows that run over a separator into the next text add a shingle
+    # or two of noise to a prompt of hundreds; checking them costs more than the rest of the batch.
+    text = np.repeat(np.arange(len(texts), dtype=np.int64), lengths + 1)[:count]
+    bins = ((values >> np.uint64(32)) * np.uint64(BINS)) >> np.uint64(32)
+    where = text * BINS + bins.astype(np.int64)
+    minima = np.full(len(texts) * BINS, _EMPTY, dtype=np.uint64)
+    np.minimum.at(minima, where, values)
+    grid = minima.reshape(len(texts), BANDS, ROWS)
+    empty = (grid == _EMPTY).any(axis=2)
+    keys = (grid * _BAND_MULT[:ROWS]).sum(axis=2, dtype=np.uint64)
+    keys ^= np.arange(BANDS, dtype=np.uint64) * _MIX2
+    keys >>= np.uint64(1)  # fits a signed 64-bit int: cheap Python ints and dict keys
+    keys |= np.uint64(1)  # never 0, which marks "no key"
+    keys[empty] = 0
+    result: list[list[int]] = keys.tolist()
+    return result
