@@ -32,7 +32,18 @@ DETECTIONS_DOC = {
                             {"description": "Anything else: that line is rejected, the rest are ingested."},
                         ]
                     },
-                }
+                },
+                "example": [
+                    {
+                        "kind": "proxy_ip",
+                        "detector": "proxy-graph",
+                        "value": "203.0.113.57",
+                        "proxy_kind": "residential",
+                        "first_seen": "2026-01-01T00:00:00Z",
+                        "last_seen": "2026-01-02T00:00:00Z",
+                        "confidence": 60,
+                    }
+                ],
             },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One detection JSON per line."}},
         },

@@ -145,7 +145,7 @@ class TestReportAccess:
     @pytest.mark.parametrize("backend", ["sqlite"])
     @pytest.mark.parametrize(
         ("params", "message"),
-        [({"format": "docx"}, "format"), ({"from": "yesterday"}, "not a date"), ({"collection": "nope"}, "nope"),
+        [({"format": "docx"}, "format"), ({"from": "yesterday"}, "query.from"), ({"collection": "nope"}, "nope"),
          ({"partner": "nobody"}, "nobody")],
     )  # fmt: skip
     def test_bad_parameters_are_plain_json_errors(
