@@ -33,7 +33,8 @@ MATCH_DOC = {
                             {"description": "Anything else: that event is rejected, the others are matched."},
                         ]
                     },
-                }
+                },
+                "example": [{"timestamp": "2026-01-01T00:00:00Z", "event_id": "e1", "source_ip": "203.0.113.57"}],
             },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One event JSON per line."}},
         },
