@@ -773,7 +773,7 @@ def push(
     kept) is listed with the reason (`adjusted`; under `adjustments` in --json); that alone is no failure.
     """
     tune_garbage_collector()
-    from indicator_exchange.ingest.push import push_file
+    from indicator_exchange.ingest.push import push_file, summary_lines
 
     settings = _settings()
     if url is None:
@@ -795,23 +795,10 @@ def push(
     if as_json:
         typer.echo(json.dumps(summary))
     else:
-        rejections = summary["rejections"]
-        for item in rejections[:SHOWN_REJECTIONS]:
-            typer.echo(f"line {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
-        if len(rejections) > SHOWN_REJECTIONS:
-            typer.echo(f"… and {len(rejections) - SHOWN_REJECTIONS:,} more rejected lines (--json lists all)", err=True)
-        adjustments = summary["adjustments"]
-        for item in adjustments[:SHOWN_REJECTIONS]:
-            for message in item["adjusted"]:
-                typer.echo(f"line {item['line']}: adjusted: {message}", err=True)
-        if len(adjustments) > SHOWN_REJECTIONS:
-            more = len(adjustments) - SHOWN_REJECTIONS
-            typer.echo(f"… and {more:,} more adjusted lines (--json lists all)", err=True)
-        typer.echo(
-            f"pushed {plural(summary['lines'], 'detection')}: {summary['created']:,} created, "
-            f"{summary['versioned']:,} versioned, {summary['unchanged']:,} unchanged, "
-            f"{summary['revoked']:,} revoked, {summary['rejected']:,} rejected"
-        )
+        notes, totals = summary_lines(summary)
+        for note in notes:
+            typer.echo(note, err=True)
+        typer.echo(totals)
     if summary["rejected"]:
         raise typer.Exit(1)
 

@@ -189,7 +189,7 @@ def _push(
     batch: int,
 ) -> None:
     """The same path, progress bar and summary as ``indicator-exchange push``."""
-    from indicator_exchange.ingest.push import push_file
+    from indicator_exchange.ingest.push import push_file, summary_lines
     from indicator_exchange.settings import Settings
 
     assert isinstance(settings, Settings)
@@ -210,13 +210,8 @@ def _push(
     finally:
         if temporary:
             os.unlink(path)
-    for item in totals["rejections"][:SHOWN_ERRORS]:
-        typer.echo(f"detection {item['line']}: rejected ({item['field']}): {item['reason']}", err=True)
-    typer.echo(
-        f"pushed {plural(totals['lines'], 'detection')}: {totals['created']:,} created, "
-        f"{totals['versioned']:,} versioned, {totals['unchanged']:,} unchanged, "
-        f"{totals['revoked']:,} revoked, {totals['rejected']:,} rejected",
-        err=True,
-    )
+    notes, summary = summary_lines(totals, item="detection")
+    for note in [*notes, summary]:  # stdout may be the detections themselves (-o -)
+        typer.echo(note, err=True)
     if totals["rejected"]:
         raise typer.Exit(1)

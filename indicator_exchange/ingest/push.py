@@ -16,6 +16,7 @@ from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 from indicator_exchange.store.statistics import analyze_stale
+from indicator_exchange.wording import plural
 
 COUNTS = ("created", "versioned", "unchanged", "revoked", "rejected")
 # One detection as read from the file: its exact bytes (sent as they are over HTTP) and its parsed form.
@@ -71,6 +72,28 @@ def _local_caller(settings: Settings, principal: str | None) -> Caller:
             )
     finally:
         engine.dispose()
+
+
+# Rejected (or adjusted) lines the CLI prints of a push; `--json` carries every one.
+SHOWN_LINES = 100
+
+
+def summary_lines(summary: dict[str, Any], *, item: str = "line") -> tuple[list[str], str]:
+    """What a command prints of ``push_file``'s answer: the notes on the first ``SHOWN_LINES`` rejected and
+    adjusted lines (``item`` names what a line number counts), and the one-line totals."""
+    notes = [f"{item} {r['line']}: rejected ({r['field']}): {r['reason']}" for r in summary["rejections"][:SHOWN_LINES]]
+    if len(summary["rejections"]) > SHOWN_LINES:
+        notes.append(f"… and {len(summary['rejections']) - SHOWN_LINES:,} more rejected lines (--json lists all)")
+    for adjusted in summary["adjustments"][:SHOWN_LINES]:
+        notes.extend(f"{item} {adjusted['line']}: adjusted: {message}" for message in adjusted["adjusted"])
+    if len(summary["adjustments"]) > SHOWN_LINES:
+        notes.append(f"… and {len(summary['adjustments']) - SHOWN_LINES:,} more adjusted lines (--json lists all)")
+    totals = (
+        f"pushed {plural(summary['lines'], 'detection')}: {summary['created']:,} created, "
+        f"{summary['versioned']:,} versioned, {summary['unchanged']:,} unchanged, "
+        f"{summary['revoked']:,} revoked, {summary['rejected']:,} rejected"
+    )
+    return notes, totals
 
 
 def push_file(
