@@ -11,7 +11,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.app import create_app
-from indicator_exchange.settings import Settings
+from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import is_sqlite, make_engine, make_sessionmaker
 from indicator_exchange.store.models import Base
@@ -105,6 +105,15 @@ def session(sessions: sessionmaker[Session]) -> Iterator[Session]:
     """A session for arranging and inspecting data; commit explicitly to make data visible to the app."""
     with sessions() as s:
         yield s
+
+
+@pytest.fixture
+def cli_env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The test database as the CLI finds it (IX_DATABASE_URL), with the cached settings cleared around it."""
+    monkeypatch.setenv("IX_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    yield db_url
+    get_settings.cache_clear()
 
 
 def make_settings(url: str, **overrides: object) -> Settings:

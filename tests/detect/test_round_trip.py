@@ -1,7 +1,6 @@
 """detect -> push -> TAXII poll -> match finds the cluster's traffic; no raw prompt or PII is written anywhere."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
-from indicator_exchange.settings import get_settings
 from tests.detect.traffic import SECRET_WORD, T0, Log, campaign
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
 
@@ -21,14 +19,6 @@ BAD_LINES = [
     json.dumps({"timestamp": T0.isoformat(), "prompt_text": 7, "email": f"x.{SECRET_WORD}@mail.example"}).encode()
     + b"\n",
 ]
-
-
-@pytest.fixture
-def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("IX_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield db_url
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 class TestRoundTrip:
     def test_detect_push_poll_match(
-        self, env: str, session: Session, client: TestClient, tmp_path: Path, log_file: tuple[Path, set[str]]
+        self, cli_env: str, session: Session, client: TestClient, tmp_path: Path, log_file: tuple[Path, set[str]]
     ) -> None:
         path, members = log_file
         collection = make_collection(session, alias="feed")

@@ -1,7 +1,6 @@
 """Ingestion says where it published otherwise than a line asked (`adjusted`), over HTTP and in `push`."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from typer.testing import CliRunner
 from indicator_exchange.cli import app as cli
 from indicator_exchange.ingest.schemas import IngestResult
 from indicator_exchange.public_schemas import SCHEMA_DIR
-from indicator_exchange.settings import get_settings
 from indicator_exchange.stix.convert import EXT_PROXY_CONTEXT
 from indicator_exchange.stix.markings import Tlp
 from tests.fixtures.factories import Key, make_collection, make_key
@@ -116,14 +114,6 @@ class TestDocumented:
 
 
 @pytest.fixture
-def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("IX_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield db_url
-    get_settings.cache_clear()
-
-
-@pytest.fixture
 def cli_detector(session: Session) -> Key:
     collection = make_collection(session, alias="feed")
     key = make_key(session, "det-1", kind="detector", clearance="red", read=[collection], write=[collection])
@@ -146,7 +136,7 @@ def upload(tmp_path: Path) -> Path:
 
 
 class TestPushCli:
-    def test_json_lists_each_adjusted_line(self, env: str, cli_detector: Key, upload: Path) -> None:
+    def test_json_lists_each_adjusted_line(self, cli_env: str, cli_detector: Key, upload: Path) -> None:
         result = CliRunner().invoke(cli, ["push", str(upload), "--as", "det-1", "--json"])
         assert result.exit_code == 0, result.output  # an adjustment is said, not a failure
         adjustments = json.loads(result.stdout)["adjustments"]
@@ -155,15 +145,15 @@ class TestPushCli:
             (4, ["proxy_kind"]),
         ]
 
-    def test_plain_output_names_each_adjusted_line(self, env: str, cli_detector: Key, upload: Path) -> None:
+    def test_plain_output_names_each_adjusted_line(self, cli_env: str, cli_detector: Key, upload: Path) -> None:
         result = CliRunner().invoke(cli, ["push", str(upload), "--as", "det-1"])
         assert result.exit_code == 0, result.output
         assert "line 2: adjusted: tlp: raised from green to amber+strict" in result.stderr
         assert "line 4: adjusted: proxy_kind: the stored indicator stays mobile, not residential" in result.stderr
         assert "line 1:" not in result.stderr
 
-    def test_remote_push_numbers_them_like_the_file(self, env: str, cli_detector: Key, upload: Path) -> None:
-        with live_server(env) as server:
+    def test_remote_push_numbers_them_like_the_file(self, cli_env: str, cli_detector: Key, upload: Path) -> None:
+        with live_server(cli_env) as server:
             bearer = f"{cli_detector.key_id}.{cli_detector.secret}"
             result = CliRunner().invoke(cli, ["push", str(upload), "--url", server.base, "--key", bearer, "--json"])
         assert result.exit_code == 0, result.output

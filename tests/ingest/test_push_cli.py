@@ -1,7 +1,6 @@
 """`indicator-exchange push` says which lines were rejected and why, locally and over HTTP (`--url`)."""
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,6 @@ from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
 from indicator_exchange.ingest.parsing import parse_ndjson_line
-from indicator_exchange.settings import get_settings
 from indicator_exchange.store.models import IngestRefusal
 from tests.fixtures.factories import Key, make_collection, make_key
 from tests.fixtures.live_server import live_server
@@ -20,14 +18,6 @@ from tests.ingest.test_api import detection
 
 # Line 3 does not parse, and not the way a lone "{" fails: the server must see (and record) this very error.
 BAD_JSON = '{"kind": proxy_ip, "value": "203.0.113.9"}'
-
-
-@pytest.fixture
-def env(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("IX_DATABASE_URL", db_url)
-    get_settings.cache_clear()
-    yield db_url
-    get_settings.cache_clear()
 
 
 @pytest.fixture
@@ -59,7 +49,7 @@ def expected_parse_error() -> str:
 
 
 class TestPushRejections:
-    def test_json_lists_line_field_and_reason(self, env: str, detector: Key, upload: Path) -> None:
+    def test_json_lists_line_field_and_reason(self, cli_env: str, detector: Key, upload: Path) -> None:
         code, output = push(str(upload), "--as", "det-1", "--collection", "feed", "--json")
         assert code == 1, output
         summary = json.loads(output)
@@ -69,14 +59,14 @@ class TestPushRejections:
         assert rejections[0]["reason"] == expected_parse_error()
         assert rejections[1]["reason"]
 
-    def test_plain_output_names_each_rejected_line(self, env: str, detector: Key, upload: Path) -> None:
+    def test_plain_output_names_each_rejected_line(self, cli_env: str, detector: Key, upload: Path) -> None:
         code, output = push(str(upload), "--as", "det-1")
         assert code == 1
         assert f"line 3: rejected (body): {expected_parse_error()}" in output
         assert "line 4: rejected (proxy_ip.value): " in output
         assert "pushed 3 detections: 1 created" in output
 
-    def test_one_detection_is_singular(self, env: str, detector: Key, tmp_path: Path) -> None:
+    def test_one_detection_is_singular(self, cli_env: str, detector: Key, tmp_path: Path) -> None:
         path = tmp_path / "one.ndjson"
         path.write_text(json.dumps(detection()) + "\n")
         code, output = push(str(path), "--as", "det-1")
@@ -85,9 +75,9 @@ class TestPushRejections:
             "pushed 1 detection: 1 created, 0 versioned, 0 unchanged, 0 revoked, 0 rejected",
         )
 
-    def test_remote_push_sends_lines_as_read(self, env: str, detector: Key, upload: Path, session: Session) -> None:
+    def test_remote_push_sends_lines_as_read(self, cli_env: str, detector: Key, upload: Path, session: Session) -> None:
         """The server parses the line itself: the result and the refusal it records carry the real error."""
-        with live_server(env) as server:
+        with live_server(cli_env) as server:
             code, output = push(
                 str(upload), "--url", server.base, "--key", f"{detector.key_id}.{detector.secret}", "--json"
             )
