@@ -809,8 +809,8 @@ def fingerprint(
     as_json: JsonOpt = False,
 ) -> None:
     """Compute a prompt's x-llm-prompt signature (SHA-256, keyed LSH bands) with IX_COMMUNITY_KEY."""
-    from indicator_exchange.stix.convert import prompt_observable
     from indicator_exchange.stix.fingerprint import fingerprint_prompt
+    from indicator_exchange.stix.patterns import prompt_observable
 
     text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()  # noqa: SIM115
     settings = _settings()
