@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from stix2matcher.matcher import match as reference_match
 
+from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix import convert as stix
 from indicator_exchange.stix.fingerprint import fingerprint_prompt
 from indicator_exchange.stix.markings import Tlp
-from indicator_exchange.sync.events import TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
 
 KEY = b"matcher-test-key"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from indicator_exchange.match.events import Match
 from indicator_exchange.stix import convert as stix
 from indicator_exchange.stix.markings import Tlp, tlp_of
-from indicator_exchange.sync.events import Match
 
 
 @dataclass(slots=True)
