@@ -25,8 +25,8 @@ from indicator_exchange.stix.identifiers import Identifier, hmac_identifier
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.patterns import prompt_observable, stix_string
 from indicator_exchange.stix.versioning import revoke
-from indicator_exchange.sync.events import TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
+from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 
 KEY = b"matcher-test-key"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
