@@ -53,7 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Every connection a worker may open comes out of one budget (IX_DB_CONNECTIONS_PER_WORKER, README).
         budget = PoolBudget.of(settings.connections_per_worker)
-        engine = make_engine(settings.database_url, pool_size=budget.request_pool, max_overflow=budget.request_overflow)
+        engine = make_engine(
+            settings.database_url,
+            pool_size=budget.request_pool,
+            max_overflow=budget.request_overflow,
+            pooled=settings.database_pooled,
+        )
         app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.read_sessions = make_sessionmaker(read_only_engine(engine))
@@ -61,7 +66,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bookkeeping = engine
         if not is_sqlite(settings.database_url):
             bookkeeping = make_engine(
-                settings.database_url, pool_size=budget.bookkeeping_pool, max_overflow=0, asynchronous_commit=True
+                settings.database_url,
+                pool_size=budget.bookkeeping_pool,
+                max_overflow=0,
+                asynchronous_commit=True,
+                pooled=settings.database_pooled,
             )
         app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
         # Audit rows, last_used_at and rate counters are single statements (the counters are one upsert each):
@@ -80,7 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.statement_sessions,
             capacity=0 if is_sqlite(settings.database_url) else settings.read_ahead_pages,
         )
-        app.state.loop_connection = None if is_sqlite(settings.database_url) else LoopConnection(settings.database_url)
+        app.state.loop_connection = (
+            None if is_sqlite(settings.database_url) else LoopConnection(settings.session_database_url)
+        )
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:
