@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.auth import limits as rate_limits
 from indicator_exchange.errors import ExchangeError, NotFound
 from indicator_exchange.stix.objects import format_timestamp_us
 from indicator_exchange.store import audit as store
@@ -69,8 +68,6 @@ class AuditRecord:
     collection_clock: int | None = None
     detail: str | None = None
     outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
-    # Objects to charge to the key's daily quota (only when the key has one).
-    charge_objects: int = 0
     # A failed authentication (or one refused by the failure throttle): aggregated by ``audit.writer``.
     auth_failed: bool = False
     extra: dict[str, object] = field(default_factory=dict)
@@ -79,8 +76,8 @@ class AuditRecord:
 def record(session: Session, entry: AuditRecord) -> None:
     """Append one audit row (in the caller's short transaction, apart from the request's own).
 
-    Also refreshes the key's ``last_used_at`` when it is older than a minute and charges the objects quota,
-    so a request costs one extra write transaction, not three.
+    Also refreshes the key's ``last_used_at`` when it is older than a minute, so a request costs one extra
+    write transaction, not two. Quotas are charged apart (``auth.limits.charge_quota``).
     """
     if entry.principal_id is None and entry.key_id is not None:
         found = principals.key_with_principal(session, entry.key_id)
@@ -114,8 +111,6 @@ def record(session: Session, entry: AuditRecord) -> None:
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):
         principals.touch_key(session, entry.key_id, entry.at)
         entry.key_touched = True
-    if entry.charge_objects and entry.key_id is not None:
-        rate_limits.charge_objects(session, key_id=entry.key_id, count=entry.charge_objects, now=entry.at)
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:

@@ -62,6 +62,35 @@ def make_engine(
 
 
 @dataclass(frozen=True, slots=True)
+class StoreFeatures:
+    """What the store behind an engine can do, asked once (``features``) instead of dialect checks at call sites.
+
+    ``statement_reads``: reads may run without BEGIN/COMMIT, one statement each (PostgreSQL autocommit).
+    ``one_statement_pages``: a page, the collection's clock and the auth epoch come from one hand-written
+    statement on the driver connection (``store.pages_pg``), so cached callers and catalogs can be checked in it.
+    ``separate_bookkeeping``: audit rows and counters get their own pool (with asynchronous commit); SQLite
+    has one writer, so they share the request engine.
+    ``loop_connection``: an asyncio driver connection can serve statements on the event loop.
+    """
+
+    statement_reads: bool
+    one_statement_pages: bool
+    separate_bookkeeping: bool
+    loop_connection: bool
+
+
+def features(engine: Engine) -> StoreFeatures:
+    """The ``StoreFeatures`` of ``engine``'s database."""
+    postgresql = engine.dialect.name == "postgresql"
+    return StoreFeatures(
+        statement_reads=postgresql,
+        one_statement_pages=postgresql,
+        separate_bookkeeping=postgresql,
+        loop_connection=postgresql,
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class PoolBudget:
     """How one worker's connections (``IX_DB_CONNECTIONS_PER_WORKER``) are shared out: the request pool and its
     overflow (request transactions, authentication, read-ahead, statistics), the bookkeeping pool (audit rows,

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from indicator_exchange.app import create_app
+from indicator_exchange.services import services_of
 from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.store.objects import CheckedPage, JoinedPage, ReadFilter, Visibility
@@ -27,7 +28,7 @@ LIMIT = 10
 
 
 def _read_ahead(client: TestClient) -> ReadAhead:
-    found: ReadAhead = client.app.state.read_ahead  # type: ignore[attr-defined]
+    found: ReadAhead = services_of(client.app).read_ahead
     return found
 
 
@@ -155,7 +156,7 @@ def test_pages_read_ahead_are_served_on_the_event_loop_or_through_the_thread_poo
 ) -> None:
     """The event loop serves pages read ahead; without its connection the threaded path serves them instead.
     With a broken one, pages are read afresh: the same answers, only slower."""
-    state = client.app.state  # type: ignore[attr-defined]
+    state = services_of(client.app)
     if loop_path == "off":
         state.loop_connection = None
     elif loop_path == "broken":
