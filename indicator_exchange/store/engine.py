@@ -1,6 +1,7 @@
 """Engines and sessions for PostgreSQL (psycopg 3) and SQLite, built explicitly — never at import time."""
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,9 +80,14 @@ class StoreFeatures:
     loop_connection: bool
 
 
-def features(engine: Engine) -> StoreFeatures:
-    """The ``StoreFeatures`` of ``engine``'s database."""
-    postgresql = engine.dialect.name == "postgresql"
+def features(engine: Engine | Connection) -> StoreFeatures:
+    """The ``StoreFeatures`` of ``engine``'s database (a session's bind may be a connection)."""
+    return _features_of(engine.dialect.name)
+
+
+@functools.cache
+def _features_of(dialect: str) -> StoreFeatures:
+    postgresql = dialect == "postgresql"
     return StoreFeatures(
         statement_reads=postgresql,
         one_statement_pages=postgresql,

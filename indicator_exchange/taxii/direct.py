@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from indicator_exchange.dependencies import get_provisional_caller
+from indicator_exchange.read_routes import ALL_MATCHES
 from indicator_exchange.services import services_of
 from indicator_exchange.taxii import routes
 from indicator_exchange.taxii.paths import is_taxii_path
@@ -55,7 +56,7 @@ class DirectPolls:
             if response is None:
                 response = await run_in_threadpool(
                     routes.read_objects_response, request, match[1], match[2], caller, services_of(app).settings, None,
-                    routes.ALL_MATCHES,
+                    ALL_MATCHES,
                 )  # fmt: skip
         except Exception as exc:
             response = await _handled(app, request, exc)

@@ -21,6 +21,15 @@ from indicator_exchange.dependencies import (
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, ExchangeError
 from indicator_exchange.openapi import TaxiiResponse, taxii_responses
+from indicator_exchange.read_routes import (
+    ALL_MATCHES,
+    MANIFEST,
+    OBJECT,
+    OBJECT_MATCHES,
+    OBJECTS,
+    VERSION_MATCHES,
+    VERSIONS,
+)
 from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
@@ -124,10 +133,6 @@ POST_DOC = {
     }
 }
 
-ALL_MATCHES = frozenset({"id", "type", "version", "spec_version"})
-OBJECT_MATCHES = frozenset({"version", "spec_version"})
-VERSION_MATCHES = frozenset({"spec_version"})
-
 
 @router.get("/taxii2/", summary="Server discovery", response_model=resources.Discovery, responses=taxii_responses())
 def discovery(request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
@@ -198,7 +203,7 @@ def collection(request: Request, api_root: str, collection_id: str, session: Ses
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest", openapi_extra=LIST_DOC,
+    MANIFEST.path, summary="Object manifest", openapi_extra=LIST_DOC,
     response_model=resources.Manifest, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def manifest(
@@ -218,7 +223,7 @@ def manifest(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC,
+    OBJECTS.path, summary="Get objects", openapi_extra=LIST_DOC,
     response_model=resources.Envelope, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def get_objects(
@@ -318,7 +323,7 @@ def add_objects(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC,
+    OBJECT.path, summary="Get an object", openapi_extra=OBJECT_DOC,
     response_model=resources.Envelope, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def get_object(
@@ -357,7 +362,7 @@ def delete_object(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/", summary="Object versions",
+    VERSIONS.path, summary="Object versions",
     openapi_extra=VERSIONS_DOC, response_model=resources.Versions, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def versions(

@@ -133,6 +133,33 @@ class TestPolls:
         assert _ids(_page(client, found, other, next=first.json()["next"]))
         assert _read_ahead(client).served == served
 
+    @pytest.mark.parametrize(
+        "other",
+        [
+            {"match[type]": "indicator"},
+            {"match[version]": "all"},
+            {"match[spec_version]": "2.1"},
+            {"limit": LIMIT + 1},
+        ],
+        ids=["type", "version", "spec_version", "limit"],
+    )
+    def test_a_page_read_ahead_is_never_served_to_a_read_under_other_filters(
+        self, client: TestClient, session: Session, other: dict[str, Any]
+    ) -> None:
+        """The same position under other filters (or another page size) is read afresh: the page read ahead
+        for the first filters stays unserved, and the answer is what a fresh read gives."""
+        found, key = _load(session, client)
+        _page(client, found, key)
+        first = _page(client, found, key)
+        _read_ahead(client).settle()
+        served = _read_ahead(client).served
+        position = {"added_after": first.headers["X-TAXII-Date-Added-Last"]}
+        answer = _page(client, found, key, **{**position, **other})
+        assert _read_ahead(client).served == served
+        services_of(client.app).read_ahead.close()  # nothing read ahead can answer the reference read
+        fresh = client.get(objects_url(found), headers=key.basic, params={"limit": LIMIT, **position, **other})
+        assert answer.content == fresh.content
+
     def test_the_audit_row_of_a_page_read_ahead_records_what_was_served(
         self, client: TestClient, session: Session
     ) -> None:
