@@ -99,13 +99,22 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
     """Build a worker's services, start its background threads, and close everything on the way out."""
     # Every connection a worker may open comes out of one budget (IX_DB_CONNECTIONS_PER_WORKER, README).
     budget = PoolBudget.of(settings.connections_per_worker)
-    engine = make_engine(settings.database_url, pool_size=budget.request_pool, max_overflow=budget.request_overflow)
+    engine = make_engine(
+        settings.database_url,
+        pool_size=budget.request_pool,
+        max_overflow=budget.request_overflow,
+        pooled=settings.database_pooled,
+    )
     store = features(engine)
     read = engine
     bookkeeping = engine
     if store.separate_bookkeeping:
         bookkeeping = make_engine(
-            settings.database_url, pool_size=budget.bookkeeping_pool, max_overflow=0, asynchronous_commit=True
+            settings.database_url,
+            pool_size=budget.bookkeeping_pool,
+            max_overflow=0,
+            asynchronous_commit=True,
+            pooled=settings.database_pooled,
         )
     bookkeeping_sessions = make_sessionmaker(bookkeeping)
     # Audit rows, last_used_at and rate counters are single statements (the counters are one upsert each):
@@ -133,7 +142,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
         read_ahead=ReadAhead(
             factories.statements, capacity=settings.read_ahead_pages if store.one_statement_pages else 0
         ),
-        loop_connection=LoopConnection(settings.database_url) if store.loop_connection else None,
+        loop_connection=LoopConnection(settings.session_database_url) if store.loop_connection else None,
         audit_writer=audit_writer,
         statistics=StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds),
         clock=clock,

@@ -31,14 +31,20 @@ def is_sqlite(url: str) -> bool:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int | None = None, asynchronous_commit: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    asynchronous_commit: bool = False,
+    pooled: bool = False,
 ) -> Engine:
     """An engine for ``url``; SQLite gets foreign keys, WAL and explicit transactions (STYLE §11).
 
     ``asynchronous_commit`` (PostgreSQL): commits return before their WAL reaches disk. Only for bookkeeping
     written beside a request, never for the data itself: audit rows (written after the response is already
     sent) and rate counters. A database crash can lose the last fraction of a second of them; it cannot
-    corrupt or reorder anything. It saves a disk flush per request.
+    corrupt or reorder anything. It saves a disk flush per request. ``pooled`` (``url`` is a transaction-mode
+    PgBouncer, which refuses session options in the startup packet): asynchronous commit is not asked for.
     """
     url = normalise_url(url)
     if is_sqlite(url):
@@ -58,7 +64,7 @@ def make_engine(
         max_overflow=pool_size if max_overflow is None else max_overflow,
         pool_pre_ping=False,
         connect_args={"prepare_threshold": None}
-        | ({"options": "-c synchronous_commit=off"} if asynchronous_commit else {}),
+        | ({"options": "-c synchronous_commit=off"} if asynchronous_commit and not pooled else {}),
     )
 
 
