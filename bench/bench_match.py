@@ -26,10 +26,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.fingerprint import fingerprint_prompt, prompt_signatures
-from indicator_exchange.sync.events import TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
+from indicator_exchange.stix.identifiers import hmac_identifier
 
 KEY = b"bench-community-key"
 NOW = datetime(2026, 11, 20, tzinfo=UTC)
@@ -65,7 +65,7 @@ def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
         elif roll in (16, 17):
             pattern = f"[x-llm-prompt:hashes.'SHA-256' = '{uuid.UUID(int=i).hex * 2}']"
         elif roll == 18:
-            digest = stix.hmac_identifier(KEY, "email", f"user{i}@example.net")
+            digest = hmac_identifier(KEY, "email", f"user{i}@example.net")
             pattern = f"[x-hashed-identifier:identifier_type = 'email' AND x-hashed-identifier:value = '{digest}']"
         else:
             if lsh == "shared":

@@ -15,6 +15,7 @@ from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
@@ -31,7 +32,6 @@ from indicator_exchange.store.engine import (
     read_only_engine,
 )
 from indicator_exchange.store.statistics import StatisticsKeeper
-from indicator_exchange.sync.routes import router as match_router
 from indicator_exchange.taxii.direct import DirectPolls
 from indicator_exchange.taxii.read_ahead import ReadAhead
 from indicator_exchange.taxii.routes import router as taxii_router

@@ -809,8 +809,8 @@ def fingerprint(
     as_json: JsonOpt = False,
 ) -> None:
     """Compute a prompt's x-llm-prompt signature (SHA-256, keyed LSH bands) with IX_COMMUNITY_KEY."""
-    from indicator_exchange.stix.convert import prompt_observable
     from indicator_exchange.stix.fingerprint import fingerprint_prompt
+    from indicator_exchange.stix.patterns import prompt_observable
 
     text = sys.stdin.read() if file == "-" else open(file, encoding="utf-8").read()  # noqa: SIM115
     settings = _settings()
@@ -867,10 +867,10 @@ def match(
 
     from indicator_exchange.auth.service import Access, Caller
     from indicator_exchange.ingest.parsing import parse_ndjson_line
+    from indicator_exchange.match import service as matching
+    from indicator_exchange.match.events import read_events
     from indicator_exchange.stix.markings import Tlp
     from indicator_exchange.store import catalog
-    from indicator_exchange.sync import matching
-    from indicator_exchange.sync.events import read_events
 
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")

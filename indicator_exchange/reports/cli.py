@@ -80,7 +80,8 @@ def report_command(
 ) -> None:
     """Compliance report of a window: published, shared, received, exceptions (HTML, PDF, CSV or JSON)."""
     from indicator_exchange.reports import render
-    from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
+    from indicator_exchange.reports.context import ReportRequest, parse_when
+    from indicator_exchange.reports.service import build_report
 
     if fmt not in render.FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(render.FORMATS)}")

@@ -17,8 +17,9 @@ from indicator_exchange.errors import BadRequest
 from indicator_exchange.fields import Name, NulFree
 from indicator_exchange.openapi import content, json_responses
 from indicator_exchange.reports import export, render
+from indicator_exchange.reports.context import ReportRequest, parse_when
 from indicator_exchange.reports.model import SharingReport
-from indicator_exchange.reports.service import ReportRequest, build_report, parse_when
+from indicator_exchange.reports.service import build_report
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.engine import session_scope
@@ -27,7 +28,7 @@ COMPLIANCE_KINDS = ("compliance", "admin")
 
 router = APIRouter(prefix="/api/v1", tags=["compliance"])
 
-# What reports.service.parse_when reads: a date, or a date and time (an offset optional: UTC).
+# What reports.context.parse_when reads: a date, or a date and time (an offset optional: UTC).
 WHEN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?$"
 
 

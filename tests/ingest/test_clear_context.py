@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
 from indicator_exchange.settings import Settings, get_settings
-from indicator_exchange.stix.convert import EXT_LLM_PROMPT, EXT_PROXY_CONTEXT, extension_definitions
+from indicator_exchange.stix.extensions import EXT_LLM_PROMPT, EXT_PROXY_CONTEXT, extension_definitions
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.store import objects as store

@@ -10,7 +10,8 @@ import orjson
 import pytest
 from sqlalchemy.orm import Session
 
-from indicator_exchange.reports.service import ReportRequest, build_report
+from indicator_exchange.reports.context import ReportRequest
+from indicator_exchange.reports.service import build_report
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store import objects as store
