@@ -26,10 +26,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.fingerprint import fingerprint_prompt, prompt_signatures
 from indicator_exchange.stix.identifiers import hmac_identifier
-from indicator_exchange.sync.events import TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
 
 KEY = b"bench-community-key"
 NOW = datetime(2026, 11, 20, tzinfo=UTC)

@@ -45,10 +45,10 @@ def match(
 
     from indicator_exchange.auth.service import Access, Caller
     from indicator_exchange.ingest.parsing import parse_ndjson_line
+    from indicator_exchange.match import service as matching
+    from indicator_exchange.match.events import read_events
     from indicator_exchange.stix.markings import Tlp
     from indicator_exchange.store import catalog
-    from indicator_exchange.sync import matching
-    from indicator_exchange.sync.events import read_events
 
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from indicator_exchange.audit.context import record_of
 from indicator_exchange.auth.keys import bearer_token
 from indicator_exchange.auth.service import Caller, InvalidKey, authenticate
 from indicator_exchange.dependencies import (
@@ -62,9 +63,9 @@ def _cookie_caller(request: Request, session: Session) -> Caller | None:
     try:
         caller = authenticate(session, f"Bearer {token}")
     except Unauthorized as exc:
-        request.state.auth_failure = exc  # the audit trail records whose key failed, and why
+        record_of(request).auth_failure = exc  # the audit trail records whose key failed, and why
         return None
-    request.state.caller = caller
+    record_of(request).caller = caller
     return caller if caller.kind in COMPLIANCE_KINDS else None
 
 
@@ -110,12 +111,12 @@ def login(request: Request, session: SessionDep, body: BodyDep) -> Response:
     try:
         caller = authenticate(session, f"Bearer {bearer_token(key_id, secret)}", now=now)
     except Unauthorized as exc:
-        request.state.auth_failure = exc
+        record_of(request).auth_failure = exc
         if isinstance(exc, InvalidKey):
             session.rollback()  # it only read; on SQLite its write lock would block the count
             note_failed_authentication(request, attempt, now)
         return _page("login.html", status_code=401, error="That API key is not valid.")
-    request.state.caller = caller
+    record_of(request).caller = caller
     if caller.kind not in COMPLIANCE_KINDS:
         return _page("login.html", status_code=403, error="The dashboard is for compliance and admin principals only.")
     response = RedirectResponse("/ui/", status_code=303, headers=_SECURITY_HEADERS)

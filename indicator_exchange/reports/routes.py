@@ -10,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 from sqlalchemy.orm import Session, sessionmaker
 
-from indicator_exchange.audit.context import note_collection
+from indicator_exchange.audit.context import note_collection, note_objects
 from indicator_exchange.auth.service import Caller, require_kind, require_read
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest
@@ -20,6 +20,7 @@ from indicator_exchange.reports import export, render
 from indicator_exchange.reports.context import ReportRequest, parse_when
 from indicator_exchange.reports.model import SharingReport
 from indicator_exchange.reports.service import build_report
+from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.engine import session_scope
@@ -149,7 +150,7 @@ def export_response(
         types=export.parse_types(types),
         all_versions=all_versions,
     )
-    factory: sessionmaker[Session] = request.app.state.read_sessions
+    factory: sessionmaker[Session] = services(request).sessions.reads
 
     note_collection(request, found)
 
@@ -158,7 +159,7 @@ def export_response(
         with session_scope(factory) as export_session:
             yield from export.stream(export_session, plan, fmt, stats)
         # The audit row is written once the body is sent: it records how many objects left.
-        request.state.object_count = stats.objects
+        note_objects(request, stats.objects)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = export.filename(found, fmt).replace(".", f"-{stamp}.", 1)

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from indicator_exchange.services import services_of
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.factories import Key, make_collection, make_key
 
@@ -172,7 +173,7 @@ class TestKeys:
         assert rotated.json()["replaces"]["key_id"] == old.key_id
         assert "secret" not in rotated.json()["replaces"]
         clock = FakeClock()
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         assert client.get("/api1/collections/", headers=old.basic).status_code == 200
         clock.advance(3601)
         assert client.get("/api1/collections/", headers=old.basic).status_code == 401

@@ -27,8 +27,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def limited_client(db_url: str, clock: FakeClock) -> Iterator[TestClient]:
     """Server defaults: 5 requests per minute, 4 objects per day."""
-    app = create_app(make_settings(db_url, default_requests_per_minute=5, default_objects_per_day=4))
-    app.state.clock = clock
+    app = create_app(make_settings(db_url, default_requests_per_minute=5, default_objects_per_day=4), clock=clock)
     with TestClient(app) as client:
         yield client
 

@@ -1,4 +1,5 @@
-"""The hand-written PostgreSQL page statement (``store.objects.read_page_pg``) agrees with the SQLAlchemy one."""
+"""The hand-written PostgreSQL page statement (``store.pages_pg.read_page_pg``) and the pure-Python answer
+(``ReadFilter.admits``) agree with the SQLAlchemy one."""
 
 import itertools
 import uuid
@@ -106,3 +107,40 @@ def test_a_missing_collection_reads_nothing(session: Session) -> None:
     assert checked.clock is None
     assert checked.page.count == 0
     assert not checked.page.more
+
+
+def test_the_python_answer_of_a_filter_agrees_with_its_sql(session: Session) -> None:
+    """``ReadFilter.admits`` (the audit trail's deliveries) passes exactly the rows its SQL condition reads."""
+    collection, versions = _load(session)
+    stored = session.execute(
+        text(
+            "SELECT stix_id, stix_type, spec_version, version, tlp, date_added, is_first, is_latest "
+            "FROM object_version WHERE collection_id = :c ORDER BY date_added"
+        ),
+        {"c": collection},
+    ).all()
+    compared = 0
+    for filters in _filters(versions):
+        for clearance, default_tlp in itertools.product(range(4), range(4)):
+            visibility = store.Visibility(clearance=clearance, default_tlp=default_tlp)
+            for after in (None, stored[len(stored) // 2].date_added):
+                rows, _ = store.read_page(session, collection, filters, visibility, after=after, limit=10_000)
+                admitted = [
+                    row.date_added
+                    for row in stored
+                    if filters.admits(
+                        stix_id=row.stix_id,
+                        stix_type=row.stix_type,
+                        spec_version=row.spec_version,
+                        version=row.version,
+                        tlp=row.tlp,
+                        date_added=row.date_added,
+                        is_first=row.is_first,
+                        is_latest=row.is_latest,
+                        after=after,
+                        visibility=visibility,
+                    )
+                ]
+                assert admitted == [row.date_added for row in rows]
+                compared += 1
+    assert compared > 1000

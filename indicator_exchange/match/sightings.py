@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from indicator_exchange.match.events import Match
 from indicator_exchange.stix.detections import Publisher
 from indicator_exchange.stix.markings import Tlp, tlp_of
 from indicator_exchange.stix.sightings import sighting
-from indicator_exchange.sync.events import Match
 
 
 @dataclass(slots=True)

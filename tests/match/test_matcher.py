@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from stix2matcher.matcher import match as reference_match
 
+from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.convert import convert
 from indicator_exchange.stix.detections import (
     AccountInput,
@@ -25,8 +27,6 @@ from indicator_exchange.stix.identifiers import Identifier, hmac_identifier
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.patterns import prompt_observable, stix_string
 from indicator_exchange.stix.versioning import revoke
-from indicator_exchange.sync.events import TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
 
 KEY = b"matcher-test-key"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from indicator_exchange.match.events import Match, TrafficEvent
+from indicator_exchange.match.matcher import VERIFIED_LSH_BANDS, CompiledIndicators, _BandIndex
 from indicator_exchange.stix.fingerprint import prompt_signatures
-from indicator_exchange.sync.events import Match, TrafficEvent
-from indicator_exchange.sync.matcher import VERIFIED_LSH_BANDS, CompiledIndicators, _BandIndex
 
 KEY = b"band-index-test-key"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

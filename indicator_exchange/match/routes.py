@@ -12,9 +12,9 @@ from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import PayloadTooLarge
 from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
+from indicator_exchange.match import service as matching
+from indicator_exchange.match.events import MatchResult, read_events
 from indicator_exchange.openapi import json_responses
-from indicator_exchange.sync import matching
-from indicator_exchange.sync.events import MatchResult, read_events
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 
