@@ -136,9 +136,11 @@ def discovery(request: Request, session: SessionDep, caller: CallerDep, settings
 
 
 @router.get(
-    "/{api_root}/", summary="API root information", response_model=resources.ApiRootResource,
+    "/{api_root}/",
+    summary="API root information",
+    response_model=resources.ApiRootResource,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
     """TAXII 2.1 §4.2: title, supported versions and the largest accepted body."""
     root = service.resolve_root(session, api_root, caller)
@@ -153,9 +155,11 @@ def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: Se
 
 
 @router.get(
-    "/{api_root}/status/{status_id}/", summary="Status of a POST", response_model=resources.StatusResource,
+    "/{api_root}/status/{status_id}/",
+    summary="Status of a POST",
+    response_model=resources.StatusResource,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §4.3: per-object successes, failures and pendings of one POST."""
     root = service.resolve_root(session, api_root, caller)
@@ -164,9 +168,11 @@ def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep
 
 
 @router.get(
-    "/{api_root}/collections/", summary="Collections", response_model=resources.Collections,
+    "/{api_root}/collections/",
+    summary="Collections",
+    response_model=resources.Collections,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.1: the collections this caller has a grant on."""
     root = service.resolve_root(session, api_root, caller)
@@ -177,9 +183,11 @@ def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Respon
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/", summary="One collection",
-    response_model=resources.CollectionResource, responses=taxii_responses(403, 404),
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/",
+    summary="One collection",
+    response_model=resources.CollectionResource,
+    responses=taxii_responses(403, 404),
+)
 def collection(request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.2."""
     root = service.resolve_root(session, api_root, caller)
@@ -257,13 +265,22 @@ async def _serve(
 
 
 @router.post(
-    "/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202, openapi_extra=POST_DOC,
-    response_model=resources.StatusResource, responses=taxii_responses(403, 404, 413, 415),
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/objects/",
+    summary="Add objects",
+    status_code=202,
+    openapi_extra=POST_DOC,
+    response_model=resources.StatusResource,
+    responses=taxii_responses(403, 404, 413, 415),
+)
 def add_objects(
-    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
-    body: BodyDep, settings: SettingsDep,
-) -> Response:  # fmt: skip
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    body: BodyDep,
+    settings: SettingsDep,
+) -> Response:
     """TAXII 2.1 §5.5: store an envelope; answers 202 with a status resource listing each object."""
     check_content_type(request.headers.get("content-type"))
     root = service.resolve_root(session, api_root, caller)
@@ -300,13 +317,20 @@ async def get_object(
 
 
 @router.delete(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object",
-    openapi_extra=DELETE_DOC, responses={200: {"description": "Deleted (an empty body)."}, **taxii_responses(403, 404)},
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/",
+    summary="Delete an object",
+    openapi_extra=DELETE_DOC,
+    responses={200: {"description": "Deleted (an empty body)."}, **taxii_responses(403, 404)},
+)
 def delete_object(
-    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
-    caller: CallerDep, settings: SettingsDep,
-) -> Response:  # fmt: skip
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+) -> Response:
     """TAXII 2.1 §5.7: delete an object's versions (all of them unless match[version] narrows it)."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)

@@ -143,9 +143,14 @@ def parse_envelope(body: bytes, *, max_objects: int) -> list[object]:
 
 
 def add_objects(
-    session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object],
+    session: Session,
+    *,
+    root: ApiRoot,
+    collection: Collection,
+    caller: Caller,
+    objects: list[object],
     max_failures: int = 1000,
-) -> Status:  # fmt: skip
+) -> Status:
     """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status.
 
     A ``strict`` collection validates each object as STIX 2.1 (``stix.validation``); an invalid one is a failure
@@ -398,9 +403,13 @@ def _page_read_ahead(session: Session, read_ahead: ReadAhead, key: PollKey) -> P
 
 
 def read_next_page(
-    read_ahead: ReadAhead, key: PollKey, collection_id: uuid.UUID, filters: store.ReadFilter,
-    visibility: store.Visibility, last_added: int | None,
-) -> None:  # fmt: skip
+    read_ahead: ReadAhead,
+    key: PollKey,
+    collection_id: uuid.UUID,
+    filters: store.ReadFilter,
+    visibility: store.Visibility,
+    last_added: int | None,
+) -> None:
     """Start reading the page after this one, on the read-ahead thread."""
 
     def read(own: Session) -> PageRead:
@@ -426,9 +435,14 @@ def read_manifest(session: Session, *, collection: Collection, caller: Caller, p
     require_read(caller, collection)
     check_cursor(page, collection.id, page.filters)
     rows, more = store.read_page(
-        session, collection.id, page.filters, _visibility(caller, collection),
-        after=page.after, limit=page.limit, with_raw=False,
-    )  # fmt: skip
+        session,
+        collection.id,
+        page.filters,
+        _visibility(caller, collection),
+        after=page.after,
+        limit=page.limit,
+        with_raw=False,
+    )
     body = _envelope_head(_last(rows), more, collection.id, page.filters)
     if rows:
         records = [

@@ -28,11 +28,17 @@ def _load(session: Session) -> tuple[uuid.UUID, list[store.NewVersion]]:
             obj["spec_version"] = "2.1"
             versions.append(
                 store.NewVersion(
-                    stix_id=str(obj["id"]), stix_type="indicator" if n % 4 else "x-thing", spec_version="2.1",
-                    version=1_700_000_000_000_000 + step, modified=str(obj["modified"]), tlp=level,
-                    created_by_ref=None, revoked=False, raw=orjson.dumps(obj).decode(),
+                    stix_id=str(obj["id"]),
+                    stix_type="indicator" if n % 4 else "x-thing",
+                    spec_version="2.1",
+                    version=1_700_000_000_000_000 + step,
+                    modified=str(obj["modified"]),
+                    tlp=level,
+                    created_by_ref=None,
+                    revoked=False,
+                    raw=orjson.dumps(obj).decode(),
                 )
-            )  # fmt: skip
+            )
     store.write_versions(session, collection, versions, now_us=1_800_000_000_000_000, added_by=None)
     session.commit()
     return collection, versions
@@ -43,10 +49,13 @@ def _filters(versions: list[store.NewVersion]) -> list[store.ReadFilter]:
     return [
         store.ReadFilter(ids=ids, types=types, version_keywords=keywords, version_values=values, spec_versions=specs)
         for ids, types, keywords, values, specs in itertools.product(
-            [None, some_ids], [None, ["x-thing"]], [("last",), ("first",), ("all",), ("first", "last"), ()],
-            [(), (1_700_000_000_000_001,)], [None, ["2.1"], ["2.0"]],
+            [None, some_ids],
+            [None, ["x-thing"]],
+            [("last",), ("first",), ("all",), ("first", "last"), ()],
+            [(), (1_700_000_000_000_001,)],
+            [None, ["2.1"], ["2.0"]],
         )
-    ]  # fmt: skip
+    ]
 
 
 def test_every_filter_and_visibility_reads_the_same_rows(session: Session) -> None:
@@ -67,10 +76,12 @@ def test_every_filter_and_visibility_reads_the_same_rows(session: Session) -> No
                     (rows[0].date_added, rows[-1].date_added) if rows else (None, None)
                 )
                 if rows:  # the next page starts strictly after this one
-                    later, _ = store.read_page(session, collection, filters, visibility, after=rows[-1].date_added,
-                                               limit=limit)  # fmt: skip
-                    later_pg = store.read_page_pg(connection, collection, filters, visibility,
-                                                  after=rows[-1].date_added, limit=limit)  # fmt: skip
+                    later, _ = store.read_page(
+                        session, collection, filters, visibility, after=rows[-1].date_added, limit=limit
+                    )
+                    later_pg = store.read_page_pg(
+                        connection, collection, filters, visibility, after=rows[-1].date_added, limit=limit
+                    )
                     assert later_pg.page.count == len(later)
                 compared += 1
     assert compared > 1000
