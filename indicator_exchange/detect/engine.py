@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
+import numpy as np
+import numpy.typing as npt
+
 from indicator_exchange.detect import shingles
 from indicator_exchange.detect.clusters import Cluster, WindowData, analyse, merge
 from indicator_exchange.detect.config import DetectConfig
@@ -68,6 +71,10 @@ class Detector:
         self._since_prune = 0
         self._buckets = config.window_seconds // config.bucket_seconds
         self._keys: dict[tuple[str | None, int | None], list[str]] = {}
+        self._band_rows: npt.NDArray[np.int64] = np.zeros((0, shingles.BANDS), dtype=np.int64)
+        self._pending: list[int] = []
+        """Rows of ``_band_rows`` (prompts of the current batch and window) not yet filed in a family."""
+        self._pending_events: list[Event] = []
 
     def _open(self, start: float) -> _Window:
         return _Window(
@@ -78,7 +85,27 @@ class Detector:
             waves=WaveIndex(self.config),
         )
 
+    def _flush(self) -> None:
+        """File the batch's prompts of the current window in its family index, in order, in one go."""
+        window = self._window
+        if window is None or not self._pending:
+            return
+        events = self._pending_events
+        window.families.add_batch(
+            [e.account for e in events],
+            [e.ts for e in events],
+            self._band_rows[self._pending],
+            [e.prompt or "" for e in events],
+        )
+        self._since_prune += len(events)
+        self._pending, self._pending_events = [], []
+        if self._since_prune >= self.config.prune_every:
+            self._since_prune = 0
+            self.counts.peak_state = max(self.counts.peak_state, self._state_size(window))
+            window.families.prune()
+
     def _close(self) -> None:
+        self._flush()
         window = self._window
         if window is None:
             return
@@ -118,9 +145,15 @@ class Detector:
                 elif self._keep(item):
                     events.append(item)
             texts = [e.prompt for e in events if e.prompt is not None and e.account is not None]
-            keys = iter(shingles.band_keys(texts))
+            self._band_rows = shingles.band_key_matrix(texts)
+            row = 0
             for event in events:
-                self._event(event, next(keys) if event.prompt is not None and event.account is not None else None)
+                if event.prompt is not None and event.account is not None:
+                    self._event(event, row)
+                    row += 1
+                else:
+                    self._event(event, -1)
+            self._flush()
 
     def _keep(self, event: Event) -> bool:
         if self._shard is None:
@@ -132,7 +165,7 @@ class Detector:
         self.counts.other_shard += 1
         return False
 
-    def _event(self, event: Event, keys: list[int] | None) -> None:
+    def _event(self, event: Event, row: int) -> None:
         counts = self.counts
         counts.events += 1
         window = self._window
@@ -176,15 +209,11 @@ class Detector:
         else:
             counts.requests += 1
             window.requests[account] = window.requests.get(account, 0) + 1
-        if keys is not None and event.prompt is not None:
+        if row >= 0:
             counts.prompts += 1
             window.prompts[account] = window.prompts.get(account, 0) + 1
-            window.families.add(account, ts, keys, event.prompt)
-            self._since_prune += 1
-            if self._since_prune >= self.config.prune_every:
-                self._since_prune = 0
-                counts.peak_state = max(counts.peak_state, self._state_size(window))
-                window.families.prune()
+            self._pending.append(row)
+            self._pending_events.append(event)
 
     def finish(self) -> list[Cluster]:
         """Close the last window; the clusters of the whole stream, merged across windows."""
