@@ -7,17 +7,17 @@ never enforced by the matcher) or ``off``. Ranges broader than ``IX_WARNINGLIST_
 refused whatever the lists say. Addresses and ranges are looked up in a sorted-range index (``ranges``).
 """
 
+import importlib.util
 import ipaddress
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from indicator_exchange.lifecycle.ranges import RangeIndex, bounds
+from indicator_exchange.lifecycle.ranges import RangeIndex, bounds, parse_bounds
 from indicator_exchange.lifecycle.special import SPECIAL_ASNS, SPECIAL_NETWORKS
 
 Policy = Literal["refuse", "flag", "off"]
@@ -70,7 +70,7 @@ class Warninglists:
         self,
         *,
         infos: dict[str, ListInfo],
-        networks: Iterable[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]],
+        networks: Iterable[tuple[int, int, int, str]],
         asns: Iterable[tuple[int, int, str]],
         domains: dict[str, set[str]],
         exact_domains: dict[str, set[str]],
@@ -80,8 +80,8 @@ class Warninglists:
         self.infos = infos
         v4: list[tuple[int, int, str]] = []
         v6: list[tuple[int, int, str]] = []
-        for network, name in networks:
-            (v4 if network.version == 4 else v6).append((*bounds(network), name))
+        for version, first, last, name in networks:
+            (v4 if version == 4 else v6).append((first, last, name))
         self._v4, self._v6 = RangeIndex(v4), RangeIndex(v6)
         self._asn = RangeIndex(asns)
         self._domains = {d: frozenset(n) for d, n in domains.items()}
@@ -145,10 +145,14 @@ class Warninglists:
 
 def misp_lists() -> list[dict[str, object]]:
     """The MISP warninglists bundled with ``pymispwarninglists``, as their JSON (read offline, once per build)."""
-    root = resources.files("pymispwarninglists").joinpath("data/misp-warninglists/lists")
+    # Located without importing the package: its import builds its own slower index (seconds).
+    spec = importlib.util.find_spec("pymispwarninglists")
+    if spec is None or not spec.submodule_search_locations:
+        raise WarninglistFileError("the pymispwarninglists package is not installed (make install)")
+    root = Path(next(iter(spec.submodule_search_locations))) / "data" / "misp-warninglists" / "lists"
     lists = []
     for folder in sorted(root.iterdir(), key=lambda p: p.name):
-        path = folder.joinpath("list.json")
+        path = folder / "list.json"
         if path.is_file():
             lists.append(json.loads(path.read_text(encoding="utf-8")))
     return lists
@@ -171,7 +175,7 @@ def build(path: str | None, *, max_prefix_v4: int = 16, max_prefix_v6: int = 32,
     config = _read(path)
     overrides = config.policies
     infos: dict[str, ListInfo] = {}
-    networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    networks: list[tuple[int, int, int, str]] = []
     asns: list[tuple[int, int, str]] = []
     domains: dict[str, set[str]] = {}
     exact: dict[str, set[str]] = {}
@@ -183,7 +187,7 @@ def build(path: str | None, *, max_prefix_v4: int = 16, max_prefix_v6: int = 32,
 
     for name, cidrs in SPECIAL_NETWORKS.items():
         if add(name, "iana", len(cidrs)):
-            networks.extend((ipaddress.ip_network(c), name) for c in cidrs)
+            networks.extend((*parse_bounds(c), name) for c in cidrs)
     for name, spans in SPECIAL_ASNS.items():
         if add(name, "iana", len(spans)):
             asns.extend((first, last, name) for first, last in spans)
@@ -195,7 +199,7 @@ def build(path: str | None, *, max_prefix_v4: int = 16, max_prefix_v6: int = 32,
             if add(name, "misp", len(entries)):
                 for entry in entries:
                     try:
-                        networks.append((ipaddress.ip_network(str(entry).strip(), strict=False), name))
+                        networks.append((*parse_bounds(str(entry)), name))
                     except ValueError:
                         continue  # a handful of entries are not addresses; MISP skips them too
         elif kind in ("hostname", "string") and attributes & _DOMAIN_ATTRIBUTES and add(name, "misp", len(entries)):
@@ -208,7 +212,7 @@ def build(path: str | None, *, max_prefix_v4: int = 16, max_prefix_v6: int = 32,
         name = operator.name
         size = len(operator.networks) + len(operator.asns) + len(operator.domains)
         infos[name] = ListInfo(name, "operator", overrides.get(name, operator.policy), size)
-        networks.extend((n, name) for n in operator.networks)
+        networks.extend((n.version, *bounds(n), name) for n in operator.networks)
         asns.extend((first, last, name) for first, last in operator.asns)
         for domain in operator.domains:
             domains.setdefault(domain, set()).add(name)
