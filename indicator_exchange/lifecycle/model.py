@@ -10,6 +10,7 @@ import math
 import typing
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,3 +188,9 @@ def _number(path: str, kind: str, name: str, value: object, *, low: float, high:
             f"{path}: kinds.{kind}.{name} must be a number from {low:g} to {high:g}, not {value!r}"
         )
     return float(value)
+
+
+@lru_cache(maxsize=8)
+def cached_decays(path: str | None) -> dict[Kind, Decay]:
+    """``load_decays`` once per process and file (the settings checked the file at start)."""
+    return load_decays(path)

@@ -180,7 +180,9 @@ def record_sightings(
         # The sightings are the service's own objects (created_by_ref = our identity), written on the caller's
         # grant: the caller was checked for write access above.
         service = dataclasses.replace(caller, kind="admin", identity_ref=settings.identity_id, clearance=4)
-        status = taxii.add_objects(session, root=root, collection=collection, caller=service, objects=list(items))
+        status = taxii.add_objects(
+            session, root=root, collection=collection, caller=service, objects=list(items), lifecycle=settings
+        )
         posted["sightings"] += status.success_count
         posted["skipped"] += status.failure_count
     return posted
