@@ -14,11 +14,12 @@ from indicator_exchange.auth.service import Caller
 from indicator_exchange.lifecycle import model
 from indicator_exchange.lifecycle.kinds import kind_of
 from indicator_exchange.settings import Settings
-from indicator_exchange.stix import convert
+from indicator_exchange.stix import versioning
+from indicator_exchange.stix.ids import stix_seconds
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.store import audit as audit_store
 from indicator_exchange.store import lifecycle as lifecycle_store
-from indicator_exchange.store import objects as object_store
+from indicator_exchange.store import writes as object_store
 from indicator_exchange.store.lifecycle import StoredIndicator
 from indicator_exchange.store.models import IndicatorFeedback, LifecycleEvent
 
@@ -233,7 +234,7 @@ def apply(session: Session, indicator_id: str, *, settings: Settings, now: datet
                 else f"false-positive votes took the score to {score.score:.1f}, below the threshold "
                 f"{score.decay.threshold:g}"
             )
-            _write(session, copy, convert.revoke(copy.obj, now), now)
+            _write(session, copy, versioning.revoke(copy.obj, now), now)
             _event(session, copy, "revoked", why, counted.false_positive, now)
         elif counted.last_tp is not None and _may_extend(session, indicator_id, now):
             extended = _extended(copy.obj, score.decay.tau, now)
@@ -256,12 +257,12 @@ def _may_extend(session: Session, indicator_id: str, now: datetime) -> bool:
 
 
 def _extended(obj: dict[str, Any], tau: timedelta, now: datetime) -> dict[str, Any] | None:
-    until = convert._seconds(now + tau)
+    until = stix_seconds(now + tau)
     if str(obj.get("valid_until") or "") >= until:
         return None
     new = dict(obj)
     new["valid_until"] = until
-    new["modified"] = convert._later(str(obj["modified"]), now)
+    new["modified"] = versioning.later(str(obj["modified"]), now)
     return new
 
 

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from indicator_exchange.lifecycle.model import Kind
-from indicator_exchange.stix.convert import EXT_PROXY_CONTEXT
+from indicator_exchange.stix.extensions import EXT_PROXY_CONTEXT
 
 
 def kind_of(indicator: Mapping[str, Any]) -> Kind:
