@@ -13,6 +13,7 @@ from indicator_exchange.audit.middleware import AuditMiddleware
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.lifecycle.routes import router as lifecycle_router
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi_document import install_openapi
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.include_router(metrics_router)
     app.include_router(admin_router)
     app.include_router(ingest_router)
+    app.include_router(lifecycle_router)
     app.include_router(match_router)
     app.include_router(reports_router)
     app.include_router(dashboard_router)

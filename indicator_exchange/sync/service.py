@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
+from indicator_exchange.lifecycle import feedback
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object, parse_timestamp_us
 from indicator_exchange.stix.validation import STRICT, validate_object
@@ -224,6 +225,7 @@ def _store_page(session: Session, source: FeedSource, objects: list[object], res
         result.stored += outcome.stored
         source.objects_total += outcome.stored
         result.duplicates += outcome.results.count("duplicate")
+        feedback.record_synced(session, source.local_collection_id, objects)  # docs/lifecycle.md#feedback
     if rejections:
         # Every run reads the bookmark's timestamp again, so its rejections come back: record each once.
         known: set[tuple[str | None, str]] = set()

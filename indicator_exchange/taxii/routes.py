@@ -290,7 +290,13 @@ def add_objects(
     objects = service.parse_envelope(body, max_objects=settings.max_objects_per_envelope)
     check_objects_allowed(request, len(objects))
     result = service.add_objects(
-        session, root=root, collection=found, caller=caller, objects=objects, max_failures=settings.max_status_failures
+        session,
+        root=root,
+        collection=found,
+        caller=caller,
+        objects=objects,
+        max_failures=settings.max_status_failures,
+        lifecycle=settings,
     )
     note_accepted(request, result.success_count, found.id)
     objects_written(request)
