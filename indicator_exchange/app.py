@@ -15,6 +15,8 @@ from indicator_exchange.dependencies import utc_now
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.live.listener import start_live, stop_live
+from indicator_exchange.live.routes import router as live_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
@@ -81,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             capacity=0 if is_sqlite(settings.database_url) else settings.read_ahead_pages,
         )
         app.state.loop_connection = None if is_sqlite(settings.database_url) else LoopConnection(settings.database_url)
+        app.state.live_hub, live_listener = start_live(settings, engine)
         statistics = StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds)
         app.state.statistics = statistics
         if settings.statistics_interval_seconds > 0:
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            stop_live(app.state.live_hub, live_listener)
             audit_writer.close()
             memory.stop()
             statistics.stop()
@@ -131,6 +135,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(match_router)
+    app.include_router(live_router)
     app.include_router(reports_router)
     app.include_router(dashboard_router)
     # TAXII routes last: their `/{api_root}/...` paths would shadow fixed prefixes registered after them.

@@ -21,8 +21,9 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from indicator_exchange.dependencies import get_provisional_caller
+from indicator_exchange.dependencies import confirm_caller, get_provisional_caller
 from indicator_exchange.error_handlers import is_taxii_path
+from indicator_exchange.live import longpoll
 from indicator_exchange.taxii import routes
 
 # Starlette's default path convertor is ``[^/]+``; the path in the scope is already percent-decoded.
@@ -50,12 +51,20 @@ class DirectPolls:
         try:
             await routes.negotiate(request)
             caller = await get_provisional_caller(request, None, None)
-            response = await routes.read_ahead_response(request, match[1], match[2], caller, app.state.settings)
-            if response is None:
-                response = await run_in_threadpool(
-                    routes.read_objects_response, request, match[1], match[2], caller, app.state.settings, None,
-                    routes.ALL_MATCHES,
-                )  # fmt: skip
+
+            async def poll(reauthenticate: bool = False) -> Response:
+                nonlocal caller
+                if reauthenticate:  # a long poll woken by a change to keys or grants (live.longpoll)
+                    caller = await run_in_threadpool(confirm_caller, request)
+                answer = await routes.read_ahead_response(request, match[1], match[2], caller, app.state.settings)
+                if answer is None:
+                    answer = await run_in_threadpool(
+                        routes.read_objects_response, request, match[1], match[2], caller, app.state.settings, None,
+                        routes.ALL_MATCHES,
+                    )  # fmt: skip
+                return answer
+
+            response = await longpoll.hold(request, await poll(), poll)
         except Exception as exc:
             response = await _handled(app, request, exc)
         await response(scope, receive, send)
