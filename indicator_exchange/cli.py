@@ -645,6 +645,14 @@ def sync(
     source: Annotated[str | None, typer.Option(help="Only this source (default: every enabled source).")] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (the default).")] = False,
     every: Annotated[str | None, typer.Option(help="Repeat every interval, e.g. 5m, until interrupted.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Stay in step live until interrupted: the partner's stream, else a long poll (Prefer: wait), "
+            "else adaptive polling (docs/live.md).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pull (or push) partner TAXII feeds incrementally; Ctrl-C stops cleanly after the current page."""
@@ -670,7 +678,12 @@ def sync(
     signal.signal(signal.SIGTERM, _stop)
     interval = parse_duration(every) if every else None
     failed = False
+    if follow and (once or every):
+        raise typer.BadParameter("--follow excludes --once and --every")
     try:
+        if follow:
+            _follow(sessions, source, stop, as_json)
+            return
         while True:
             with session_scope(sessions) as session:
                 names = [source] if source else [s.name for s in source_store.list_sources(session, enabled_only=True)]
@@ -693,6 +706,41 @@ def sync(
         engine.dispose()
     if failed:
         raise typer.Exit(1)
+
+
+def _follow(sessions: Any, source: str | None, stop: Any, as_json: bool) -> None:
+    """``sync --follow``: a progress line on a terminal, one log line per batch otherwise."""
+    from indicator_exchange.store import sources as source_store
+    from indicator_exchange.sync import follow as live_follow
+
+    with session_scope(sessions) as session:
+        pulls = [s.name for s in source_store.list_sources(session, enabled_only=True) if s.direction == "pull"]
+        names = [source] if source else pulls
+        if not names:
+            _fail(_no_sources(len(source_store.list_sources(session))))
+    terminal = sys.stderr.isatty() and not as_json
+
+    def report(event: Any) -> None:
+        if as_json:
+            typer.echo(json.dumps(dataclasses.asdict(event)))
+            return
+        totals = event.totals
+        text = (
+            f"{event.source} [{event.mode}]: {event.note}"
+            if event.note
+            else f"{event.source} [{event.mode}]: {event.received} received, {event.stored} stored, "
+            f"{event.duplicates} already present, {event.rejected} rejected; bookmark {event.bookmark or '-'}; "
+            f"total {totals.get('stored', 0)} stored in {plural(totals.get('batches', 0), 'batch')}"
+        )
+        if terminal:
+            sys.stderr.write("\r\x1b[2K" + text[:200])
+            sys.stderr.flush()
+        else:
+            typer.echo(f"{datetime.now(UTC).isoformat(timespec='milliseconds')} {text}", err=True)
+
+    live_follow.follow(sessions, names, stop=stop, report=report)
+    if terminal:
+        sys.stderr.write("\n")
 
 
 def _no_sources(configured: int) -> str:
