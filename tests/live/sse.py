@@ -2,9 +2,11 @@
 
 import json
 import queue
+import socket
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +57,10 @@ class Subscription:
     error: BaseException | None = None
 
     def next(self, timeout: float = 10.0, *, skip_heartbeats: bool = True) -> Event:
+        """The next event within ``timeout`` seconds (``queue.Empty`` otherwise)."""
+        deadline = time.monotonic() + timeout
         while True:
-            item = self.events.get(timeout=timeout)
+            item = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
             if item is None:
                 raise EOFError("the stream ended")
             if skip_heartbeats and item.event == "heartbeat":
@@ -104,5 +108,12 @@ def subscribe(url: str, headers: dict[str, str], *, params: dict[str, str] | Non
     try:
         yield subscription
     finally:
+        # Closing the client does not wake a thread blocked reading the socket; shutting the socket down does.
+        if subscription.response is not None:
+            stream = subscription.response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
         client.close()
         thread.join(10)
