@@ -24,7 +24,7 @@ class Live:
     url: str
     sessions: sessionmaker[Session]
     collection: uuid.UUID
-    key: Key  # read and write, clearance amber
+    key: Key  # read and write, clearance red
 
     def stream_url(self, collection: uuid.UUID | None = None) -> str:
         return f"{self.server.base}/api/v1/collections/{collection or self.collection}/stream"
@@ -56,7 +56,7 @@ def live(live_backend: tuple[LiveServer, str]) -> Iterator[Live]:
     sessions = make_sessionmaker(engine_for(url))
     with session_scope(sessions) as session:
         collection = make_collection(session)
-        key = make_key(session, "publisher", read=[collection], write=[collection])
+        key = make_key(session, "publisher", clearance="red", read=[collection], write=[collection])
     yield Live(server, url, sessions, collection, key)
     empty_database(url)
 
