@@ -94,8 +94,8 @@ def content(media_types: dict[str, dict[str, Any]], description: str) -> dict[st
 def _component_schemas() -> dict[str, Any]:
     """Schemas the hand-written request bodies refer to by ``#/components/schemas/<name>``."""
     from indicator_exchange.ingest.schemas import Detection
+    from indicator_exchange.match.events import TrafficEvent
     from indicator_exchange.reports.model import SharingReport
-    from indicator_exchange.sync.events import TrafficEvent
 
     found: dict[str, Any] = {}
     adapters: dict[str, TypeAdapter[Any]] = {

@@ -37,19 +37,19 @@ def _report() -> dict[str, Any]:
 
 
 def _match_event() -> dict[str, Any]:
-    from indicator_exchange.sync.events import TrafficEvent
+    from indicator_exchange.match.events import TrafficEvent
 
     return TrafficEvent.model_json_schema()
 
 
 def _match_result() -> dict[str, Any]:
-    from indicator_exchange.sync.events import Match
+    from indicator_exchange.match.events import Match
 
     return Match.model_json_schema()
 
 
 def _match_response() -> dict[str, Any]:
-    from indicator_exchange.sync.events import MatchResult
+    from indicator_exchange.match.events import MatchResult
 
     return MatchResult.model_json_schema()
 

@@ -175,6 +175,39 @@ class Settings(BaseSettings):
     )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
+    # Scale-out (docs/scaling.md).
+    direct_database_url: str | None = Field(
+        None,
+        description="PostgreSQL behind a transaction-mode pooler (PgBouncer): IX_DATABASE_URL names the pooler and "
+        "this the server itself, for what needs a session of its own (the event loop's connection, LISTEN/NOTIFY, "
+        "the statistics keeper's lock). Set, IX_DATABASE_URL is treated as pooled: no session settings in the "
+        "startup packet.",
+    )
+    read_replica_urls: str = Field(
+        "",
+        description="Comma-separated URLs of PostgreSQL streaming replicas that serve reads (polls, manifests, "
+        "versions, exports, reports); empty = every read from IX_DATABASE_URL.",
+    )
+    replica_max_lag_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A replica further behind the primary than this (or down) is out of rotation until it catches up.",
+    )
+    replica_wait_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Read-your-writes: how long a read carrying the client's last write position (X-IX-LSN) "
+        "waits for a replica to replay it before it reads from the primary instead.",
+    )
+    replica_check_seconds: float = Field(
+        1.0, gt=0, description="How often each worker measures its replicas' lag (and retries one that is down)."
+    )
+    log_format: str = Field(
+        "text",
+        pattern="^(text|json)$",
+        description="`json`: one JSON object per log line, with the request id (X-Request-ID, also in the audit "
+        "row); `text`: uvicorn's usual lines.",
+    )
 
     @field_validator("scaffold_allowlist")
     @classmethod
@@ -215,6 +248,19 @@ class Settings(BaseSettings):
         if "db_connections_per_worker" not in self.model_fields_set and self.db_pool_size is not None:
             return max(4, 2 * self.db_pool_size)
         return self.db_connections_per_worker
+
+    @property
+    def session_database_url(self) -> str:
+        """Where connections that need a session of their own go: the server itself, not a pooler."""
+        return self.direct_database_url or self.database_url
+
+    @property
+    def database_pooled(self) -> bool:
+        return self.direct_database_url is not None
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.read_replica_urls.split(",") if part.strip())
 
     @property
     def metrics_networks(self) -> tuple[IPNetwork, ...]:

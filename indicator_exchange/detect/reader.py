@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 from pydantic import ValidationError
 
-from indicator_exchange.sync.events import TrafficEvent
+from indicator_exchange.match.events import TrafficEvent
 
 _KNOWN = frozenset(TrafficEvent.model_fields)
 _STRINGS = {"event_id": 256, "account_id": 256, "account_login": 256, "email": 320, "api_key_id": 256}

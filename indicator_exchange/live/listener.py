@@ -145,7 +145,7 @@ def start_live(settings: Settings, engine: Engine) -> tuple[Hub, Listener]:
     hub = Hub()
     listener: Listener
     if engine.dialect.name == "postgresql":
-        listener = PgListener(settings.database_url, hub)
+        listener = PgListener(settings.session_database_url, hub)  # LISTEN needs the server, not a pooler
     else:
         listener = SqlitePoller(engine, hub, interval=settings.live_poll_seconds)
     listener.start()

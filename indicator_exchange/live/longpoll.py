@@ -11,11 +11,9 @@ import re
 from collections.abc import Awaitable, Callable
 
 import anyio
-from fastapi import Request
-from fastapi.responses import Response
 
-from indicator_exchange.audit.context import CollectionSeen
 from indicator_exchange.live.hub import Hub
+from indicator_exchange.taxii.poll import Served
 
 _WAIT = re.compile(r"^\s*wait\s*=\s*\"?([0-9]{1,9})\"?\s*$", re.IGNORECASE)
 
@@ -32,28 +30,22 @@ def requested_wait(headers: list[str], max_wait: int) -> int | None:
     return None
 
 
-def _empty(request: Request, response: Response) -> bool:
-    page = getattr(request.state, "page", None)
-    return response.status_code == 200 and page is not None and getattr(page, "count", 1) == 0
-
-
-async def hold(request: Request, response: Response, read_again: Callable[[bool], Awaitable[Response]]) -> Response:
-    """``response`` (a poll's answer), or a later one when it was empty and the client prefers to wait;
-    ``read_again(reauthenticate)`` answers the poll again."""
-    hub: Hub | None = getattr(request.app.state, "live_hub", None)
-    max_wait: int = request.app.state.settings.live_max_wait_seconds
-    wait = None if hub is None else requested_wait(request.headers.getlist("prefer"), max_wait)
+async def hold(
+    hub: Hub | None, prefer: list[str], max_wait: int, served: Served, again: Callable[[bool], Awaitable[Served]]
+) -> tuple[Served, int | None]:
+    """``served`` (a poll's answer), or a later one when it was empty and the client prefers to wait (``prefer``:
+    its ``Prefer`` headers); ``again(reauthenticate)`` serves the poll again. Also the wait applied, if any."""
+    wait = None if hub is None else requested_wait(prefer, max_wait)
     if wait is None or hub is None:
-        return response
+        return served, None
     deadline = anyio.current_time() + wait
-    while _empty(request, response):
-        seen = getattr(request.state, "collection", None)
+    while served.page.count == 0:
         remaining = deadline - anyio.current_time()
-        if not isinstance(seen, CollectionSeen) or remaining <= 0:
+        if remaining <= 0:
             break
-        wake = await hub.wait(seen.id, read_clock=seen.clock, mark=hub.mark(), timeout=remaining)
+        mark = hub.mark()
+        wake = await hub.wait(served.collection.id, read_clock=served.page.clock, mark=mark, timeout=remaining)
         if wake in ("timeout", "closed"):
             break
-        response = await read_again(wake == "auth")
-    response.headers["Preference-Applied"] = f"wait={wait}"
-    return response
+        served = await again(wake == "auth")
+    return served, wait

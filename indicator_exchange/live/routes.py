@@ -6,14 +6,14 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from indicator_exchange.audit.context import CollectionSeen
+from indicator_exchange.audit.context import CollectionSeen, record_of
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import CallerDep, SettingsDep
 from indicator_exchange.errors import Unavailable
 from indicator_exchange.live import service
-from indicator_exchange.live.hub import Hub
 from indicator_exchange.live.stream import Stream
 from indicator_exchange.openapi import json_responses
+from indicator_exchange.services import services
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -29,9 +29,9 @@ STREAM_RESPONSES = {
 
 
 def _open(request: Request, caller: Caller, collection_id: str) -> service.StreamTarget:
-    with request.app.state.statement_sessions() as session:
+    with services(request).sessions.statements() as session:
         target = service.open_stream(session, caller, collection_id)
-    request.state.collection = CollectionSeen(id=target.id, default_tlp=target.default_tlp, clock=target.clock)
+    record_of(request).collection = CollectionSeen(id=target.id, default_tlp=target.default_tlp, clock=target.clock)
     return target
 
 
@@ -51,7 +51,8 @@ async def stream(
     """Every version committed to the collection after the position, as Server-Sent Events (docs/live.md)."""
     target = await run_in_threadpool(_open, request, caller, collection_id)
     position = service.start_position(target, last_event_id=last_event_id, added_after=added_after)
-    hub: Hub = request.app.state.live_hub
+    hub = services(request).live_hub
+    assert hub is not None
     if hub.streams + hub.waiting() >= settings.live_max_waiters:
         raise Unavailable(f"this worker already serves {settings.live_max_waiters} live subscribers", retry_after=5)
     subscriber = Stream(request, caller, target, position, settings)

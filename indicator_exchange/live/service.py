@@ -42,8 +42,12 @@ class Batch:
 def open_stream(session: Session, caller: Caller, collection_key: str) -> StreamTarget:
     """The collection, if ``caller`` may read it: 404 as for a missing one without any grant, 403 without read."""
     found = catalog.resolve_collection(session, collection_key)
-    require_grant(caller, found, hidden=Hidden(f"there is no collection {collection_key!r}",
-                                                reason="no grant on this collection"), read=True)  # fmt: skip
+    require_grant(
+        caller,
+        found,
+        hidden=Hidden(f"there is no collection {collection_key!r}", reason="no grant on this collection"),
+        read=True,
+    )
     return StreamTarget(found.id, found.default_tlp, found.last_date_added)
 
 
@@ -56,7 +60,7 @@ def start_position(target: StreamTarget, *, last_event_id: str | None, added_aft
     read of this collection), else after ``added_after``, else from the beginning. 400 on anything else."""
     if last_event_id:
         cursor = decode_cursor(last_event_id.strip())
-        check_cursor(PageRequest(STREAM_FILTER, 1, cursor.position, cursor), target.id, STREAM_FILTER)
+        check_cursor(PageRequest(STREAM_FILTER, cursor.position, cursor), target.id, STREAM_FILTER)
         return cursor.position
     if added_after:
         try:

@@ -12,6 +12,7 @@ and it authenticates again (the key revoked or the grant gone: the stream ends).
 
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 
@@ -19,18 +20,20 @@ import anyio
 import orjson
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session, sessionmaker
 
+from indicator_exchange.audit.context import CollectionSeen, Served, record_of
 from indicator_exchange.audit.middleware import build_record
-from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import confirm_caller
 from indicator_exchange.errors import ExchangeError
 from indicator_exchange.live import service
 from indicator_exchange.live.hub import Hub
+from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 
 log = logging.getLogger(__name__)
+
+BATCH_DETAIL = "stream batch"  # the audit row of one delivered batch (the connection's row says how many)
 
 
 def frame(event: str, event_id: str | None, data: bytes) -> bytes:
@@ -57,15 +60,15 @@ class Stream:
         self.target = target
         self.position = position or 0
         self.settings = settings
-        state = request.app.state
-        self.hub: Hub = state.live_hub
-        self.sessions: sessionmaker[Session] = state.statement_sessions
-        self.writer: AuditWriter | None = getattr(state, "audit_writer", None)
+        self.app = services(request)
+        assert self.app.live_hub is not None
+        self.hub: Hub = self.app.live_hub
+        self.record = record_of(request)
         self.delivered = 0
         self.batches = 0
 
     def _read(self) -> service.Batch:
-        with self.sessions() as session:
+        with self.app.sessions.statements() as session:
             return service.read_batch(
                 session, self.caller, self.target, after=self.position, limit=self.settings.live_batch_size
             )
@@ -81,17 +84,15 @@ class Stream:
         return None
 
     def _audit(self, batch: service.Batch, count: int) -> None:
-        if self.writer is None:
-            return
-        entry = build_record(self.request.scope, 200, b"", datetime.now(UTC))
-        entry.collection_id = self.target.id
-        entry.default_tlp = self.target.default_tlp
-        entry.collection_clock = batch.clock
-        entry.clearance = self.caller.clearance
-        entry.object_count = count
-        entry.date_added_first, entry.date_added_last = batch.first_added, batch.last_added
-        entry.detail = "stream batch"
-        self.writer.write(entry)
+        facts = replace(
+            self.record,
+            caller=self.caller,
+            collection=CollectionSeen(self.target.id, self.target.default_tlp, batch.clock or 0),
+            served=Served(count, batch.first_added, batch.last_added),
+            object_count=None,
+            detail=BATCH_DETAIL,
+        )
+        self.app.audit_writer.write(build_record(self.request.scope, facts, 200, b"", datetime.now(UTC)))
 
     def _id(self) -> str:
         return service.event_id(self.target, self.position)
@@ -107,8 +108,8 @@ class Stream:
                 yield chunk
         finally:
             self.hub.streams -= 1
-            self.request.state.object_count = self.delivered
-            self.request.state.audit_detail = f"stream: {self.batches} batches"
+            self.record.object_count = self.delivered
+            self.record.detail = f"stream: {self.batches} batches"
 
     async def _run(self) -> AsyncIterator[bytes]:
         heartbeat = self.settings.live_heartbeat_seconds

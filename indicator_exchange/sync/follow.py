@@ -94,9 +94,13 @@ def _load(sessions: sessionmaker[Session], name: str) -> _Source:
         if found is None:
             raise ExchangeError(f"there is no source {name!r}")
         return _Source(
-            found.id, found.name, found.collection_url, service.resolve_credentials(found.credentials_ref),
-            found.interval_seconds, found.bookmark,
-        )  # fmt: skip
+            found.id,
+            found.name,
+            found.collection_url,
+            service.resolve_credentials(found.credentials_ref),
+            found.interval_seconds,
+            found.bookmark,
+        )
 
 
 def _status(sessions: sessionmaker[Session], source_id: uuid.UUID, **values: Any) -> None:
@@ -111,9 +115,15 @@ class Follower:
     """Follows one source until ``stop`` is set."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], name: str, *, stop: threading.Event, report: Reporter,
-        retry: RetryPolicy | None = None, long_poll_seconds: int = LONG_POLL_SECONDS,
-    ) -> None:  # fmt: skip
+        self,
+        sessions: sessionmaker[Session],
+        name: str,
+        *,
+        stop: threading.Event,
+        report: Reporter,
+        retry: RetryPolicy | None = None,
+        long_poll_seconds: int = LONG_POLL_SECONDS,
+    ) -> None:
         self.sessions = sessions
         self.name = name
         self.stop = stop
@@ -129,8 +139,13 @@ class Follower:
             try:
                 source = _load(self.sessions, self.name)
                 self.mode = self.mode or self._probe(source)
-                _status(self.sessions, source.id, live_mode=self.mode, live_connected_at=datetime.now(UTC),
-                        live_seen_at=datetime.now(UTC))  # fmt: skip
+                _status(
+                    self.sessions,
+                    source.id,
+                    live_mode=self.mode,
+                    live_connected_at=datetime.now(UTC),
+                    live_seen_at=datetime.now(UTC),
+                )
                 self.report(FollowEvent(self.name, self.mode, bookmark=source.bookmark, note="connected"))
                 if self.mode == STREAM:
                     self._stream(source)
@@ -240,11 +255,16 @@ class Follower:
         self.totals["batches"] += 1
         self.report(
             FollowEvent(
-                source.name, self.mode or "-", stored=result.stored, received=result.received,
-                duplicates=result.duplicates, rejected=result.rejected, bookmark=source.bookmark,
+                source.name,
+                self.mode or "-",
+                stored=result.stored,
+                received=result.received,
+                duplicates=result.duplicates,
+                rejected=result.rejected,
+                bookmark=source.bookmark,
                 totals=dict(self.totals),
             )
-        )  # fmt: skip
+        )
 
     # --- polls -------------------------------------------------------------------------------------------
 
@@ -254,9 +274,14 @@ class Follower:
         while not self.stop.is_set():
             seen: list[service.SyncResult] = []
             result = service.pull(
-                self.sessions, source.name, retry=self.retry, stop=self.stop, on_page=seen.append,
-                prefer_wait=self.long_poll_seconds if long_poll else None, exact=long_poll,
-            )  # fmt: skip
+                self.sessions,
+                source.name,
+                retry=self.retry,
+                stop=self.stop,
+                on_page=seen.append,
+                prefer_wait=self.long_poll_seconds if long_poll else None,
+                exact=long_poll,
+            )
             if result.outcome == "error":
                 raise _Refused(result.error or "the pull failed", reprobe=True)
             _status(self.sessions, source.id, live_seen_at=datetime.now(UTC), live_remote_position=result.bookmark)
@@ -316,17 +341,22 @@ def _events(lines: Iterator[str]) -> Iterator[tuple[str, str | None, str]]:
 
 
 def follow(
-    sessions: sessionmaker[Session], names: list[str], *, stop: threading.Event, report: Reporter,
+    sessions: sessionmaker[Session],
+    names: list[str],
+    *,
+    stop: threading.Event,
+    report: Reporter,
     retry: RetryPolicy | None = None,
-) -> None:  # fmt: skip
+) -> None:
     """Follow every source of ``names`` (one thread each) until ``stop`` is set."""
     threads = [
         threading.Thread(
-            target=Follower(sessions, name, stop=stop, report=report, retry=retry).run, name=f"follow-{name}",
+            target=Follower(sessions, name, stop=stop, report=report, retry=retry).run,
+            name=f"follow-{name}",
             daemon=True,
         )
         for name in names
-    ]  # fmt: skip
+    ]
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads) and not stop.is_set():

@@ -70,9 +70,11 @@ class TestClearance:
         started = time.monotonic()
         writer.start()
         answer = httpx.get(
-            live.objects_url(), params={"added_after": added_last},
-            headers={**green.basic, "Prefer": "wait=10"}, timeout=30,
-        )  # fmt: skip
+            live.objects_url(),
+            params={"added_after": added_last},
+            headers={**green.basic, "Prefer": "wait=10"},
+            timeout=30,
+        )
         took = time.monotonic() - started
         writer.join()
         assert answer.status_code == 200
@@ -151,9 +153,13 @@ class TestAudit:
         deadline = time.monotonic() + 10
         while True:
             with live.sessions() as session:
-                rows = session.execute(
-                    select(AuditEvent).where(AuditEvent.route == "/api/v1/collections/{collection_id}/stream")
-                ).scalars().all()  # fmt: skip
+                rows = (
+                    session.execute(
+                        select(AuditEvent).where(AuditEvent.route == "/api/v1/collections/{collection_id}/stream")
+                    )
+                    .scalars()
+                    .all()
+                )
             if len(rows) >= 3 or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -59,8 +59,10 @@ def test_idle_streams_start_no_query_between_commits(idle_server: tuple[LiveServ
 
         answer = httpx.post(
             f"{server.base}/api1/collections/{collection}/objects/",
-            json={"objects": [make_indicator(1)]}, headers=key.post, timeout=30,
-        )  # fmt: skip
+            json={"objects": [make_indicator(1)]},
+            headers=key.post,
+            timeout=30,
+        )
         assert answer.status_code == 202
         for stream in streams:
             assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"

@@ -62,8 +62,15 @@ def following(sessions: sessionmaker[Session], *, mode: str | None = None) -> It
 def partner_source(sessions: sessionmaker[Session], partner: Partner, monkeypatch: pytest.MonkeyPatch) -> uuid.UUID:
     monkeypatch.setenv("PARTNER_SECRET", partner.secret)
     target = local_collection(sessions)
-    add_source(sessions, url=partner.discovery_url, api_root=partner.api_root, collection=str(partner.collection_id),
-               target=target, credentials="env:PARTNER_SECRET", max_tlp="red")  # fmt: skip
+    add_source(
+        sessions,
+        url=partner.discovery_url,
+        api_root=partner.api_root,
+        collection=str(partner.collection_id),
+        target=target,
+        credentials="env:PARTNER_SECRET",
+        max_tlp="red",
+    )
     return target
 
 
@@ -109,8 +116,14 @@ class TestFollow:
         monkeypatch.setenv("MEDALLION_SECRET", medallion.secret)
         collection = medallion.new_collection()
         target = local_collection(sessions)
-        add_source(sessions, url=f"{medallion.base}/api1/", collection=collection, target=target,
-                   credentials="env:MEDALLION_SECRET", max_tlp="red")  # fmt: skip
+        add_source(
+            sessions,
+            url=f"{medallion.base}/api1/",
+            collection=collection,
+            target=target,
+            credentials="env:MEDALLION_SECRET",
+            max_tlp="red",
+        )
         medallion.post(collection, [make_indicator(n) for n in range(3)])
         with following(sessions) as events:
             until(lambda: count(sessions, target) == 3)
@@ -145,8 +158,14 @@ class Follower:
                 self.kill()
 
     def source_list(self) -> list[dict[str, Any]]:
-        out = subprocess.run([IX, "admin", "source", "list", "--json"], env=self.env, capture_output=True,
-                             text=True, check=True, timeout=60)  # fmt: skip
+        out = subprocess.run(
+            [IX, "admin", "source", "list", "--json"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
         listed: list[dict[str, Any]] = json.loads(out.stdout)
         return listed
 

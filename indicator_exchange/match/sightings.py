@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.match.events import Match
+from indicator_exchange.stix.detections import Publisher
 from indicator_exchange.stix.markings import Tlp, tlp_of
-from indicator_exchange.sync.events import Match
+from indicator_exchange.stix.sightings import sighting
 
 
 @dataclass(slots=True)
@@ -20,9 +21,12 @@ class _Tally:
 
 
 def aggregate(
-    matches: Iterable[Match], indicators: Mapping[str, Mapping[str, Any]], *, publisher: stix.Publisher,
+    matches: Iterable[Match],
+    indicators: Mapping[str, Mapping[str, Any]],
+    *,
+    publisher: Publisher,
     now: datetime,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """One sighting per matched indicator: count, first/last seen, our identity as where sighted.
 
     Confidence is ours in the observation: 80 when every match was verified, 40 when some were only LSH
@@ -42,12 +46,18 @@ def aggregate(
     for indicator_id, tally in sorted(tallies.items()):
         level = tlp_of(indicators.get(indicator_id, {}))
         sightings.append(
-            stix.sighting(
-                publisher, indicator_id=indicator_id, count=tally.count, first_seen=tally.first,
-                last_seen=tally.last, confidence=80 if tally.verified else 40, tlp=level or Tlp.AMBER, now=now,
+            sighting(
+                publisher,
+                indicator_id=indicator_id,
+                count=tally.count,
+                first_seen=tally.first,
+                last_seen=tally.last,
+                confidence=80 if tally.verified else 40,
+                tlp=level or Tlp.AMBER,
+                now=now,
                 description=f"Matched on {tally.count} events by indicator-exchange.",
             )
-        )  # fmt: skip
+        )
     return sightings
 
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
 from indicator_exchange.ingest.parsing import parse_ndjson_line
+from indicator_exchange.match.events import MatchResult
 from indicator_exchange.settings import get_settings
-from indicator_exchange.sync.events import MatchResult
 from tests.fixtures.factories import make_collection, make_key
 from tests.ingest.test_api import detection
 

@@ -34,10 +34,10 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import TypeAdapter
 
+from indicator_exchange.match.events import IndicatorKind, Match, TrafficEvent
 from indicator_exchange.stix.fingerprint import prompt_signatures
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.stix.pattern_terms import ANY_INDEX, Observation, Term, UnsupportedPattern, parse_pattern
-from indicator_exchange.sync.events import IndicatorKind, Match, TrafficEvent
 
 _IP_TYPES = ("ipv4-addr", "ipv6-addr")
 _KINDS: dict[str, IndicatorKind] = {
@@ -98,7 +98,7 @@ class _EventView:
     @property
     def hmacs(self) -> list[tuple[str, str]]:
         if self._hmacs is None:
-            from indicator_exchange.stix.convert import hmac_identifier
+            from indicator_exchange.stix.identifiers import hmac_identifier
 
             pairs = dict(self.event.identifiers or {})
             if self.event.email and "email" not in pairs:

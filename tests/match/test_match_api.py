@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
-from indicator_exchange.sync.events import MatchResult
+from indicator_exchange.match.events import MatchResult
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_read
 from indicator_exchange.errors import NotFound
+from indicator_exchange.match.events import Match, TrafficEvent
+from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
 from indicator_exchange.store.models import Collection, ObjectVersion
-from indicator_exchange.sync.events import Match, TrafficEvent
-from indicator_exchange.sync.matcher import CompiledIndicators
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +165,7 @@ def record_sightings(
     caller may not write to is skipped and counted.
     """
     from indicator_exchange.ingest.convert import publisher_of
-    from indicator_exchange.sync.sightings import aggregate, by_origin
+    from indicator_exchange.match.sightings import aggregate, by_origin
     from indicator_exchange.taxii import service as taxii
 
     sightings = aggregate(matches, indicator_set.indicators, publisher=publisher_of(settings), now=now)
