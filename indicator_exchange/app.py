@@ -13,7 +13,6 @@ from indicator_exchange.audit.middleware import AuditMiddleware
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
-from indicator_exchange.live.routes import router as live_router
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi_document import install_openapi
@@ -21,6 +20,7 @@ from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.services import install, open_services, utc_now
 from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.stream.routes import router as live_router
 from indicator_exchange.taxii.direct import DirectPolls
 from indicator_exchange.taxii.routes import router as taxii_router
 

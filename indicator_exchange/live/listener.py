@@ -15,25 +15,16 @@ import logging
 import threading
 import uuid
 
-import psycopg
-from sqlalchemy import Engine, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from indicator_exchange.live.hub import Hub
 from indicator_exchange.settings import Settings
-from indicator_exchange.store.engine import normalise_url
-from indicator_exchange.store.models import AuthEpoch, Collection
+from indicator_exchange.store import notify
+from indicator_exchange.store.notify import AUTH_CHANNEL, ListenLost
 
 log = logging.getLogger(__name__)
 
-COMMIT_CHANNEL = "ix_commit"
-AUTH_CHANNEL = "ix_auth"
 _MAX_BACKOFF = 5.0
-
-
-def conninfo_of(url: str) -> str:
-    """A psycopg connection string from the service's SQLAlchemy URL."""
-    return make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def parse_commit(payload: str) -> tuple[uuid.UUID, int] | None:
@@ -48,12 +39,11 @@ class PgListener:
     """The worker's LISTEN connection, on its own thread."""
 
     def __init__(self, url: str, hub: Hub) -> None:
-        self._conninfo = conninfo_of(url)
+        self._url = url
         self._hub = hub
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ix-live-listener", daemon=True)
         self.connected = threading.Event()
-        self._connection: psycopg.Connection[tuple[object, ...]] | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -64,18 +54,17 @@ class PgListener:
 
     def _run(self) -> None:
         backoff = 0.1
+
+        def listening() -> None:
+            nonlocal backoff
+            self.connected.set()
+            self._hub.note_gap()  # whatever was committed while we were not listening
+            backoff = 0.1
+
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as connection:
-                    connection.execute(f"LISTEN {COMMIT_CHANNEL}")
-                    connection.execute(f"LISTEN {AUTH_CHANNEL}")
-                    self.connected.set()
-                    self._hub.note_gap()  # whatever was committed while we were not listening
-                    backoff = 0.1
-                    while not self._stop.is_set():
-                        for notify in connection.notifies(timeout=1.0):
-                            self._dispatch(notify.channel, notify.payload)
-            except psycopg.Error as exc:
+                notify.listen(self._url, on_notify=self._dispatch, on_listening=listening, stop=self._stop)
+            except ListenLost as exc:
                 if self._stop.is_set():
                     return
                 self.connected.clear()
@@ -124,17 +113,12 @@ class SqlitePoller:
                 log.warning("live: reading collection clocks failed: %s", exc)
 
     def _poll(self, watched: list[uuid.UUID]) -> None:
-        with self._engine.connect() as connection:
-            epoch = connection.execute(select(AuthEpoch.epoch).where(AuthEpoch.id == 1)).scalar()
-            rows = connection.execute(
-                select(Collection.id, Collection.last_date_added).where(Collection.id.in_(watched))
-            ).all()
-            connection.rollback()
+        epoch, rows = notify.clocks(self._engine, watched)
         if self._epoch is not None and epoch != self._epoch:
             self._hub.note_auth()
         self._epoch = epoch
         for collection_id, clock in rows:
-            self._hub.note_commit(collection_id, int(clock))
+            self._hub.note_commit(collection_id, clock)
 
 
 Listener = PgListener | SqlitePoller

@@ -8,12 +8,37 @@ again if what was committed is not visible to this caller.
 """
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import anyio
 
 from indicator_exchange.live.hub import Hub
-from indicator_exchange.taxii.poll import Served
+
+
+class _Page(Protocol):
+    @property
+    def count(self) -> int: ...
+    @property
+    def clock(self) -> int | None: ...
+
+
+class _Collection(Protocol):
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+class Answer(Protocol):
+    """A poll's answer as ``taxii.poll`` serves it (typed structurally: this module sits below taxii/)."""
+
+    @property
+    def collection(self) -> _Collection: ...
+    @property
+    def page(self) -> _Page: ...
+
+
+A = TypeVar("A", bound=Answer)
 
 _WAIT = re.compile(r"^\s*wait\s*=\s*\"?([0-9]{1,9})\"?\s*$", re.IGNORECASE)
 
@@ -31,8 +56,8 @@ def requested_wait(headers: list[str], max_wait: int) -> int | None:
 
 
 async def hold(
-    hub: Hub | None, prefer: list[str], max_wait: int, served: Served, again: Callable[[bool], Awaitable[Served]]
-) -> tuple[Served, int | None]:
+    hub: Hub | None, prefer: list[str], max_wait: int, served: A, again: Callable[[bool], Awaitable[A]]
+) -> tuple[A, int | None]:
     """``served`` (a poll's answer), or a later one when it was empty and the client prefers to wait (``prefer``:
     its ``Prefer`` headers); ``again(reauthenticate)`` serves the poll again. Also the wait applied, if any."""
     wait = None if hub is None else requested_wait(prefer, max_wait)

@@ -1,7 +1,7 @@
 """live notify
 
 Revision ID: b7d2e4f1a9c3
-Revises: 3c7a9e5b1d42
+Revises: 8e2d6b4a9c17
 Create Date: 2026-12-03 18:45:00
 
 Live delivery (docs/live.md). PostgreSQL: a trigger sends ``NOTIFY ix_commit, '<collection> <clock>'`` from
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b7d2e4f1a9c3"
-down_revision: str | None = "3c7a9e5b1d42"
+down_revision: str | None = "8e2d6b4a9c17"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

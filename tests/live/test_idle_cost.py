@@ -9,8 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from indicator_exchange.live.listener import conninfo_of
 from indicator_exchange.store.engine import make_sessionmaker, session_scope
+from indicator_exchange.store.notify import conninfo_of
 from tests.conftest import empty_database, engine_for
 from tests.fixtures.factories import Key, make_collection, make_indicator, make_key
 from tests.fixtures.live_server import LiveServer, live_server

@@ -26,10 +26,10 @@ from indicator_exchange.audit.middleware import build_record
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import confirm_caller
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.live import service
 from indicator_exchange.live.hub import Hub
 from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
+from indicator_exchange.stream import service
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from indicator_exchange.audit.context import CollectionSeen, record_of
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import CallerDep, SettingsDep
 from indicator_exchange.errors import Unavailable
-from indicator_exchange.live import service
-from indicator_exchange.live.stream import Stream
 from indicator_exchange.openapi import json_responses
 from indicator_exchange.services import services
+from indicator_exchange.stream import service
+from indicator_exchange.stream.events import Stream
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
