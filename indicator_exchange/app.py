@@ -13,6 +13,7 @@ from indicator_exchange.audit.middleware import AuditMiddleware
 from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
+from indicator_exchange.match.index import INDEXES
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi_document import install_openapi
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as built:
+            if built.live_hub is not None:  # a commit heard of wakes the matcher's delta refresh (match.index)
+                built.live_hub.on_commit(INDEXES.note_commit)
             install(app, built)
             yield
 
