@@ -14,6 +14,7 @@ from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.lifecycle.routes import router as lifecycle_router
+from indicator_exchange.match.index import INDEXES
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
 from indicator_exchange.openapi_document import install_openapi
@@ -21,6 +22,7 @@ from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.services import install, open_services, utc_now
 from indicator_exchange.settings import Settings, get_settings
+from indicator_exchange.stream.routes import router as live_router
 from indicator_exchange.taxii.direct import DirectPolls
 from indicator_exchange.taxii.routes import router as taxii_router
 
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings, clock=clock) as built:
+            if built.live_hub is not None:  # a commit heard of wakes the matcher's delta refresh (match.index)
+                built.live_hub.on_commit(INDEXES.note_commit)
             install(app, built)
             yield
 
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     app.include_router(ingest_router)
     app.include_router(lifecycle_router)
     app.include_router(match_router)
+    app.include_router(live_router)
     app.include_router(reports_router)
     app.include_router(dashboard_router)
     # TAXII routes last: their `/{api_root}/...` paths would shadow fixed prefixes registered after them.

@@ -172,6 +172,19 @@ class Settings(BaseSettings):
         description='JSON file of public scaffold prompts ({"scaffolds": {name: text}}) refused at ingest, beside '
         "the built-in list.",
     )
+    live_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=15, description="Longest a live stream stays silent: a heartbeat carries its position."
+    )
+    live_max_wait_seconds: int = Field(
+        30, ge=0, le=30, description="Longest a TAXII poll with `Prefer: wait=N` is held (larger N are clamped)."
+    )
+    live_batch_size: int = Field(1000, ge=1, description="Most objects one live stream event carries.")
+    live_max_waiters: int = Field(
+        1000, ge=1, description="Open streams and held long polls per worker; beyond, a new stream is answered 503."
+    )
+    live_poll_seconds: float = Field(
+        0.25, gt=0, description="SQLite (no NOTIFY): how often a worker with live waiters reads their clocks."
+    )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
     # Scale-out (docs/scaling.md).

@@ -240,6 +240,12 @@ class FeedSource(Base):
     objects_total: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected_total: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The live follower's status (``sync --follow``, docs/live.md): stream | long-poll | poll, connected since
+    # (``None``: not connected), last heard from the partner, and the partner's position then.
+    live_mode: Mapped[str | None] = mapped_column(String(16))
+    live_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_remote_position: Mapped[str | None] = mapped_column(String(64))
 
 
 class SyncRejection(Base):
