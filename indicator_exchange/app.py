@@ -15,7 +15,7 @@ from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
-from indicator_exchange.openapi import install_openapi
+from indicator_exchange.openapi_document import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.services import install, open_services, utc_now

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from indicator_exchange.audit.context import note_detail
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import PayloadTooLarge
 from indicator_exchange.fields import Name
@@ -43,9 +44,12 @@ MATCH_DOC = {
 
 
 @router.post(
-    "/match", summary="Match traffic events", openapi_extra=MATCH_DOC, response_model=MatchResult,
+    "/match",
+    summary="Match traffic events",
+    openapi_extra=MATCH_DOC,
+    response_model=MatchResult,
     responses=json_responses(403, 404, 413, 415),
-)  # fmt: skip
+)
 async def match(
     request: Request,
     session: SessionDep,
@@ -74,20 +78,28 @@ async def match(
     def run() -> dict[str, object]:
         now = datetime.now(UTC)
         ids = matching.readable_collections(session, caller, collection or [])
-        indicator_set = matching.cached_indicator_set(session, ids, clearance=caller.clearance, settings=settings,
-                                                      now=now, min_lsh_bands=1 if candidates else 2)  # fmt: skip
+        indicator_set = matching.cached_indicator_set(
+            session, ids, clearance=caller.clearance, settings=settings, now=now, min_lsh_bands=1 if candidates else 2
+        )
         found = matching.match_events(indicator_set, batch.events)
         result: dict[str, object] = {
             "events": len(batch.events),
             "rejected": len(batch.rejections),
             "rejections": [r.model_dump(mode="json") for r in batch.rejections],
             "matches": [m.model_dump(mode="json") for m in found],
-            "indicators": indicator_set.compiled.indicator_count,
+            "indicators": indicator_set.indicator_count,
         }
         if sightings:
             verified = [m for m in found if m.verified]
-            result["sightings"] = matching.record_sightings(session, indicator_set, verified, settings=settings,
-                                                            caller=caller, now=now)  # fmt: skip
+            posted = matching.record_sightings(
+                session, indicator_set, verified, settings=settings, caller=caller, now=now
+            )
+            result["sightings"] = posted
+            note_detail(
+                request,
+                f"sightings written by service caller {matching.SIGHTINGS_JOB} for {caller.name}: "
+                f"{posted['sightings']} stored, {posted['skipped']} skipped",
+            )
         return result
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")

@@ -118,13 +118,17 @@ def login(request: Request, session: SessionDep, body: BodyDep) -> Response:
         return _page("login.html", status_code=401, error="That API key is not valid.")
     record_of(request).caller = caller
     if caller.kind not in COMPLIANCE_KINDS:
-        return _page("login.html", status_code=403,
-                     error="The dashboard is for compliance and admin principals only.")  # fmt: skip
+        return _page("login.html", status_code=403, error="The dashboard is for compliance and admin principals only.")
     response = RedirectResponse("/ui/", status_code=303, headers=_SECURITY_HEADERS)
     response.set_cookie(
-        COOKIE, bearer_token(key_id, secret), max_age=COOKIE_MAX_AGE, path=COOKIE_PATH, httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
-    )  # fmt: skip
+        COOKIE,
+        bearer_token(key_id, secret),
+        max_age=COOKIE_MAX_AGE,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -145,8 +149,9 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     today = datetime.now(UTC).date()
     start = today - timedelta(days=DASHBOARD_DAYS - 1)
-    report = report_for(session, caller, settings, start=start.isoformat(), end=today.isoformat(), collections=[],
-                        partner=None)  # fmt: skip
+    report = report_for(
+        session, caller, settings, start=start.isoformat(), end=today.isoformat(), collections=[], partner=None
+    )
     roots = {root.id: root.name for root in catalog.list_api_roots(session)}
     collections = [
         {
@@ -164,10 +169,17 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
     ]
     recent = sorted(report.shared.rows, key=lambda r: r.last_access or datetime.min.replace(tzinfo=UTC), reverse=True)
     return _page(
-        "dashboard.html", report=report, caller=caller, clearance=Tlp(caller.clearance).label.upper(),
-        collections=collections, recent=recent, charts=render.chart_markup(report), start=start.isoformat(),
-        end=today.isoformat(), formats=render.FORMATS,
-    )  # fmt: skip
+        "dashboard.html",
+        report=report,
+        caller=caller,
+        clearance=Tlp(caller.clearance).label.upper(),
+        collections=collections,
+        recent=recent,
+        charts=render.chart_markup(report),
+        start=start.isoformat(),
+        end=today.isoformat(),
+        formats=render.FORMATS,
+    )
 
 
 @router.get("/reports/sharing")
@@ -186,8 +198,9 @@ def download_report(
     if caller is None:
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     try:
-        report = report_for(session, caller, settings, start=start, end=end, collections=collection or [],
-                            partner=partner or None)  # fmt: skip
+        report = report_for(
+            session, caller, settings, start=start, end=end, collections=collection or [], partner=partner or None
+        )
         return report_response(report, format, inline=("html",))  # the dashboard's buttons download
     except (ExchangeError, ValueError) as exc:
         message = exc.message if isinstance(exc, ExchangeError) else str(exc)
@@ -209,7 +222,8 @@ def download_export(
     if caller is None:
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     try:
-        return export_response(request, session, caller, collection=collection, fmt=format, since=since, types=type,
-                               all_versions=False)  # fmt: skip
+        return export_response(
+            request, session, caller, collection=collection, fmt=format, since=since, types=type, all_versions=False
+        )
     except ExchangeError as exc:
         return _page("error.html", status_code=exc.status_code, message=exc.message)

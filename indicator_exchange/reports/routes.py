@@ -59,15 +59,24 @@ EXPORT_CONTENT: dict[str, dict[str, object]] = {
 
 
 def report_for(
-    session: Session, caller: Caller, settings: Settings, *, start: str, end: str, collections: list[str],
+    session: Session,
+    caller: Caller,
+    settings: Settings,
+    *,
+    start: str,
+    end: str,
+    collections: list[str],
     partner: str | None,
-) -> SharingReport:  # fmt: skip
+) -> SharingReport:
     """The report a compliance or admin caller asked for, limited to what their clearance may see."""
     require_kind(caller, *COMPLIANCE_KINDS)
     request = ReportRequest(
-        start=parse_when(start), end=parse_when(end, end=True), collections=collections, partner=partner,
+        start=parse_when(start),
+        end=parse_when(end, end=True),
+        collections=collections,
+        partner=partner,
         clearance=Tlp(caller.clearance),
-    )  # fmt: skip
+    )
     return build_report(session, request, identity=settings.identity_id, organisation=settings.organisation_name)
 
 
@@ -80,15 +89,20 @@ def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] 
     return Response(
         render.render(report, fmt),
         media_type=render.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'{disposition}; filename="{name}"', "X-Report-Marking": report.marking,
-                 "Cache-Control": "no-store"},
-    )  # fmt: skip
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{name}"',
+            "X-Report-Marking": report.marking,
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get(
-    "/reports/sharing", summary="Sharing report", response_model=None,
+    "/reports/sharing",
+    summary="Sharing report",
+    response_model=None,
     responses={200: content(REPORT_CONTENT, "The report, in the format asked for."), **json_responses(403, 404)},
-)  # fmt: skip
+)
 def sharing_report(
     session: SessionDep,
     caller: CallerDep,
@@ -108,15 +122,21 @@ def sharing_report(
     """What was published, shared, received and refused in a window, marked with its highest TLP."""
     if format not in render.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(render.FORMATS)}")
-    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [],
-                        partner=partner)  # fmt: skip
+    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [], partner=partner)
     return report_response(report, format)
 
 
 def export_response(
-    request: Request, session: Session, caller: Caller, *, collection: str, fmt: str, since: str | None,
-    types: list[str] | None, all_versions: bool,
-) -> StreamingResponse:  # fmt: skip
+    request: Request,
+    session: Session,
+    caller: Caller,
+    *,
+    collection: str,
+    fmt: str,
+    since: str | None,
+    types: list[str] | None,
+    all_versions: bool,
+) -> StreamingResponse:
     """Check the caller, then stream the export from a session of its own (the request's closes first)."""
     require_kind(caller, *COMPLIANCE_KINDS)
     if fmt not in export.FORMATS:
@@ -124,9 +144,12 @@ def export_response(
     found = export.resolve_collection(session, collection)
     require_read(caller, found)
     plan = export.ExportRequest(
-        collection=found, clearance=caller.clearance, since_us=export.parse_since(since),
-        types=export.parse_types(types), all_versions=all_versions,
-    )  # fmt: skip
+        collection=found,
+        clearance=caller.clearance,
+        since_us=export.parse_since(since),
+        types=export.parse_types(types),
+        all_versions=all_versions,
+    )
     factory: sessionmaker[Session] = services(request).sessions.reads
 
     note_collection(request, found)
@@ -141,16 +164,23 @@ def export_response(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = export.filename(found, fmt).replace(".", f"-{stamp}.", 1)
     return StreamingResponse(
-        chunks(), media_type=export.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
-                 "X-Export-Clearance": f"TLP:{Tlp(caller.clearance).label.upper()}"},
-    )  # fmt: skip
+        chunks(),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Export-Clearance": f"TLP:{Tlp(caller.clearance).label.upper()}",
+        },
+    )
 
 
 @router.get(
-    "/export", summary="Export a collection", response_model=None, response_class=StreamingResponse,
+    "/export",
+    summary="Export a collection",
+    response_model=None,
+    response_class=StreamingResponse,
     responses={200: content(EXPORT_CONTENT, "The export, streamed."), **json_responses(403, 404)},
-)  # fmt: skip
+)
 def export_collection(
     request: Request,
     session: SessionDep,
@@ -164,5 +194,6 @@ def export_collection(
     all_versions: Annotated[bool, Query(description="Every version, not only the latest.")] = False,
 ) -> StreamingResponse:
     """Stream a collection slice in bounded memory, filtered by the caller's grant and TLP clearance."""
-    return export_response(request, session, caller, collection=collection, fmt=format, since=since, types=type,
-                           all_versions=all_versions)  # fmt: skip
+    return export_response(
+        request, session, caller, collection=collection, fmt=format, since=since, types=type, all_versions=all_versions
+    )

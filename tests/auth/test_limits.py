@@ -111,8 +111,9 @@ class TestObjectQuota:
         admin.update_principal(session, name="reader", requests_per_minute=0, objects_per_day=per_day)
         admin.update_principal(session, name="writer", requests_per_minute=0, objects_per_day=0)
         session.commit()
-        posted = client.post(objects_url(collection), headers=writer.post,
-                             json=envelope(*(make_indicator(n) for n in range(6))))  # fmt: skip
+        posted = client.post(
+            objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(6)))
+        )
         assert posted.json()["success_count"] == 6
         return reader, objects_url(collection)
 

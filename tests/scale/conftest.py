@@ -21,10 +21,13 @@ class Feed:
         return objects_url(self.collection)
 
 
-def make_feed(session: Session, *, reader_clearance: str = "amber") -> Feed:
-    collection = make_collection(session)
-    writer = make_key(session, "writer", kind="detector", write=[collection], read=[collection])
-    reader = make_key(session, "reader", clearance=reader_clearance, read=[collection])
+def make_feed(
+    session: Session, name: str = "feed", *, reader_clearance: str = "amber", default_tlp: str = "amber"
+) -> Feed:
+    """A collection ``name`` (in API root api1), a detector that writes and reads it and a partner that reads."""
+    collection = make_collection(session, title=name, default_tlp=default_tlp)
+    writer = make_key(session, f"{name}-writer", kind="detector", write=[collection], read=[collection])
+    reader = make_key(session, f"{name}-reader", clearance=reader_clearance, read=[collection])
     session.commit()
     return Feed(collection, writer, reader)
 
