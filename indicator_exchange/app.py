@@ -16,11 +16,11 @@ from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.lifecycle.routes import router as lifecycle_router
 from indicator_exchange.match.index import INDEXES
 from indicator_exchange.match.routes import router as match_router
-from indicator_exchange.metrics import router as metrics_router
+from indicator_exchange.metrics_route import router as metrics_router
 from indicator_exchange.openapi_document import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
-from indicator_exchange.services import install, open_services, utc_now
+from indicator_exchange.services import install, open_services, services_of, utc_now
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.stream.routes import router as live_router
 from indicator_exchange.taxii.direct import DirectPolls
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     install_openapi(app)
     app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(AuditMiddleware, services=lambda: services_of(app))
     # Outermost: the audit trail, the metrics allow-list and every URL built see the real client and scheme.
     app.add_middleware(EdgeHeaders, settings=settings)
 

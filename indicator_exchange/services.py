@@ -31,8 +31,8 @@ from indicator_exchange.store.engine import (
     make_sessionmaker,
     read_only_engine,
 )
+from indicator_exchange.store.read_ahead import ReadAhead
 from indicator_exchange.store.statistics import StatisticsKeeper
-from indicator_exchange.taxii.read_ahead import ReadAhead
 
 
 def utc_now() -> datetime:
