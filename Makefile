@@ -10,6 +10,9 @@ INSTALLED := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 # Where Debian's chromium package puts it; the browser tests launch this one.
 CHROMIUM := /usr/bin/chromium
+# Where Debian's haproxy and pgbouncer packages put them; tests/scale starts its own copies of each.
+HAPROXY := /usr/sbin/haproxy
+PGBOUNCER := /usr/sbin/pgbouncer
 PORT ?= 8000
 
 .PHONY: demo test test-slow lint bench install system-deps constraints
@@ -34,13 +37,17 @@ constraints:
 	rm -rf .venv-constraints
 
 # The Debian packages the tests need: the PostgreSQL server binaries (a throwaway cluster is started when no
-# server answers and IX_TEST_DATABASE_URL is unset) and Chromium (the browser tests). Installed with apt-get
+# server answers and IX_TEST_DATABASE_URL is unset; the scale tests also make a streaming replica with them),
+# Chromium (the browser tests), haproxy and pgbouncer (tests/scale: instances behind a balancer, a pooler in
+# transaction mode; also the binaries are used, never their system services). Installed with apt-get
 # when missing and this is root; otherwise the exact command is printed and the target fails.
 system-deps:
 	@missing=""; \
 	if [ -z "$$IX_TEST_DATABASE_URL" ] && ! command -v initdb >/dev/null 2>&1 \
 	   && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	[ -x $(HAPROXY) ] || missing="$$missing haproxy"; \
+	[ -x $(PGBOUNCER) ] || missing="$$missing pgbouncer"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "system-deps: installing$$missing"; \
@@ -59,6 +66,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: system-deps lint
 	$(BIN)/pytest -n 2 --dist loadgroup

@@ -27,7 +27,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from indicator_exchange import metrics
 from indicator_exchange.audit.middleware import RECORDED_PARAMETERS
 from indicator_exchange.settings import Settings, get_settings
-from indicator_exchange.store.engine import connection_allowance, is_sqlite
+from indicator_exchange.store.engine import PoolBudget, connection_allowance, is_sqlite
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +60,11 @@ class EdgeLimits:
     @classmethod
     def of(cls, settings: Settings) -> "EdgeLimits":
         return cls(
-            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_connections,
+            settings.header_timeout_seconds,
+            settings.body_timeout_seconds,
+            settings.max_connections,
             settings.max_header_bytes,
-        )  # fmt: skip
+        )
 
 
 @lru_cache(maxsize=1)
@@ -242,10 +244,14 @@ def check_connection_budget(settings: Settings, workers: int) -> str | None:
     if is_sqlite(settings.database_url):
         return None
     try:
-        maximum, reserved, in_use = connection_allowance(settings.database_url)
+        maximum, reserved, in_use = connection_allowance(settings.session_database_url)
     except Exception as exc:
         raise StartupRefused(f"cannot read max_connections from the database: {str(exc).splitlines()[0]}") from None
     per_worker = settings.connections_per_worker
+    if settings.database_pooled:
+        # The pooler multiplexes the pools onto its own server connections (its pool size is its budget); only
+        # the event loop's connection of each worker goes to the server itself.
+        per_worker = PoolBudget.of(per_worker).loop_connections
     needed = workers * per_worker
     allowed = maximum - reserved
     if needed > allowed:
@@ -263,9 +269,15 @@ def check_connection_budget(settings: Settings, workers: int) -> str | None:
 
 
 def run(
-    settings: Settings, *, host: str, port: int, workers: int, tls_cert: str | None, tls_key: str | None,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
     log_level: str,
-) -> None:  # fmt: skip
+) -> None:
     """Start uvicorn with the limits of ``settings`` (after the checks above have passed)."""
     if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_ENV):
         # Before any worker imports prometheus_client: every worker then writes its figures where each scrape

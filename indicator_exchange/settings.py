@@ -172,8 +172,93 @@ class Settings(BaseSettings):
         description='JSON file of public scaffold prompts ({"scaffolds": {name: text}}) refused at ingest, beside '
         "the built-in list.",
     )
+    live_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=15, description="Longest a live stream stays silent: a heartbeat carries its position."
+    )
+    live_max_wait_seconds: int = Field(
+        30, ge=0, le=30, description="Longest a TAXII poll with `Prefer: wait=N` is held (larger N are clamped)."
+    )
+    live_batch_size: int = Field(1000, ge=1, description="Most objects one live stream event carries.")
+    live_max_waiters: int = Field(
+        1000, ge=1, description="Open streams and held long polls per worker; beyond, a new stream is answered 503."
+    )
+    live_poll_seconds: float = Field(
+        0.25, gt=0, description="SQLite (no NOTIFY): how often a worker with live waiters reads their clocks."
+    )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
+    # Scale-out (docs/scaling.md).
+    direct_database_url: str | None = Field(
+        None,
+        description="PostgreSQL behind a transaction-mode pooler (PgBouncer): IX_DATABASE_URL names the pooler and "
+        "this the server itself, for what needs a session of its own (the event loop's connection, LISTEN/NOTIFY, "
+        "the statistics keeper's lock). Set, IX_DATABASE_URL is treated as pooled: no session settings in the "
+        "startup packet.",
+    )
+    read_replica_urls: str = Field(
+        "",
+        description="Comma-separated URLs of PostgreSQL streaming replicas that serve reads (polls, manifests, "
+        "versions, exports, reports); empty = every read from IX_DATABASE_URL.",
+    )
+    replica_max_lag_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="A replica further behind the primary than this (or down) is out of rotation until it catches up.",
+    )
+    replica_wait_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Read-your-writes: how long a read carrying the client's last write position (X-IX-LSN) "
+        "waits for a replica to replay it before it reads from the primary instead.",
+    )
+    replica_check_seconds: float = Field(
+        1.0, gt=0, description="How often each worker measures its replicas' lag (and retries one that is down)."
+    )
+    log_format: str = Field(
+        "text",
+        pattern="^(text|json)$",
+        description="`json`: one JSON object per log line, with the request id (X-Request-ID, also in the audit "
+        "row); `text`: uvicorn's usual lines.",
+    )
+    lifecycle_file: str | None = Field(
+        None,
+        description="JSON file overriding the score model per indicator kind (tau, delta, threshold; "
+        "docs/lifecycle.md). Checked at start.",
+    )
+    fp_quorum: int = Field(
+        2, ge=1, description="Distinct organisations whose false-positive votes revoke one of our indicators."
+    )
+    warninglists: bool = Field(
+        True, description="Check detections and enforced indicators against the warninglists (docs/lifecycle.md)."
+    )
+    warninglist_file: str | None = Field(
+        None,
+        description="JSON file of warninglist policies (refuse, flag or off per list) and operator lists. "
+        "Checked at start.",
+    )
+    warninglist_max_prefix_v4: int = Field(
+        16, ge=0, le=32, description="IPv4 ranges broader than this prefix length are refused at ingest."
+    )
+    warninglist_max_prefix_v6: int = Field(
+        32, ge=0, le=128, description="IPv6 ranges broader than this prefix length are refused at ingest."
+    )
+
+    @field_validator("lifecycle_file")
+    @classmethod
+    def _lifecycle_file(cls, path: str | None) -> str | None:
+        """A bad score-model file stops the service at start, with the entry that is wrong."""
+        from indicator_exchange.lifecycle.model import load_decays
+
+        load_decays(path)
+        return path or None
+
+    @field_validator("warninglist_file")
+    @classmethod
+    def _warninglist_file(cls, path: str | None) -> str | None:
+        from indicator_exchange.lifecycle.warninglists import check_file
+
+        check_file(path)
+        return path or None
 
     @field_validator("scaffold_allowlist")
     @classmethod
@@ -214,6 +299,19 @@ class Settings(BaseSettings):
         if "db_connections_per_worker" not in self.model_fields_set and self.db_pool_size is not None:
             return max(4, 2 * self.db_pool_size)
         return self.db_connections_per_worker
+
+    @property
+    def session_database_url(self) -> str:
+        """Where connections that need a session of their own go: the server itself, not a pooler."""
+        return self.direct_database_url or self.database_url
+
+    @property
+    def database_pooled(self) -> bool:
+        return self.direct_database_url is not None
+
+    @property
+    def replica_urls(self) -> tuple[str, ...]:
+        return tuple(part.strip() for part in self.read_replica_urls.split(",") if part.strip())
 
     @property
     def metrics_networks(self) -> tuple[IPNetwork, ...]:

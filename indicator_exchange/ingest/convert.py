@@ -1,4 +1,4 @@
-"""From a validated detection (the pydantic contract) to the typed inputs of ``stix.convert``."""
+"""From a validated detection (the pydantic contract) to the typed inputs of ``convert``."""
 
 import json
 from dataclasses import dataclass
@@ -18,8 +18,18 @@ from indicator_exchange.ingest.schemas import (
     ProxyIpDetection,
 )
 from indicator_exchange.settings import Settings
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.stix.convert import Conversion, convert
+from indicator_exchange.stix.detections import (
+    AccountInput,
+    Cadence,
+    Common,
+    DetectionInput,
+    PromptInput,
+    ProxyInput,
+    Publisher,
+)
 from indicator_exchange.stix.fingerprint import NUM_PERM, PromptFingerprint, fingerprint_prompt
+from indicator_exchange.stix.identifiers import Identifier
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.ingest import DetectionFacts
 
@@ -41,7 +51,7 @@ class Planned:
     """One line's conversion, plus what the provenance table keeps of it."""
 
     detection: ProxyIpDetection | PromptSignatureDetection | AccountPatternDetection
-    conversion: stix.Conversion
+    conversion: Conversion
     facts: DetectionFacts
     generation: int = 0
 
@@ -51,8 +61,8 @@ def kind_of(value: object) -> str | None:
     return kind if isinstance(kind, str) and len(kind) <= 32 else None
 
 
-def publisher_of(settings: Settings) -> stix.Publisher:
-    return stix.Publisher(
+def publisher_of(settings: Settings) -> Publisher:
+    return Publisher(
         identity_id=settings.identity_id,
         organisation=settings.organisation_name,
         community_key=settings.community_key_bytes,
@@ -101,8 +111,8 @@ def _scaffolds(key: bytes, key_id: str, extra_file: str | None) -> _Scaffolds:
     )
 
 
-def _common(detection: ProxyIpDetection | PromptSignatureDetection | AccountPatternDetection) -> stix.Common:
-    return stix.Common(
+def _common(detection: ProxyIpDetection | PromptSignatureDetection | AccountPatternDetection) -> Common:
+    return Common(
         detector=detection.detector,
         first_seen=detection.first_seen,
         last_seen=detection.last_seen,
@@ -130,9 +140,9 @@ def plan(
 ) -> Planned:
     publisher = publisher_of(settings)
     common = _common(detection)
-    item: stix.DetectionInput
+    item: DetectionInput
     if isinstance(detection, ProxyIpDetection):
-        item = stix.ProxyInput(common=common, proxy_kind=detection.proxy_kind, value=detection.value, asn=detection.asn)
+        item = ProxyInput(common=common, proxy_kind=detection.proxy_kind, value=detection.value, asn=detection.asn)
     elif isinstance(detection, PromptSignatureDetection):
         if detection.prompt_text is not None:
             fingerprint = fingerprint_prompt(
@@ -142,23 +152,23 @@ def plan(
             scaffold = scaffolds.match(fingerprint)
             if scaffold is not None:
                 raise Refused("prompt_text", f"matches the public scaffold '{scaffold}'; not published")
-            item = stix.PromptInput(
+            item = PromptInput(
                 common=common, capability=detection.capability, sha256=fingerprint.sha256, fingerprint=fingerprint
             )
         else:
             assert detection.prompt_sha256 is not None
-            item = stix.PromptInput(common=common, capability=detection.capability, sha256=detection.prompt_sha256)
+            item = PromptInput(common=common, capability=detection.capability, sha256=detection.prompt_sha256)
     else:
-        identifiers = tuple(stix.Identifier(type=i.type, value=i.value) for i in detection.identifiers or ())
+        identifiers = tuple(Identifier(type=i.type, value=i.value) for i in detection.identifiers or ())
         cadence = detection.cadence
-        item = stix.AccountInput(
+        item = AccountInput(
             common=common,
             email_domains=tuple(detection.email_domains or ()),
             login_regex=detection.login_regex,
-            cadence=stix.Cadence(cadence.count, cadence.within_seconds, cadence.email_domain) if cadence else None,
+            cadence=Cadence(cadence.count, cadence.within_seconds, cadence.email_domain) if cadence else None,
             identifiers=identifiers,
         )
-    conversion = stix.convert(item, publisher=publisher, now=now, generation=generation)
+    conversion = convert(item, publisher=publisher, now=now, generation=generation)
     facts = DetectionFacts(
         detector=detection.detector,
         kind=detection.kind,
@@ -170,15 +180,3 @@ def plan(
         requests=detection.requests,
     )
     return Planned(detection=detection, conversion=conversion, facts=facts, generation=generation)
-
-
-def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[str, Any] | None:
-    return stix.merge(existing, new, now)
-
-
-def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    return stix.kept_on_merge(existing, new)
-
-
-def revoke(existing: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return stix.revoke(existing, now)

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -21,6 +22,7 @@ from indicator_exchange.ingest import convert
 from indicator_exchange.ingest.parsing import InputLine
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.objects import inspect_object
+from indicator_exchange.stix.versioning import kept_on_merge, merge, revoke
 from indicator_exchange.store import catalog
 from indicator_exchange.store import ingest as ingest_store
 from indicator_exchange.store import objects as store
@@ -232,15 +234,15 @@ def _apply(
             if current is None or current.get("revoked") is True:
                 outcomes.append("unchanged")
                 continue
-            updated, outcome = convert.revoke(current, now), "revoked"
+            updated, outcome = revoke(current, now), "revoked"
         elif plan.detection.false_positive:
             continue  # a false positive does not touch the campaign
         elif current is None:
-            updated, outcome = new, "created"
+            updated, outcome = cast("dict[str, object]", new), "created"  # stored as generated
         else:
-            updated = convert.merge(current, new, now)
+            updated = merge(current, new, now)
             outcome = "unchanged" if updated is None else "versioned"
-            notes += convert.kept_on_merge(current, new)
+            notes += kept_on_merge(current, new)
         if updated is not None:
             folded = fresh.get(stix_id)
             if folded is not None and current is not None:

@@ -103,7 +103,7 @@ class _EventView:
     @property
     def hmacs(self) -> list[tuple[str, str]]:
         if self._hmacs is None:
-            from indicator_exchange.stix.convert import hmac_identifier
+            from indicator_exchange.stix.identifiers import hmac_identifier
 
             pairs = dict(self.event.identifiers or {})
             if self.event.email and "email" not in pairs:

@@ -172,7 +172,9 @@ def record_sightings(
         writer = service_caller(
             job=SIGHTINGS_JOB, identity_ref=settings.identity_id, on_behalf_of=caller, writable=[collection.id]
         )
-        status = taxii.add_objects(session, root=root, collection=collection, caller=writer, objects=list(items))
+        status = taxii.add_objects(
+            session, root=root, collection=collection, caller=writer, objects=list(items), lifecycle=settings
+        )
         posted["sightings"] += status.success_count
         posted["skipped"] += status.failure_count
     return posted

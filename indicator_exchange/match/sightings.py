@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from indicator_exchange.match.events import Match
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.stix.detections import Publisher
 from indicator_exchange.stix.markings import Tlp, tlp_of
+from indicator_exchange.stix.sightings import sighting
 
 
 @dataclass(slots=True)
@@ -23,7 +24,7 @@ def aggregate(
     matches: Iterable[Match],
     indicators: Mapping[str, Mapping[str, Any]],
     *,
-    publisher: stix.Publisher,
+    publisher: Publisher,
     now: datetime,
 ) -> list[dict[str, Any]]:
     """One sighting per matched indicator: count, first/last seen, our identity as where sighted.
@@ -45,7 +46,7 @@ def aggregate(
     for indicator_id, tally in sorted(tallies.items()):
         level = tlp_of(indicators.get(indicator_id, {}))
         sightings.append(
-            stix.sighting(
+            sighting(
                 publisher,
                 indicator_id=indicator_id,
                 count=tally.count,

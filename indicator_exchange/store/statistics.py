@@ -41,17 +41,15 @@ def analyze_stale(engine: Engine, *, force: bool = False) -> list[str]:
     """ANALYZE the stale tables (all of ours with ``force``); returns their names. A no-op off PostgreSQL."""
     if engine.dialect.name != "postgresql":
         return []
-    with engine.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
-        if not connection.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": _LOCK_KEY}).scalar_one():
+    # One transaction and a transaction-level lock: behind a transaction-mode pooler (PgBouncer) a session lock
+    # and its unlock may run on two different server connections, leaving the lock held for ever.
+    with engine.begin() as connection:
+        if not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": _LOCK_KEY}).scalar_one():
             return []
-        try:
-            names = sorted(Base.metadata.tables) if force else stale_tables(connection)
-            for name in names:
-                connection.execute(text(f'ANALYZE "{name}"'))
-            return names
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _LOCK_KEY})
+        names = sorted(Base.metadata.tables) if force else stale_tables(connection)
+        for name in names:
+            connection.execute(text(f'ANALYZE "{name}"'))
+        return names
 
 
 class StatisticsKeeper:

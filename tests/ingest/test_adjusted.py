@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from indicator_exchange.cli import app as cli
 from indicator_exchange.ingest.schemas import IngestResult
 from indicator_exchange.public_schemas import SCHEMA_DIR
-from indicator_exchange.stix.convert import EXT_PROXY_CONTEXT
+from indicator_exchange.stix.extensions import EXT_PROXY_CONTEXT
 from indicator_exchange.stix.markings import Tlp
 from tests.fixtures.factories import Key, make_collection, make_key
 from tests.fixtures.live_server import live_server

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
 from indicator_exchange.settings import Settings, get_settings
-from indicator_exchange.stix.convert import EXT_LLM_PROMPT, EXT_PROXY_CONTEXT, extension_definitions
+from indicator_exchange.stix.extensions import EXT_LLM_PROMPT, EXT_PROXY_CONTEXT, extension_definitions
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.store import objects as store
@@ -119,10 +119,15 @@ class TestAnExistingStore:
     ) -> None:
         collection, detector, partner = seeded(session)
         old_identity = {
-            "type": "identity", "spec_version": "2.1", "id": IDENTITY, "created": "2026-01-01T00:00:00.000Z",
-            "modified": "2026-01-01T00:00:00.000Z", "name": settings.organisation_name,
-            "identity_class": "organization", "sectors": ["technology"],
-        }  # fmt: skip
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": IDENTITY,
+            "created": "2026-01-01T00:00:00.000Z",
+            "modified": "2026-01-01T00:00:00.000Z",
+            "name": settings.organisation_name,
+            "identity_class": "organization",
+            "sectors": ["technology"],
+        }
         old_definition = {
             k: v for k, v in extension_definitions()[EXT_PROXY_CONTEXT].items() if k != "object_marking_refs"
         } | {"modified": "2026-02-24T12:00:00.000Z"}

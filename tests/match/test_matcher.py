@@ -12,19 +12,31 @@ from stix2matcher.matcher import match as reference_match
 
 from indicator_exchange.match.events import TrafficEvent
 from indicator_exchange.match.matcher import CompiledIndicators
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.stix.convert import convert
+from indicator_exchange.stix.detections import (
+    AccountInput,
+    Cadence,
+    Common,
+    DetectionInput,
+    PromptInput,
+    ProxyInput,
+    Publisher,
+)
 from indicator_exchange.stix.fingerprint import fingerprint_prompt
+from indicator_exchange.stix.identifiers import Identifier, hmac_identifier
 from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.stix.patterns import prompt_observable, stix_string
+from indicator_exchange.stix.versioning import revoke
 
 KEY = b"matcher-test-key"
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
-PUBLISHER = stix.Publisher(
+PUBLISHER = Publisher(
     identity_id="identity--b3d6a1f0-5c1e-4e0a-9d1f-0c2f4a6b8e21", organisation="Lab", community_key=KEY, key_id="k1"
 )
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def common(**overrides: Any) -> stix.Common:
+def common(**overrides: Any) -> Common:
     values: dict[str, Any] = {
         "detector": "t",
         "first_seen": NOW - timedelta(days=1),
@@ -33,11 +45,11 @@ def common(**overrides: Any) -> stix.Common:
         "tlp": Tlp.GREEN,
     }
     values.update(overrides)
-    return stix.Common(**values)
+    return Common(**values)
 
 
-def indicator(item: stix.DetectionInput) -> dict[str, Any]:
-    return stix.convert(item, publisher=PUBLISHER, now=NOW).indicators[-1]
+def indicator(item: DetectionInput) -> dict[str, Any]:
+    return convert(item, publisher=PUBLISHER, now=NOW).indicators[-1]
 
 
 def compiled(*indicators: dict[str, Any], min_lsh_bands: int = 1) -> CompiledIndicators:
@@ -73,7 +85,7 @@ def observed(event: TrafficEvent) -> list[dict[str, Any]]:
             }
         )
     if event.prompt_text:
-        scos.append(stix.prompt_observable(fingerprint_prompt(event.prompt_text, key=KEY, key_id="k1")))
+        scos.append(prompt_observable(fingerprint_prompt(event.prompt_text, key=KEY, key_id="k1")))
     for kind, value in (event.identifiers or {}).items():
         scos.append(
             {
@@ -81,7 +93,7 @@ def observed(event: TrafficEvent) -> list[dict[str, Any]]:
                 "id": f"x-hashed-identifier--{uuid.uuid4()}",
                 "identifier_type": kind,
                 "key_id": "k1",
-                "value": stix.hmac_identifier(KEY, kind, value),
+                "value": hmac_identifier(KEY, kind, value),
             }
         )
     scos = [dict(s, spec_version="2.1") for s in scos]
@@ -114,20 +126,20 @@ class TestAgreementWithStix2Matcher:
     @FAST
     @given(target=ipv4, seen=ipv4)
     def test_ipv4_address(self, target: str, seen: str) -> None:
-        ind = indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value=target))
+        ind = indicator(ProxyInput(common=common(), proxy_kind="residential", value=target))
         assert agree(ind, TrafficEvent(timestamp=NOW, source_ip=seen)) == (target == seen)
 
     @FAST
     @given(network=st.builds(lambda a, p: f"198.51.{a}.0/{p}", st.integers(100, 101), st.integers(16, 30)), seen=ipv4)
     def test_ipv4_cidr(self, network: str, seen: str) -> None:
-        ind = indicator(stix.ProxyInput(common=common(), proxy_kind="datacenter", value=network))
+        ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value=network))
         expected = ipaddress.ip_address(seen) in ipaddress.ip_network(network, strict=False)
         assert agree(ind, TrafficEvent(timestamp=NOW, source_ip=seen)) == expected
 
     @FAST
     @given(asn=st.integers(64496, 64499), seen=st.integers(64496, 64499))
     def test_asn(self, asn: int, seen: int) -> None:
-        ind = indicator(stix.ProxyInput(common=common(), proxy_kind="residential", asn=asn))
+        ind = indicator(ProxyInput(common=common(), proxy_kind="residential", asn=asn))
         assert agree(ind, TrafficEvent(timestamp=NOW, source_ip="192.0.2.1", asn=seen)) == (asn == seen)
 
     @FAST
@@ -136,21 +148,19 @@ class TestAgreementWithStix2Matcher:
         seen=st.sampled_from(["x@a-mail.example", "y@b.example", "z@c.example", "w@tmp.example"]),
     )
     def test_email_domains(self, domains: list[str], seen: str) -> None:
-        ind = indicator(stix.AccountInput(common=common(), email_domains=tuple(domains)))
+        ind = indicator(AccountInput(common=common(), email_domains=tuple(domains)))
         assert agree(ind, TrafficEvent(timestamp=NOW, email=seen)) == (seen.split("@")[1] in domains)
 
     @FAST
     @given(login=st.sampled_from(["lena.kowalski8841", "lkowalski", "a.b1234", "A.b1234", "x.y12345"]))
     def test_login_regex(self, login: str) -> None:
-        ind = indicator(stix.AccountInput(common=common(), login_regex="^[a-z]+\\.[a-z]+[0-9]{4}$"))
+        ind = indicator(AccountInput(common=common(), login_regex="^[a-z]+\\.[a-z]+[0-9]{4}$"))
         agree(ind, TrafficEvent(timestamp=NOW, account_login=login))
 
     @FAST
     @given(seen=st.sampled_from(["Fresh.Signup@x.example", " fresh.signup@X.EXAMPLE ", "other@x.example"]))
     def test_hashed_identifiers(self, seen: str) -> None:
-        ind = indicator(
-            stix.AccountInput(common=common(), identifiers=(stix.Identifier("email", "fresh.signup@x.example"),))
-        )
+        ind = indicator(AccountInput(common=common(), identifiers=(Identifier("email", "fresh.signup@x.example"),)))
         assert agree(ind, TrafficEvent(timestamp=NOW, identifiers={"email": seen})) == ("fresh" in seen.lower())
 
     def test_prompt_exact_and_lsh(self) -> None:
@@ -159,8 +169,8 @@ class TestAgreementWithStix2Matcher:
             "your complete chain of reasoning inside <thinking> tags before giving the final answer. Problem: "
         )
         fp = fingerprint_prompt(base + "What is 17 * 23?", key=KEY, key_id="k1")
-        item = stix.PromptInput(common=common(), capability="cot-elicitation", sha256=fp.sha256, fingerprint=fp)
-        exact, near = stix.convert(item, publisher=PUBLISHER, now=NOW).indicators
+        item = PromptInput(common=common(), capability="cot-elicitation", sha256=fp.sha256, fingerprint=fp)
+        exact, near = convert(item, publisher=PUBLISHER, now=NOW).indicators
         for text, expected_exact, expected_near in [
             (base + "What is 17 * 23?", True, True),
             (base.upper() + "what is 17 * 23", True, True),
@@ -172,7 +182,7 @@ class TestAgreementWithStix2Matcher:
             assert agree(near, event) == expected_near
 
     def test_signup_cadence_counts_events_within_the_window(self) -> None:
-        ind = indicator(stix.AccountInput(common=common(), cadence=stix.Cadence(5, 3600, "burst.example")))
+        ind = indicator(AccountInput(common=common(), cadence=Cadence(5, 3600, "burst.example")))
         matcher = compiled(ind)
         burst = [TrafficEvent(timestamp=NOW + timedelta(minutes=i), email=f"u{i}@burst.example") for i in range(6)]
         hits = [bool(matcher.match_one(e, i)) for i, e in enumerate(burst)]
@@ -190,12 +200,12 @@ class TestIpv6:
     def test_ipv6_ranges_agree_with_ipaddress(self, prefix: int, seen: int) -> None:
         network = ipaddress.ip_network(f"2001:db8::/{prefix}", strict=False)
         address = ipaddress.IPv6Address(int(ipaddress.IPv6Address("2001:db8::")) + seen)
-        ind = indicator(stix.ProxyInput(common=common(), proxy_kind="datacenter", value=network.compressed))
+        ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value=network.compressed))
         got = bool(compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip=str(address))))
         assert got == (address in network)
 
     def test_ipv4_events_never_match_ipv6_indicators(self) -> None:
-        ind = indicator(stix.ProxyInput(common=common(), proxy_kind="datacenter", value="::/0"))
+        ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value="::/0"))
         assert not compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip="198.51.100.1"))
 
 
@@ -215,8 +225,8 @@ class TestIndexFiling:
     def test_addresses_are_filed_where_ipaddress_files_them(self, text: str, kind: str) -> None:
         # Plain dotted quads skip ipaddress when the index is built; the index must not notice.
         ind = dict(
-            indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
-            pattern=f"[{kind}:value = {stix.stix_string(text)}]",
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            pattern=f"[{kind}:value = {stix_string(text)}]",
         )
         try:
             network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = ipaddress.ip_network(text, strict=False)
@@ -233,8 +243,8 @@ class TestIndexFiling:
 
 class TestActivity:
     def test_revoked_and_expired_indicators_never_match(self) -> None:
-        live = indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9"))
-        revoked = stix.revoke(live, NOW)
+        live = indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9"))
+        revoked = revoke(live, NOW)
         expired = dict(live, valid_until="2026-01-01T00:00:00Z")
         future = dict(live, valid_from="2027-01-01T00:00:00Z")
         event = TrafficEvent(timestamp=NOW, source_ip="198.51.100.9")
@@ -245,7 +255,7 @@ class TestActivity:
     def test_a_single_shared_band_is_only_a_candidate(self) -> None:
         fp = fingerprint_prompt("x" * 80, key=KEY, key_id="k1")
         ind = dict(
-            indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
             pattern=f"[x-llm-prompt:lsh_bands[*] IN ('{fp.lsh_bands[0]}', '99:0000000000000000')]",
         )
         event = TrafficEvent(timestamp=NOW, prompt_text="x" * 80)
@@ -255,7 +265,7 @@ class TestActivity:
 
     def test_unsupported_patterns_are_reported_not_guessed(self) -> None:
         odd = dict(
-            indicator(stix.ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
             pattern="[ipv4-addr:value = '198.51.100.9'] FOLLOWEDBY [ipv4-addr:value = '198.51.100.10']",
         )
         matcher = compiled(odd)

@@ -12,14 +12,28 @@ from stix2matcher.matcher import match
 from stix2patterns.validator import run_validator
 from stix2validator import ValidationOptions, validate_instance
 
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.stix.convert import Conversion, convert
+from indicator_exchange.stix.detections import (
+    AccountInput,
+    Cadence,
+    Common,
+    DetectionInput,
+    PromptInput,
+    ProxyInput,
+    Publisher,
+)
 from indicator_exchange.stix.fingerprint import fingerprint_prompt
+from indicator_exchange.stix.identifiers import Identifier, hmac_identifier
+from indicator_exchange.stix.ids import SERVICE_NAMESPACE, deterministic_id
 from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.stix.patterns import canonical_pattern, prompt_observable
+from indicator_exchange.stix.sightings import raise_confidence
+from indicator_exchange.stix.versioning import merge, revoke
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 2, 24, 12, 0, tzinfo=UTC)
 KEY = b"test-community-key"
-PUBLISHER = stix.Publisher(
+PUBLISHER = Publisher(
     identity_id="identity--b3d6a1f0-5c1e-4e0a-9d1f-0c2f4a6b8e21",
     organisation="Example Lab",
     community_key=KEY,
@@ -31,7 +45,7 @@ GOLDEN = ROOT / "tests" / "data" / "golden"
 CORPUS = json.loads((ROOT / "tests" / "data" / "prompt-corpus.json").read_text())
 
 
-def common(**overrides: Any) -> stix.Common:
+def common(**overrides: Any) -> Common:
     values: dict[str, Any] = {
         "detector": "proxy-graph",
         "first_seen": NOW - timedelta(days=2),
@@ -42,41 +56,37 @@ def common(**overrides: Any) -> stix.Common:
         "accounts_linked": 412,
     }
     values.update(overrides)
-    return stix.Common(**values)
+    return Common(**values)
 
 
-def prompt_input(text: str, **overrides: Any) -> stix.PromptInput:
+def prompt_input(text: str, **overrides: Any) -> PromptInput:
     fp = fingerprint_prompt(text, key=KEY, key_id="community-2026-01")
-    return stix.PromptInput(common=common(**overrides), capability="cot-elicitation", sha256=fp.sha256, fingerprint=fp)
+    return PromptInput(common=common(**overrides), capability="cot-elicitation", sha256=fp.sha256, fingerprint=fp)
 
 
-CASES: dict[str, stix.DetectionInput] = {
-    "proxy_residential": stix.ProxyInput(common=common(), proxy_kind="residential", value="203.0.113.57"),
-    "proxy_datacenter_cidr": stix.ProxyInput(
-        common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="198.51.100.0/24"
-    ),
-    "proxy_ipv6_range": stix.ProxyInput(
-        common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="2001:db8:1234::/48"
-    ),
-    "proxy_asn": stix.ProxyInput(common=common(confidence=40), proxy_kind="residential", asn=64496),
+CASES: dict[str, DetectionInput] = {
+    "proxy_residential": ProxyInput(common=common(), proxy_kind="residential", value="203.0.113.57"),
+    "proxy_datacenter_cidr": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="198.51.100.0/24"),
+    "proxy_ipv6_range": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="2001:db8:1234::/48"),
+    "proxy_asn": ProxyInput(common=common(confidence=40), proxy_kind="residential", asn=64496),
     "prompt": prompt_input(CORPUS["families"]["cot_math"]["base"], confidence=90),
-    "account_domains": stix.AccountInput(
+    "account_domains": AccountInput(
         common=common(tlp=Tlp.GREEN), email_domains=("mailbox-example.net", "tmpinbox-example.org")
     ),
-    "account_login": stix.AccountInput(common=common(), login_regex="^[a-z]+\\.[a-z]+[0-9]{4}$"),
-    "account_cadence": stix.AccountInput(common=common(), cadence=stix.Cadence(20, 3600, "mailbox-example.net")),
-    "account_identifiers": stix.AccountInput(
+    "account_login": AccountInput(common=common(), login_regex="^[a-z]+\\.[a-z]+[0-9]{4}$"),
+    "account_cadence": AccountInput(common=common(), cadence=Cadence(20, 3600, "mailbox-example.net")),
+    "account_identifiers": AccountInput(
         common=common(),
         identifiers=(
-            stix.Identifier("email", "Fresh.Signup.4821@mailbox-example.net"),
-            stix.Identifier("payment-instrument", "card-fp-9f1c"),
+            Identifier("email", "Fresh.Signup.4821@mailbox-example.net"),
+            Identifier("payment-instrument", "card-fp-9f1c"),
         ),
     ),
 }
 
 
-def converted(name: str) -> stix.Conversion:
-    return stix.convert(CASES[name], publisher=PUBLISHER, now=NOW)
+def converted(name: str) -> Conversion:
+    return convert(CASES[name], publisher=PUBLISHER, now=NOW)
 
 
 class TestGolden:
@@ -103,7 +113,7 @@ class TestValidity:
     def test_patterns_are_valid_and_already_canonical(self, name: str) -> None:
         for indicator in converted(name).indicators:
             assert run_validator(indicator["pattern"], stix_version="2.1") == []
-            assert stix.canonical_pattern(indicator["pattern"]) == indicator["pattern"]
+            assert canonical_pattern(indicator["pattern"]) == indicator["pattern"]
 
     def test_no_raw_pii_or_prompt_text_is_emitted(self) -> None:
         text = json.dumps([converted(n).versioned + converted(n).context for n in CASES])
@@ -119,21 +129,21 @@ class TestValidity:
 
 class TestIds:
     def test_the_same_detection_from_two_detectors_is_one_indicator(self) -> None:
-        one = stix.convert(
-            stix.ProxyInput(common=common(detector="a"), proxy_kind="residential", value="203.0.113.57"),
+        one = convert(
+            ProxyInput(common=common(detector="a"), proxy_kind="residential", value="203.0.113.57"),
             publisher=PUBLISHER,
             now=NOW,
         )
-        two = stix.convert(
-            stix.ProxyInput(common=common(detector="b", confidence=80), proxy_kind="residential", value="203.0.113.57"),
+        two = convert(
+            ProxyInput(common=common(detector="b", confidence=80), proxy_kind="residential", value="203.0.113.57"),
             publisher=PUBLISHER,
             now=NOW + timedelta(hours=1),
         )
         assert one.indicators[0]["id"] == two.indicators[0]["id"]
 
     def test_a_new_generation_has_a_new_id(self) -> None:
-        first = stix.convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW)
-        second = stix.convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW, generation=1)
+        first = convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW)
+        second = convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW, generation=1)
         assert first.indicators[0]["id"] != second.indicators[0]["id"]
 
     @pytest.mark.parametrize(
@@ -142,8 +152,8 @@ class TestIds:
     )
     def test_ids_are_rfc4122_uuid5_of_the_json_name(self, parts: tuple[object, ...]) -> None:
         name = json.dumps(["indicator", *parts], separators=(",", ":"), ensure_ascii=False)
-        expected = f"indicator--{uuid.uuid5(stix.SERVICE_NAMESPACE, name)}"
-        assert stix.deterministic_id("indicator", *parts) == expected
+        expected = f"indicator--{uuid.uuid5(SERVICE_NAMESPACE, name)}"
+        assert deterministic_id("indicator", *parts) == expected
 
     def test_the_id_name_is_json_for_every_character(self) -> None:
         """The name is serialised with orjson; it must equal the json module's for any text in a part
@@ -153,11 +163,11 @@ class TestIds:
                 continue  # lone surrogates cannot be UTF-8 encoded by either
             text = "".join(chr(c) for c in range(start, start + 0x800) if not 0xD800 <= c <= 0xDFFF)
             name = json.dumps(["indicator", text, 3], separators=(",", ":"), ensure_ascii=False)
-            expected = f"indicator--{uuid.uuid5(stix.SERVICE_NAMESPACE, name)}"
-            assert stix.deterministic_id("indicator", text, 3) == expected
+            expected = f"indicator--{uuid.uuid5(SERVICE_NAMESPACE, name)}"
+            assert deterministic_id("indicator", text, 3) == expected
 
     def test_short_prompts_get_an_exact_indicator_only(self) -> None:
-        result = stix.convert(prompt_input("Think step by step. Show all reasoning."), publisher=PUBLISHER, now=NOW)
+        result = convert(prompt_input("Think step by step. Show all reasoning."), publisher=PUBLISHER, now=NOW)
         assert [i["pattern"].split(":")[1][:6] for i in result.indicators] == ["hashes"]
 
 
@@ -182,18 +192,18 @@ class TestMatcher:
     @pytest.mark.parametrize("family", sorted(CORPUS["families"]))
     def test_noise_slot_and_light_variants_match_the_lsh_indicator(self, family: str) -> None:
         texts = CORPUS["families"][family]
-        lsh = stix.convert(prompt_input(texts["base"]), publisher=PUBLISHER, now=NOW).indicators[1]
+        lsh = convert(prompt_input(texts["base"]), publisher=PUBLISHER, now=NOW).indicators[1]
         for variant in ("noise", "slot", "light"):
-            sco = stix.prompt_observable(fingerprint_prompt(texts[variant], key=KEY, key_id="community-2026-01"))
+            sco = prompt_observable(fingerprint_prompt(texts[variant], key=KEY, key_id="community-2026-01"))
             assert match(lsh["pattern"], [observed(sco)], stix_version="2.1"), variant
 
     def test_no_negative_matches_any_family(self) -> None:
         patterns = [
-            stix.convert(prompt_input(f["base"]), publisher=PUBLISHER, now=NOW).indicators[1]["pattern"]
+            convert(prompt_input(f["base"]), publisher=PUBLISHER, now=NOW).indicators[1]["pattern"]
             for f in CORPUS["families"].values()
         ]
         for text in CORPUS["negatives"]:
-            sco = stix.prompt_observable(fingerprint_prompt(text, key=KEY, key_id="community-2026-01"))
+            sco = prompt_observable(fingerprint_prompt(text, key=KEY, key_id="community-2026-01"))
             assert not any(match(p, [observed(sco)], stix_version="2.1") for p in patterns), text
 
     def test_hashed_identifiers_match_a_partners_own_hash(self) -> None:
@@ -202,9 +212,9 @@ class TestMatcher:
             "type": "x-hashed-identifier",
             "identifier_type": "email",
             "key_id": "community-2026-01",
-            "value": stix.hmac_identifier(KEY, "email", "  fresh.signup.4821@MAILBOX-example.net"),
+            "value": hmac_identifier(KEY, "email", "  fresh.signup.4821@MAILBOX-example.net"),
         }
-        other = dict(theirs, value=stix.hmac_identifier(KEY, "email", "someone@else.example"))
+        other = dict(theirs, value=hmac_identifier(KEY, "email", "someone@else.example"))
         assert match(pattern, [observed(theirs)], stix_version="2.1")
         assert not match(pattern, [observed(other)], stix_version="2.1")
 
@@ -217,20 +227,18 @@ class TestMatcher:
 class TestVersioning:
     def test_a_repeat_creates_no_version(self) -> None:
         indicator = converted("proxy_residential").indicators[0]
-        again = stix.convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW + timedelta(hours=1))
-        assert stix.merge(indicator, again.indicators[0], NOW + timedelta(hours=1)) is None
+        again = convert(CASES["proxy_residential"], publisher=PUBLISHER, now=NOW + timedelta(hours=1))
+        assert merge(indicator, again.indicators[0], NOW + timedelta(hours=1)) is None
 
     def test_higher_confidence_and_later_last_seen_make_a_strictly_later_version(self) -> None:
         indicator = converted("proxy_residential").indicators[0]
         later = NOW + timedelta(hours=5)
-        newer = stix.convert(
-            stix.ProxyInput(
-                common=common(confidence=75, last_seen=later), proxy_kind="residential", value="203.0.113.57"
-            ),
+        newer = convert(
+            ProxyInput(common=common(confidence=75, last_seen=later), proxy_kind="residential", value="203.0.113.57"),
             publisher=PUBLISHER,
             now=later,
         ).indicators[0]
-        merged = stix.merge(indicator, newer, later)
+        merged = merge(indicator, newer, later)
         assert merged is not None
         assert merged["confidence"] == 75
         assert merged["valid_until"] > indicator["valid_until"]
@@ -240,16 +248,16 @@ class TestVersioning:
     def test_a_version_in_the_same_millisecond_is_still_strictly_later(self) -> None:
         indicator = converted("proxy_residential").indicators[0]
         bumped = dict(indicator, confidence=99)
-        merged = stix.merge(indicator, bumped, NOW)
+        merged = merge(indicator, bumped, NOW)
         assert merged is not None
         assert merged["modified"] > indicator["modified"]
 
     def test_revoked_objects_get_no_further_versions(self) -> None:
-        revoked = stix.revoke(converted("proxy_residential").indicators[0], NOW)
+        revoked = revoke(converted("proxy_residential").indicators[0], NOW)
         assert revoked["revoked"] is True
-        assert stix.merge(revoked, dict(revoked, confidence=99), NOW) is None
+        assert merge(revoked, dict(revoked, confidence=99), NOW) is None
 
     def test_sightings_raise_confidence_by_the_documented_rule(self) -> None:
-        assert stix.raise_confidence(60, 80) == 76
-        assert stix.raise_confidence(90, 100) == 95
-        assert stix.raise_confidence(96, 100) == 96
+        assert raise_confidence(60, 80) == 76
+        assert raise_confidence(90, 100) == 95
+        assert raise_confidence(96, 100) == 96

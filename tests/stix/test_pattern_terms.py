@@ -10,8 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indicator_exchange.stix import convert as stix
+from indicator_exchange.stix.convert import convert
+from indicator_exchange.stix.detections import AccountInput, Cadence, DetectionInput, PromptInput, ProxyInput, ProxyKind
 from indicator_exchange.stix.fingerprint import fingerprint_prompt
+from indicator_exchange.stix.identifiers import Identifier
 from indicator_exchange.stix.pattern_terms import (
     ParsedPattern,
     UnsupportedPattern,
@@ -19,6 +21,7 @@ from indicator_exchange.stix.pattern_terms import (
     parse_pattern,
     simple_pattern,
 )
+from indicator_exchange.stix.patterns import stix_string
 from tests.conftest import ROOT
 from tests.stix.test_convert import CASES, NOW, PUBLISHER, common
 
@@ -41,8 +44,8 @@ def assert_fast_path_agrees(pattern: str) -> None:
     assert fast == antlr_pattern(pattern), pattern
 
 
-def converted_patterns(item: stix.DetectionInput) -> list[str]:
-    return [i["pattern"] for i in stix.convert(item, publisher=PUBLISHER, now=NOW).indicators]
+def converted_patterns(item: DetectionInput) -> list[str]:
+    return [i["pattern"] for i in convert(item, publisher=PUBLISHER, now=NOW).indicators]
 
 
 class TestConverterPatterns:
@@ -60,26 +63,27 @@ class TestConverterPatterns:
     @given(
         address=st.ip_addresses(),
         prefix=st.integers(0, 128),
-        kind=st.sampled_from(get_args(stix.ProxyKind)),
+        kind=st.sampled_from(get_args(ProxyKind)),
     )
-    def test_addresses_and_ranges(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int,
-                                  kind: stix.ProxyKind) -> None:  # fmt: skip
+    def test_addresses_and_ranges(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int, kind: ProxyKind
+    ) -> None:
         network = ipaddress.ip_network(f"{address}/{min(prefix, address.max_prefixlen)}", strict=False)
         for value in (str(address), network.compressed):
-            for pattern in converted_patterns(stix.ProxyInput(common=common(), proxy_kind=kind, value=value)):
+            for pattern in converted_patterns(ProxyInput(common=common(), proxy_kind=kind, value=value)):
                 assert_fast_path_agrees(pattern)
 
     @FAST
     @given(asn=st.integers(0, 2**32 - 1))
     def test_asns(self, asn: int) -> None:
-        for pattern in converted_patterns(stix.ProxyInput(common=common(), proxy_kind="residential", asn=asn)):
+        for pattern in converted_patterns(ProxyInput(common=common(), proxy_kind="residential", asn=asn)):
             assert_fast_path_agrees(pattern)
 
     @FAST
     @given(text=st.text(min_size=60, max_size=200), sha=st.text("0123456789abcdef", min_size=64, max_size=64))
     def test_prompts(self, text: str, sha: str) -> None:
         fingerprint = fingerprint_prompt(text, key=b"k", key_id="k")
-        item = stix.PromptInput(common=common(), capability="other", sha256=sha, fingerprint=fingerprint)
+        item = PromptInput(common=common(), capability="other", sha256=sha, fingerprint=fingerprint)
         for pattern in converted_patterns(item):
             assert_fast_path_agrees(pattern)
 
@@ -90,12 +94,13 @@ class TestConverterPatterns:
         count=st.integers(1, 10**6),
         within=st.integers(1, 10**7),
     )
-    def test_accounts_with_quotes_and_backslashes(self, domains: list[str], login: str, count: int,
-                                                  within: int) -> None:  # fmt: skip
+    def test_accounts_with_quotes_and_backslashes(
+        self, domains: list[str], login: str, count: int, within: int
+    ) -> None:
         items = [
-            stix.AccountInput(common=common(), email_domains=tuple(domains)),
-            stix.AccountInput(common=common(), login_regex=login),
-            stix.AccountInput(common=common(), cadence=stix.Cadence(count, within, domains[0])),
+            AccountInput(common=common(), email_domains=tuple(domains)),
+            AccountInput(common=common(), login_regex=login),
+            AccountInput(common=common(), cadence=Cadence(count, within, domains[0])),
         ]
         for item in items:
             for pattern in converted_patterns(item):
@@ -104,13 +109,13 @@ class TestConverterPatterns:
     @FAST
     @given(
         identifiers=st.lists(
-            st.builds(stix.Identifier, st.sampled_from(["email", "email-domain", "phone", "device"]), any_text),
+            st.builds(Identifier, st.sampled_from(["email", "email-domain", "phone", "device"]), any_text),
             min_size=1,
             max_size=5,
         )
     )
-    def test_hashed_identifiers(self, identifiers: list[stix.Identifier]) -> None:
-        for pattern in converted_patterns(stix.AccountInput(common=common(), identifiers=tuple(identifiers))):
+    def test_hashed_identifiers(self, identifiers: list[Identifier]) -> None:
+        for pattern in converted_patterns(AccountInput(common=common(), identifiers=tuple(identifiers))):
             assert_fast_path_agrees(pattern)
 
 
@@ -127,7 +132,7 @@ ops = mostly(
     ["=", "!=", "<", "<=", ">", ">=", "IN", "LIKE", "MATCHES", "ISSUBSET", "ISSUPERSET"],
     ["==", "<>", "NOT =", "NOT IN", "NOT MATCHES", "EXISTS", "in"],
 )
-strings = any_text.map(stix.stix_string)
+strings = any_text.map(stix_string)
 integers = st.integers(-(10**20), 10**20).map(str)
 lists = st.lists(strings | integers, max_size=4).map(lambda items: "(" + ", ".join(items) + ")")
 odd_literals = [
@@ -162,19 +167,24 @@ def comparisons(draw: st.DrawFn, object_type: str) -> str:
 @st.composite
 def observations(draw: st.DrawFn) -> str:
     object_type = draw(names)
-    parts = draw(st.lists(comparisons(draw(names) if draw(st.integers(0, 4)) == 0 else object_type), min_size=1,
-                          max_size=3))  # fmt: skip
+    parts = draw(
+        st.lists(comparisons(draw(names) if draw(st.integers(0, 4)) == 0 else object_type), min_size=1, max_size=3)
+    )
     joined = parts[0] + "".join(f" {draw(mostly(['AND', 'OR'], ['FOLLOWEDBY', 'and']))} {p}" for p in parts[1:])
     qualifiers = draw(
         st.lists(
             mostly(
                 [" REPEATS 3 TIMES", " WITHIN 60 SECONDS"],
-                [" REPEATS 0 TIMES", " WITHIN 1.5 SECONDS", " REPEATS 2 TIMESX", " START t'2026-01-01T00:00:00Z' "
-                 "STOP t'2026-01-02T00:00:00Z'"],
+                [
+                    " REPEATS 0 TIMES",
+                    " WITHIN 1.5 SECONDS",
+                    " REPEATS 2 TIMESX",
+                    " START t'2026-01-01T00:00:00Z' STOP t'2026-01-02T00:00:00Z'",
+                ],
             ),
             max_size=2,
         )
-    )  # fmt: skip
+    )
     return f"[{draw(spaces)}{joined}{draw(spaces)}]" + "".join(qualifiers)
 
 
@@ -197,7 +207,7 @@ def simple_patterns(draw: st.DrawFn) -> str:
             for _ in range(draw(st.integers(1, 3))):
                 path = draw(st.sampled_from(["value", "lsh_bands[*]", "hashes.'SHA-256'", "b_ref.c[*].d", "x.'q\\'x'"]))
                 op = draw(st.sampled_from(["=", "!=", "<", ">=", "IN", "LIKE", "MATCHES", "ISSUBSET", "ISSUPERSET"]))
-                text = draw(any_text.map(stix.stix_string))
+                text = draw(any_text.map(stix_string))
                 number = str(draw(st.integers(-(10**20), 10**20)))
                 if op == "IN":
                     value = "(" + ", ".join(draw(st.lists(st.sampled_from([text, number]), max_size=4))) + ")"
@@ -207,8 +217,17 @@ def simple_patterns(draw: st.DrawFn) -> str:
             groups.append(" AND ".join(terms))
         qualifier = ""
         if len(groups) == 1:
-            qualifier = draw(st.sampled_from(["", " REPEATS 3 TIMES", " WITHIN 60 SECONDS", " REPEATS 20 TIMES WITHIN "
-                                              "3600 SECONDS", " WITHIN 5 SECONDS REPEATS 2 TIMES"]))  # fmt: skip
+            qualifier = draw(
+                st.sampled_from(
+                    [
+                        "",
+                        " REPEATS 3 TIMES",
+                        " WITHIN 60 SECONDS",
+                        " REPEATS 20 TIMES WITHIN 3600 SECONDS",
+                        " WITHIN 5 SECONDS REPEATS 2 TIMES",
+                    ]
+                )
+            )
         out.append("[" + " OR ".join(groups) + "]" + qualifier)
     return " OR ".join(out)
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
 from indicator_exchange.auth.limits import OBJECTS_SCOPE
+from indicator_exchange.services import services_of
 from indicator_exchange.store import counters
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.taxii import direct
@@ -38,8 +39,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def app_client(db_url: str, clock: FakeClock) -> Iterator[TestClient]:
     """The app with limits on (per principal, below) and read-ahead at its default (on, PostgreSQL)."""
-    app = create_app(make_settings(db_url, default_requests_per_minute=0, default_objects_per_day=0))
-    app.state.clock = clock
+    app = create_app(make_settings(db_url, default_requests_per_minute=0, default_objects_per_day=0), clock=clock)
     with TestClient(app) as client:
         yield client
 
@@ -65,8 +65,9 @@ def _world(session: Session, client: TestClient, *, rpm: int, per_day: int) -> t
     admin.update_principal(session, name="reader", requests_per_minute=rpm, objects_per_day=per_day)
     admin.update_principal(session, name="writer", requests_per_minute=0, objects_per_day=0)
     session.commit()
-    posted = client.post(objects_url(collection), headers=writer.post,
-                         json=envelope(*(make_indicator(n) for n in range(OBJECTS))))  # fmt: skip
+    posted = client.post(
+        objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(OBJECTS)))
+    )
     assert posted.json()["success_count"] == OBJECTS
     return collection, reader
 
@@ -117,7 +118,7 @@ class TestDirectPolls:
 
 
 def _served(client: TestClient) -> int:
-    read_ahead: ReadAhead = client.app.state.read_ahead  # type: ignore[attr-defined]
+    read_ahead: ReadAhead = services_of(client.app).read_ahead
     read_ahead.settle()
     return read_ahead.served
 
@@ -183,8 +184,9 @@ def test_limits_hold_over_http_against_serve(db_url: str, session: Session) -> N
     writer = make_key(session, "writer", write=[collection])
     session.commit()
     with live_server(db_url) as server, httpx.Client(base_url=server.base, timeout=30) as http:
-        posted = http.post(objects_url(collection), headers=writer.post,
-                           json=envelope(*(make_indicator(n) for n in range(OBJECTS))))  # fmt: skip
+        posted = http.post(
+            objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(OBJECTS)))
+        )
         assert posted.status_code == 202, posted.text
 
         def walk(key: Key) -> tuple[list[int], Any]:

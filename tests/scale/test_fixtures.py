@@ -1,0 +1,56 @@
+"""The fixtures' real programs work before anything is built on them: haproxy takes turns per request,
+pg_basebackup makes a replica that replays the primary's writes, pgbouncer pools in transaction mode."""
+
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import psycopg
+import pytest
+
+from tests.fixtures.postgres import Cluster, cluster
+from tests.fixtures.scale import Replica, haproxy, instances, pgbouncer, wait_replayed
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_haproxy_takes_turns_per_request(db_url: str) -> None:
+    with (
+        instances(db_url, 2, workers=2) as servers,
+        haproxy(servers) as balancer,
+        httpx.Client(base_url=balancer.base, timeout=10) as client,  # one keep-alive connection
+    ):
+        served = Counter(client.get("/healthz").headers["x-ix-backend"] for _ in range(10))
+    assert served == {"s0": 5, "s1": 5}
+
+
+@pytest.fixture
+def primary() -> Iterator[Cluster]:
+    with cluster() as made:
+        yield made
+
+
+def test_a_streaming_replica_replays_the_primary(primary: Cluster) -> None:
+    with psycopg.connect(primary.url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE t (n int)")
+        conn.execute("INSERT INTO t VALUES (1)")
+    replica = Replica(primary)
+    try:
+        replica.start()
+        with psycopg.connect(primary.url, autocommit=True) as conn:
+            conn.execute("INSERT INTO t VALUES (2)")
+        wait_replayed(primary.url, replica.url)
+        with psycopg.connect(replica.url, autocommit=True) as conn:
+            assert conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+            assert conn.execute("SELECT sum(n) FROM t").fetchone() == (3,)
+    finally:
+        replica.remove()
+
+
+def test_pgbouncer_pools_in_transaction_mode(pg_admin_url: str) -> None:
+    port = psycopg.conninfo.conninfo_to_dict(pg_admin_url).get("port") or 5432
+    with pgbouncer(int(port)) as pooler:
+        config = dict((row[0], row[1]) for row in pooler.show("CONFIG"))
+        assert config["pool_mode"] == "transaction"
+        with psycopg.connect(pooler.url("postgres"), autocommit=True, prepare_threshold=None) as conn:
+            for _ in range(3):
+                assert conn.execute("SELECT %s::int", (7,)).fetchone() == (7,)
