@@ -2,6 +2,7 @@
 adds, versions, revocations, expiries, TLP changes, campaign links and deletes — on both backends."""
 
 import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import Match, TrafficEvent
-from indicator_exchange.match.index import IndexConfig, MatchIndex
+from indicator_exchange.match.index import IndexConfig, IndexRegistry, MatchIndex
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import format_timestamp_us, inspect_object
@@ -253,3 +254,30 @@ class TestRefresher:
         assert len(generation.base.indicators) >= 2, "the compacted base holds the indicators added before it"
         assert sorted(generation.indicators) == sorted(IDS[1:3])
         assert [m.indicator_id for m in generation.match_indexed(probes())] == [IDS[1], IDS[2]]
+
+    def test_a_commit_notification_refreshes_without_a_request(
+        self, session: Session, db_url: str, ix_settings: Settings
+    ) -> None:
+        engine = make_engine(db_url, pool_size=2)
+        registry = IndexRegistry()
+        config = IndexConfig(community_key=ix_settings.community_key_bytes, key_id=ix_settings.community_key_id)
+        ids = [make_collection(session)]
+        session.commit()
+        writes = History(session, ids)
+        index = registry.get(ids, CLEARANCE, config, max_indexes=2)
+        index.current(session, collections_of(session, ids), datetime.now(UTC))
+        registry.start_refresher(make_sessionmaker(read_only_engine(engine)))
+        try:
+            writes.apply(("add", 0, 0, IPS[0], None, -1, None))
+            clock = collections_of(session, ids)[0].last_date_added
+            registry.note_commit(ids[0], clock)
+            deadline = time.monotonic() + 5
+            while index.refreshes == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            registry.stop_refresher()
+            engine.dispose()
+        generation = index.generation
+        assert generation is not None
+        assert index.refreshes == 1, "the refresher did not wake"
+        assert sorted(generation.indicators) == [IDS[0]]
