@@ -44,8 +44,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         async with open_services(settings, clock=clock) as built:
             if built.live_hub is not None:  # a commit heard of wakes the matcher's delta refresh (match.index)
                 built.live_hub.on_commit(INDEXES.note_commit)
+                INDEXES.start_refresher(built.sessions.reads)
             install(app, built)
             yield
+            INDEXES.stop_refresher()
 
     app = FastAPI(
         title="indicator-exchange",
