@@ -382,7 +382,8 @@ def main() -> None:
         f"load average {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores"
     )
     print(
-        "| phase | samples | p50 | p95 | p99 | max | unmatched | exactly once at B | stored at B p50 / p99 | match request p50 / p99 |"
+        "| phase | samples | p50 | p95 | p99 | max | unmatched | exactly once at B | stored at B p50 / p99 "
+        "| match request p50 / p99 |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for phase in phases:
