@@ -17,6 +17,9 @@ from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.match.routes import router as match_router
 from indicator_exchange.metrics import router as metrics_router
+from indicator_exchange.metrics import watch_pool
+from indicator_exchange.observe import RequestObserver
+from indicator_exchange.observe import router as readiness_router
 from indicator_exchange.openapi import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
@@ -73,6 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pooled=settings.database_pooled,
             )
         app.state.bookkeeping_sessions = make_sessionmaker(bookkeeping)
+        watch_pool(engine, "requests")
+        if bookkeeping is not engine:
+            watch_pool(bookkeeping, "bookkeeping")
         # Audit rows, last_used_at and rate counters are single statements (the counters are one upsert each):
         # on PostgreSQL each commits on its own, one round trip instead of three (BEGIN, statement, COMMIT).
         app.state.bookkeeping_statements = (
@@ -129,6 +135,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
     app.add_middleware(AuditMiddleware)
+    # Around the audit trail (which records its request id): the request id, latency and object counts
+    # (indicator_exchange.observe). Inside EdgeHeaders, which hands the app a scope of its own.
+    app.add_middleware(RequestObserver)
     # Outermost: the audit trail, the metrics allow-list and every URL built see the real client and scheme.
     app.add_middleware(EdgeHeaders, settings=settings)
 
@@ -139,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_api_docs(app)
     app.include_router(metrics_router)
+    app.include_router(readiness_router)
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(match_router)

@@ -32,7 +32,7 @@ from indicator_exchange.store.engine import database_unavailable, session_scope
 log = logging.getLogger(__name__)
 
 UNAUDITED_PREFIXES = (
-    "/healthz", "/docs", "/redoc", "/openapi.json", "/static", "/favicon.ico", "/ui/static", "/metrics",
+    "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/static", "/favicon.ico", "/ui/static", "/metrics",
 )  # fmt: skip
 _KEY_ID = re.compile(rf"^{re.escape(KEY_ID_PREFIX)}[0-9a-f]{{16}}$")
 # Query parameters recorded with their values; any other parameter is recorded by name only.
@@ -144,6 +144,7 @@ def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime
         api_root=_text(params.get("api_root"), secret),
         object_id=_text(params.get("object_id"), secret),
         filters=_filters(scope.get("query_string", b""), secret),
+        request_id=_text(state.get("request_id"), secret),
     )
 
     caller = state.get("caller")
