@@ -90,17 +90,21 @@ def speed(sizes: list[int], days: int, accounts: int) -> None:
     print("events       CPU s   events/CPU-s   wall s   peak RSS MiB   clusters   loop ns")
     for size in sizes:
         child = subprocess.Popen(
-            [sys.executable, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, __file__, "--worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             env=os.environ | {"PYTHONHASHSEED": "0"},
-        )  # fmt: skip
+        )
         _replay(base, days, size, child)
         assert child.stdout is not None
         out = child.stdout.read()
         if child.wait() != 0:
             raise SystemExit(f"the worker failed at {size:,} events")
         r = json.loads(out)
-        print(f"{r['events']:>10,}  {r['cpu']:6.1f}   {r['events'] / r['cpu']:12,.0f}   {r['wall']:6.1f}   "
-              f"{r['rss_mib']:12.0f}   {r['clusters']:8d}   {r['loop_ns']:.0f}")  # fmt: skip
+        print(
+            f"{r['events']:>10,}  {r['cpu']:6.1f}   {r['events'] / r['cpu']:12,.0f}   {r['wall']:6.1f}   "
+            f"{r['rss_mib']:12.0f}   {r['clusters']:8d}   {r['loop_ns']:.0f}"
+        )
 
 
 def unionfind(edges: int) -> None:

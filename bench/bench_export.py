@@ -42,13 +42,20 @@ BATCH = 2000
 
 def _indicator(n: int) -> dict[str, object]:
     return {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_DNS, f'bench-{n}')}",
-        "created": "2026-02-24T12:00:00.000Z", "modified": "2026-02-24T12:00:00.000Z",
-        "name": f"Residential proxy exit {n}", "indicator_types": ["anonymization"],
-        "pattern": f"[ipv4-addr:value = '10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}']", "pattern_type": "stix",
-        "pattern_version": "2.1", "valid_from": "2026-02-24T12:00:00Z", "confidence": 70,
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{uuid.uuid5(uuid.NAMESPACE_DNS, f'bench-{n}')}",
+        "created": "2026-02-24T12:00:00.000Z",
+        "modified": "2026-02-24T12:00:00.000Z",
+        "name": f"Residential proxy exit {n}",
+        "indicator_types": ["anonymization"],
+        "pattern": f"[ipv4-addr:value = '10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}']",
+        "pattern_type": "stix",
+        "pattern_version": "2.1",
+        "valid_from": "2026-02-24T12:00:00Z",
+        "confidence": 70,
         "object_marking_refs": [Tlp.GREEN.marking_id],
-    }  # fmt: skip
+    }
 
 
 def fill(url: str, count: int) -> str:
@@ -64,11 +71,19 @@ def fill(url: str, count: int) -> str:
         versions = []
         for n in range(start, min(start + BATCH, count)):
             obj = _indicator(n)
-            versions.append(store.NewVersion(
-                stix_id=str(obj["id"]), stix_type="indicator", spec_version="2.1", version=1_771_934_400_000_000,
-                modified=str(obj["modified"]), tlp=int(Tlp.GREEN), created_by_ref=None, revoked=False,
-                raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
-            ))  # fmt: skip
+            versions.append(
+                store.NewVersion(
+                    stix_id=str(obj["id"]),
+                    stix_type="indicator",
+                    spec_version="2.1",
+                    version=1_771_934_400_000_000,
+                    modified=str(obj["modified"]),
+                    tlp=int(Tlp.GREEN),
+                    created_by_ref=None,
+                    revoked=False,
+                    raw=orjson.dumps(obj, option=orjson.OPT_SORT_KEYS).decode(),
+                )
+            )
         with session_scope(sessions) as session:
             store.lock_collection(session, collection)
             written = store.write_versions(session, collection, versions, now_us=clock, added_by=None)
@@ -109,8 +124,14 @@ def _export_once(url: str, collection_id: str, *, traced: bool) -> dict[str, flo
             tracemalloc.stop()
         after = _status_kib("VmHWM")
     engine.dispose()
-    return {"objects": stats.objects, "bytes": stats.bytes, "seconds": seconds, "rss_before_kib": before,
-            "rss_growth_kib": after - before, "traced_peak_kib": peak / 1024}  # fmt: skip
+    return {
+        "objects": stats.objects,
+        "bytes": stats.bytes,
+        "seconds": seconds,
+        "rss_before_kib": before,
+        "rss_growth_kib": after - before,
+        "traced_peak_kib": peak / 1024,
+    }
 
 
 def measure(url: str, collection_id: str) -> dict[str, float]:
@@ -137,15 +158,18 @@ def main() -> None:
             started = time.perf_counter()
             collection = fill(url, size)
             filled = time.perf_counter() - started
-            child = subprocess.run([sys.executable, __file__, "--measure", url, collection], capture_output=True,
-                                   text=True, check=True)  # fmt: skip
+            child = subprocess.run(
+                [sys.executable, __file__, "--measure", url, collection], capture_output=True, text=True, check=True
+            )
             result = json.loads(child.stdout)
             rows.append((size, result))
             rate = result["objects"] / max(result["seconds"], 1e-9)
-            print(f"{backend}: {size:>9,} objects filled in {filled:6.1f} s; export {result['seconds']:6.2f} s "
-                  f"({rate:,.0f} obj/s, {result['bytes'] / 2**20:,.1f} MiB); "
-                  f"RSS growth {result['rss_growth_kib']:,} KiB; traced peak {result['traced_peak_kib']:,.0f} KiB",
-                  flush=True)  # fmt: skip
+            print(
+                f"{backend}: {size:>9,} objects filled in {filled:6.1f} s; export {result['seconds']:6.2f} s "
+                f"({rate:,.0f} obj/s, {result['bytes'] / 2**20:,.1f} MiB); "
+                f"RSS growth {result['rss_growth_kib']:,} KiB; traced peak {result['traced_peak_kib']:,.0f} KiB",
+                flush=True,
+            )
         smallest, largest = rows[0][1], rows[-1][1]
         ratio = largest["traced_peak_kib"] / max(smallest["traced_peak_kib"], 1)
         print(f"traced peak at {rows[-1][0]:,} objects is {ratio:.2f}x the peak at {rows[0][0]:,}")

@@ -51,9 +51,15 @@ def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
     """Mixed kinds: 70% IPv4 addresses, 5% CIDRs, 5% IPv6 ranges, 10% prompt SHA, 5% HMAC ids, 5% LSH."""
     out = []
     if lsh == "shared":
-        prompt_fps = [fingerprint_prompt(f"Solve step by step and show all reasoning inside thinking tags. Task {i}: "
-                                         f"compute {i} times {i + 7} and explain every intermediate result.", key=KEY,
-                                         key_id="b") for i in range(2000)]  # fmt: skip
+        prompt_fps = [
+            fingerprint_prompt(
+                f"Solve step by step and show all reasoning inside thinking tags. Task {i}: "
+                f"compute {i} times {i + 7} and explain every intermediate result.",
+                key=KEY,
+                key_id="b",
+            )
+            for i in range(2000)
+        ]
     for i in range(n):
         roll = i % 20
         if roll < 14:
@@ -92,15 +98,24 @@ def events(
             out.append(TrafficEvent(timestamp=at, prompt_text=" ".join(words)))
         return out
     if prompts:
-        return [TrafficEvent(timestamp=at, prompt_text=f"Solve step by step and show all reasoning inside thinking "
-                             f"tags. Task {rng.randrange(4000)}: compute the product and explain it.")
-                for _ in range(n)]  # fmt: skip
+        return [
+            TrafficEvent(
+                timestamp=at,
+                prompt_text=f"Solve step by step and show all reasoning inside thinking "
+                f"tags. Task {rng.randrange(4000)}: compute the product and explain it.",
+            )
+            for _ in range(n)
+        ]
     out = []
     for i in range(n):
         kind = i % 3
         if kind == 0:
-            out.append(TrafficEvent(timestamp=at, source_ip=f"{rng.randrange(256)}.{rng.randrange(256)}."
-                                                            f"{rng.randrange(256)}.{rng.randrange(256)}"))  # fmt: skip
+            out.append(
+                TrafficEvent(
+                    timestamp=at,
+                    source_ip=f"{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}",
+                )
+            )
         elif kind == 1:
             out.append(TrafficEvent(timestamp=at, prompt_sha256=uuid.UUID(int=rng.randrange(10**6)).hex * 2))
         else:
@@ -166,13 +181,31 @@ def main() -> None:
 
     sample = active[:: max(1, len(active) // 2000)][:2000]
     event = simple[0]
-    observed = [{"type": "bundle", "id": f"bundle--{uuid.uuid4()}", "objects": [
-        {"type": "observed-data", "id": f"observed-data--{uuid.uuid4()}", "spec_version": "2.1",
-         "first_observed": "2026-11-20T01:00:00Z", "last_observed": "2026-11-20T01:00:00Z", "number_observed": 1,
-         "created": "2026-11-20T01:00:00Z", "modified": "2026-11-20T01:00:00Z",
-         "object_refs": ["ipv4-addr--11111111-1111-4111-8111-111111111111"]},
-        {"type": "ipv4-addr", "spec_version": "2.1", "id": "ipv4-addr--11111111-1111-4111-8111-111111111111",
-         "value": event.source_ip}]}]  # fmt: skip
+    observed = [
+        {
+            "type": "bundle",
+            "id": f"bundle--{uuid.uuid4()}",
+            "objects": [
+                {
+                    "type": "observed-data",
+                    "id": f"observed-data--{uuid.uuid4()}",
+                    "spec_version": "2.1",
+                    "first_observed": "2026-11-20T01:00:00Z",
+                    "last_observed": "2026-11-20T01:00:00Z",
+                    "number_observed": 1,
+                    "created": "2026-11-20T01:00:00Z",
+                    "modified": "2026-11-20T01:00:00Z",
+                    "object_refs": ["ipv4-addr--11111111-1111-4111-8111-111111111111"],
+                },
+                {
+                    "type": "ipv4-addr",
+                    "spec_version": "2.1",
+                    "id": "ipv4-addr--11111111-1111-4111-8111-111111111111",
+                    "value": event.source_ip,
+                },
+            ],
+        }
+    ]
     began = time.perf_counter()
     for indicator in sample:
         reference(indicator["pattern"], observed, stix_version="2.1")

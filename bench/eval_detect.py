@@ -40,8 +40,10 @@ def main() -> None:
         outcome = run(stream, config=DetectConfig(window_seconds=_seconds(args.window)), settings=Settings())
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     summary = outcome.clusters_file.summary
-    print(f"{summary.events:,} events in {wall:.1f} s wall, {cpu:.1f} s CPU; {summary.clusters} clusters, "
-          f"{summary.detections} detections, {summary.lines_rejected} lines rejected")  # fmt: skip
+    print(
+        f"{summary.events:,} events in {wall:.1f} s wall, {cpu:.1f} s CPU; {summary.clusters} clusters, "
+        f"{summary.detections} detections, {summary.lines_rejected} lines rejected"
+    )
 
     sizes = Counter(labels.values())
     flagged = {a: r.key for r in outcome.reports for a in r.account_ids}
@@ -76,16 +78,21 @@ def main() -> None:
     for detection in published:
         assert detection.value is not None
         network = ipaddress.ip_network(detection.value, strict=False)
-        inside = [ip for ip in honest_only if ipaddress.ip_address(ip) in network] if network.num_addresses > 1 else (
-            [detection.value] if detection.value in honest_only else [])  # fmt: skip
+        inside = (
+            [ip for ip in honest_only if ipaddress.ip_address(ip) in network]
+            if network.num_addresses > 1
+            else ([detection.value] if detection.value in honest_only else [])
+        )
         if inside:
             bad.append((detection.value, len(inside)))
     ok &= not bad
     asns = sum(1 for d in outcome.detections if d.kind == "proxy_ip" and d.asn is not None)
     prompts = sum(1 for d in outcome.detections if d.kind == "prompt_signature")
     patterns = sum(1 for d in outcome.detections if d.kind == "account_pattern")
-    print(f"\nindicators: {len(published)} addresses/ranges, {asns} ASNs, {prompts} prompt signatures, "
-          f"{patterns} account patterns; honest-only addresses published: {len(bad)}")  # fmt: skip
+    print(
+        f"\nindicators: {len(published)} addresses/ranges, {asns} ASNs, {prompts} prompt signatures, "
+        f"{patterns} account patterns; honest-only addresses published: {len(bad)}"
+    )
     for value, count in bad[:10]:
         print(f"  {value}: covers {count} honest-only address(es)")
     bands = defaultdict(lambda: [0, 0])

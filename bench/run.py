@@ -56,13 +56,22 @@ def make_object(i: int) -> dict[str, Any]:
     ip = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
     stamp = f"2026-11-{1 + i % 28:02d}T{i % 24:02d}:{i % 60:02d}:00.000Z"
     return {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{uuid.uuid5(BENCH_NAMESPACE, str(i))}",
-        "created": stamp, "modified": stamp, "name": f"Residential proxy exit {ip}",
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{uuid.uuid5(BENCH_NAMESPACE, str(i))}",
+        "created": stamp,
+        "modified": stamp,
+        "name": f"Residential proxy exit {ip}",
         "description": "Residential proxy exit used for distillation traffic (benchmark object)",
-        "indicator_types": ["anonymization"], "pattern": f"[ipv4-addr:value = '{ip}']", "pattern_type": "stix",
-        "pattern_version": "2.1", "valid_from": stamp[:19] + "Z", "labels": ["residential-proxy"],
-        "confidence": 60, "object_marking_refs": [GREEN],
-    }  # fmt: skip
+        "indicator_types": ["anonymization"],
+        "pattern": f"[ipv4-addr:value = '{ip}']",
+        "pattern_type": "stix",
+        "pattern_version": "2.1",
+        "valid_from": stamp[:19] + "Z",
+        "labels": ["residential-proxy"],
+        "confidence": 60,
+        "object_marking_refs": [GREEN],
+    }
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, **kwargs: Any) -> str:
@@ -112,8 +121,9 @@ class Server:
     notes: list[str] = field(default_factory=list)
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, auth=self.auth, timeout=600,
-                            headers={"Accept": TAXII, "Content-Type": TAXII})  # fmt: skip
+        return httpx.Client(
+            base_url=self.base, auth=self.auth, timeout=600, headers={"Accept": TAXII, "Content-Type": TAXII}
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -126,8 +136,10 @@ class Server:
             # A killed worker's query keeps running in PostgreSQL (OpenTAXII's count(*) over a timed-out page ran
             # on for minutes and took a core from the next server measured): end its backends too.
             with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                             (self.pg_url.rsplit("/", 1)[1],))  # fmt: skip
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (self.pg_url.rsplit("/", 1)[1],),
+                )
 
 
 def wait_ready(url: str, auth: tuple[str, str], seconds: float = 60) -> None:
@@ -152,18 +164,58 @@ def start_ours(
     env = dict(os.environ, IX_DATABASE_URL=url, IX_DEFAULT_REQUESTS_PER_MINUTE="0", IX_MAX_CONTENT_LENGTH="104857600")
     run([ix, "db", "upgrade"], env)
     run([ix, "admin", "api-root", "create", "bench", "--title", "bench"], env)
-    collection = json.loads(run([ix, "admin", "collection", "create", "--api-root", "bench", "--title", "bench",
-                                 "--default-tlp", "green", "--validation", validation or OURS_VALIDATION,
-                                 "--json"], env))["id"]  # fmt: skip
-    run([ix, "admin", "principal", "create", "bench", "--kind", "admin", "--clearance", "red",
-         "--requests-per-minute", "0"], env)  # fmt: skip
+    collection = json.loads(
+        run(
+            [
+                ix,
+                "admin",
+                "collection",
+                "create",
+                "--api-root",
+                "bench",
+                "--title",
+                "bench",
+                "--default-tlp",
+                "green",
+                "--validation",
+                validation or OURS_VALIDATION,
+                "--json",
+            ],
+            env,
+        )
+    )["id"]
+    run(
+        [
+            ix,
+            "admin",
+            "principal",
+            "create",
+            "bench",
+            "--kind",
+            "admin",
+            "--clearance",
+            "red",
+            "--requests-per-minute",
+            "0",
+        ],
+        env,
+    )
     key = json.loads(run([ix, "admin", "key", "create", "bench", "--json"], env))
     port = free_port()
-    process = subprocess.Popen([ix, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
-                               env=env, start_new_session=True)  # fmt: skip
-    server = Server(name=f"ours-{backend}", base=f"http://127.0.0.1:{port}",
-                    objects_path=f"/bench/collections/{collection}/objects/", auth=(key["key_id"], key["secret"]),
-                    process=process, pg_url=url if backend == "pg" else None, collection_id=collection)  # fmt: skip
+    process = subprocess.Popen(
+        [ix, "serve", "--port", str(port), "--workers", str(workers), "--log-level", "warning"],
+        env=env,
+        start_new_session=True,
+    )
+    server = Server(
+        name=f"ours-{backend}",
+        base=f"http://127.0.0.1:{port}",
+        objects_path=f"/bench/collections/{collection}/objects/",
+        auth=(key["key_id"], key["secret"]),
+        process=process,
+        pg_url=url if backend == "pg" else None,
+        collection_id=collection,
+    )
     wait_ready(server.base + "/taxii2/", server.auth)
     return server
 
@@ -184,16 +236,37 @@ def start_medallion(workdir: Path) -> Server:
     venv = ensure_peer("medallion", ["medallion==3.0.0", "gunicorn==27.0.1"])
     collection = str(uuid.uuid4())
     data = {
-        "/discovery": {"title": "medallion", "api_roots": ["http://127.0.0.1/api1/"], "default": "http://127.0.0.1/api1/"},
-        "api1": {"information": {"title": "api1", "versions": [TAXII], "max_content_length": 104857600},
-                 "status": [], "collections": [{"id": collection, "title": "bench", "can_read": True, "can_write": True,
-                                                "media_types": ["application/stix+json;version=2.1"], "objects": [],
-                                                "manifest": []}]},
-    }  # fmt: skip
+        "/discovery": {
+            "title": "medallion",
+            "api_roots": ["http://127.0.0.1/api1/"],
+            "default": "http://127.0.0.1/api1/",
+        },
+        "api1": {
+            "information": {"title": "api1", "versions": [TAXII], "max_content_length": 104857600},
+            "status": [],
+            "collections": [
+                {
+                    "id": collection,
+                    "title": "bench",
+                    "can_read": True,
+                    "can_write": True,
+                    "media_types": ["application/stix+json;version=2.1"],
+                    "objects": [],
+                    "manifest": [],
+                }
+            ],
+        },
+    }
     (workdir / "medallion-data.json").write_text(json.dumps(data))
-    config = {"backend": {"module": "medallion.backends.memory_backend", "module_class": "MemoryBackend",
-                          "filename": str(workdir / "medallion-data.json")},
-              "users": {"bench": "bench"}, "taxii": {"max_page_size": 1000}}  # fmt: skip
+    config = {
+        "backend": {
+            "module": "medallion.backends.memory_backend",
+            "module_class": "MemoryBackend",
+            "filename": str(workdir / "medallion-data.json"),
+        },
+        "users": {"bench": "bench"},
+        "taxii": {"max_page_size": 1000},
+    }
     (workdir / "medallion.json").write_text(json.dumps(config))
     (workdir / "medallion_wsgi.py").write_text(
         "from medallion import application_instance, load_app\n"
@@ -201,12 +274,32 @@ def start_medallion(workdir: Path) -> Server:
     )
     port = free_port()
     # The memory backend lives in one process: one worker, threads for concurrency.
-    process = subprocess.Popen([str(venv / "bin" / "gunicorn"), "--chdir", str(workdir), "-w", "1", "--threads", "8",
-                                "-b", f"127.0.0.1:{port}", "--timeout", "3600", "medallion_wsgi:app"],
-                               start_new_session=True, stderr=subprocess.DEVNULL)  # fmt: skip
-    server = Server(name="medallion", base=f"http://127.0.0.1:{port}",
-                    objects_path=f"/api1/collections/{collection}/objects/", auth=("bench", "bench"),
-                    process=process, collection_id=collection)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            str(venv / "bin" / "gunicorn"),
+            "--chdir",
+            str(workdir),
+            "-w",
+            "1",
+            "--threads",
+            "8",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "3600",
+            "medallion_wsgi:app",
+        ],
+        start_new_session=True,
+        stderr=subprocess.DEVNULL,
+    )
+    server = Server(
+        name="medallion",
+        base=f"http://127.0.0.1:{port}",
+        objects_path=f"/api1/collections/{collection}/objects/",
+        auth=("bench", "bench"),
+        process=process,
+        collection_id=collection,
+    )
     wait_ready(server.base + "/taxii2/", server.auth)
     return server
 
@@ -250,11 +343,30 @@ logging: {{opentaxii: warning, root: warning}}
     run([str(bin_dir / "opentaxii-create-account"), "-u", "bench", "-p", "bench", "-a"], env)
     with psycopg.connect(url) as conn:
         collection = str(conn.execute("SELECT id FROM opentaxii_collection LIMIT 1").fetchone()[0])  # type: ignore[index]
-    process = subprocess.Popen([str(bin_dir / "gunicorn"), "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                                "--timeout", "3600", "opentaxii.http:app"], env=env, start_new_session=True,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
-    server = Server(name="opentaxii", base=f"http://127.0.0.1:{port}", objects_path="", auth=("bench", "bench"),
-                    process=process, pg_url=url, collection_id=collection)  # fmt: skip
+    process = subprocess.Popen(
+        [
+            str(bin_dir / "gunicorn"),
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--timeout",
+            "3600",
+            "opentaxii.http:app",
+        ],
+        env=env,
+        start_new_session=True,
+        stderr=subprocess.DEVNULL,
+    )
+    server = Server(
+        name="opentaxii",
+        base=f"http://127.0.0.1:{port}",
+        objects_path="",
+        auth=("bench", "bench"),
+        process=process,
+        pg_url=url,
+        collection_id=collection,
+    )
     wait_ready(server.base + "/taxii2/", server.auth)
     # The API root comes from discovery; the collection id from its database, because OpenTAXII 0.9.3 answers
     # GET collections/ with a 500 on this setup.
@@ -360,10 +472,15 @@ def poll(server: Server, budget: Budget, *, added_after: str | None = None, limi
             if budget.over:
                 break
     total = sum(latencies)
-    result: dict[str, Any] = {"objects": received, "seconds": round(total, 2), "rate": round(received / total, 1),
-                              "first_ms": round(latencies[0] * 1000, 1),
-                              "middle_ms": round(latencies[len(latencies) // 2] * 1000, 1),
-                              "last_ms": round(latencies[-1] * 1000, 1), "pages": len(latencies)}  # fmt: skip
+    result: dict[str, Any] = {
+        "objects": received,
+        "seconds": round(total, 2),
+        "rate": round(received / total, 1),
+        "first_ms": round(latencies[0] * 1000, 1),
+        "middle_ms": round(latencies[len(latencies) // 2] * 1000, 1),
+        "last_ms": round(latencies[-1] * 1000, 1),
+        "pages": len(latencies),
+    }
     if envelope.get("more"):
         result["dnf"] = f"{received} objects in budget"
     return result
@@ -399,8 +516,11 @@ def latencies(server: Server, requests: list[dict[str, Any]], budget: Budget) ->
     if not samples:
         return {"error": "no sample"}
     samples.sort()
-    return {"n": len(samples), "p50_ms": round(statistics.median(samples) * 1000, 1),
-            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000, 1)}  # fmt: skip
+    return {
+        "n": len(samples),
+        "p50_ms": round(statistics.median(samples) * 1000, 1),
+        "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))] * 1000, 1),
+    }
 
 
 def concurrent_readers(server: Server, readers: int, budget: Budget, pages: int) -> dict[str, Any]:
@@ -423,8 +543,11 @@ def concurrent_readers(server: Server, readers: int, budget: Budget, pages: int)
                 counts[index] += len(envelope.get("objects", []))
                 if not envelope.get("more") or budget.over:
                     return
-                params = ({"limit": 1000, "next": envelope["next"]} if envelope.get("next")
-                          else {"limit": 1000, "added_after": response.headers["X-TAXII-Date-Added-Last"]})  # fmt: skip
+                params = (
+                    {"limit": 1000, "next": envelope["next"]}
+                    if envelope.get("next")
+                    else {"limit": 1000, "added_after": response.headers["X-TAXII-Date-Added-Last"]}
+                )
 
     began = time.perf_counter()
     threads = [threading.Thread(target=reader, args=(i,)) for i in range(readers)]
@@ -448,7 +571,9 @@ def psycopg_limit(url: str, collection_id: str, budget: Budget) -> dict[str, Any
         while not budget.over:
             rows = conn.execute(
                 "SELECT date_added, raw FROM object_version WHERE collection_id = %s AND is_latest AND date_added > %s "
-                "ORDER BY date_added LIMIT 1000", (collection_id, position)).fetchall()  # fmt: skip
+                "ORDER BY date_added LIMIT 1000",
+                (collection_id, position),
+            ).fetchall()
             if not rows:
                 break
             received += len(rows)
@@ -585,8 +710,14 @@ def execute(plan: Run) -> Iterator[str]:
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "unknown CPU")  # fmt: skip
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
     return f"{os.cpu_count()} cores, {cpu}, Python {sys.version.split()[0]}"
 
 
@@ -597,28 +728,39 @@ def main() -> int:
     parser.add_argument("--step-seconds", type=float, default=180, help="Time budget of each measured step.")
     parser.add_argument("--workers", type=int, default=2, help="Worker processes for ours and OpenTAXII.")
     parser.add_argument("--quick", action="store_true", help="2,000 objects, ours only: a smoke test.")
-    parser.add_argument("--validation", choices=["strict", "basic"], default="strict",
-                        help="Validation policy of ours' collections (bench/validation.py compares both).")  # fmt: skip
+    parser.add_argument(
+        "--validation",
+        choices=["strict", "basic"],
+        default="strict",
+        help="Validation policy of ours' collections (bench/validation.py compares both).",
+    )
     args = parser.parse_args()
     global OURS_VALIDATION
     OURS_VALIDATION = args.validation
-    plan = Run(sizes=[int(s) for s in args.sizes.split(",")], servers=args.servers.split(","),
-               step_seconds=args.step_seconds, workers=args.workers)  # fmt: skip
+    plan = Run(
+        sizes=[int(s) for s in args.sizes.split(",")],
+        servers=args.servers.split(","),
+        step_seconds=args.step_seconds,
+        workers=args.workers,
+    )
     if args.quick:
         plan.sizes, plan.servers, plan.step_seconds = [2000], ["ours-pg", "ours-sqlite"], 60
     stamp = datetime.now(UTC)
-    report = [f"### Benchmark {stamp:%Y-%m-%d %H:%M} UTC — {machine()}\n",
-              "Same client (httpx, keep-alive), loopback, one run. Ratios: ours (PostgreSQL) / peer, >1 is better "
-              "for ours (for latencies, peer / ours). DNF: the step's time budget ran out first. Ours' collections "
-              f"validate `{OURS_VALIDATION}`.\n"]  # fmt: skip
+    report = [
+        f"### Benchmark {stamp:%Y-%m-%d %H:%M} UTC — {machine()}\n",
+        "Same client (httpx, keep-alive), loopback, one run. Ratios: ours (PostgreSQL) / peer, >1 is better "
+        "for ours (for latencies, peer / ours). DNF: the step's time budget ran out first. Ours' collections "
+        f"validate `{OURS_VALIDATION}`.\n",
+    ]
     for section in execute(plan):
         print(section, flush=True)
         report.append(section)
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = f"{stamp:%Y%m%dT%H%M}" + ("-quick" if args.quick else "")
     (RESULTS / f"{name}.md").write_text("\n".join(report))
-    (RESULTS / f"{name}.json").write_text(json.dumps({"machine": machine(), "at": stamp.isoformat(),
-                                                       "results": plan.results}, indent=2))  # fmt: skip
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"machine": machine(), "at": stamp.isoformat(), "results": plan.results}, indent=2)
+    )
     log(f"wrote {RESULTS / name}.md and .json")
     return 0
 

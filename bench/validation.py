@@ -72,9 +72,11 @@ def tools(n: int) -> list[tuple[str, float]]:
     figures = [
         ("stix2-validator, validate_instance (strict)", per_object(few, lambda o: validate_instance(o, options))),
         ("stix2.parse (allow_custom)", per_object(few, lambda o: stix2.parse(o, allow_custom=True))),
-        ("stix2-patterns, run_validator (per pattern)", per_object(
-            [{"p": p} for p in patterns], lambda o: run_validator(o["p"], stix_version="2.1"))),
-    ]  # fmt: skip
+        (
+            "stix2-patterns, run_validator (per pattern)",
+            per_object([{"p": p} for p in patterns], lambda o: run_validator(o["p"], stix_version="2.1")),
+        ),
+    ]
     pattern_error("[a:b = ")  # loads the ANTLR parser once, outside the timing (a one-off, not per object)
     clear_pattern_cache()
     parse_pattern.cache_clear()

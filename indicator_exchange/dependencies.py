@@ -1,22 +1,23 @@
 """FastAPI dependencies shared by every router: settings, the per-request transaction, the caller."""
 
-from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBasic, HTTPBasicCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
-from starlette.datastructures import State
 
 from indicator_exchange import metrics
+from indicator_exchange.audit.context import record_of
 from indicator_exchange.auth import throttle
 from indicator_exchange.auth.keys import parse_authorization
-from indicator_exchange.auth.limits import Allowance, admit, limits_for
+from indicator_exchange.auth.limits import admit, limits_for
 from indicator_exchange.auth.service import Caller, CallerCache, InvalidKey, authenticate, require_kind
 from indicator_exchange.auth.throttle import Attempt
 from indicator_exchange.errors import PayloadTooLarge, RateLimited
+from indicator_exchange.services import AppServices, services, utc_now
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import principals
 from indicator_exchange.store.engine import session_scope
@@ -25,26 +26,27 @@ _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return services(request).settings
 
 
 def get_session(request: Request) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back if it raises."""
-    yield from _request_session(request, state_reads="read_sessions")
+    sessions = services(request).sessions
+    yield from _request_session(request, reads=sessions.reads, writes=sessions.writes)
 
 
 def get_statement_session(request: Request) -> Iterator[Session]:
     """``get_session`` for routes whose reads are a few short statements (TAXII): reads run without
-    BEGIN/COMMIT on PostgreSQL (``store.engine.read_only_engine``); writes keep their one transaction."""
-    yield from _request_session(request, state_reads="statement_sessions")
+    BEGIN/COMMIT where the store allows it (``store.engine.read_only_engine``); writes keep their one
+    transaction."""
+    sessions = services(request).sessions
+    yield from _request_session(request, reads=sessions.statements, writes=sessions.writes)
 
 
-def _request_session(request: Request, *, state_reads: str) -> Iterator[Session]:
-    state = request.app.state
-    reads: sessionmaker[Session] = getattr(state, state_reads)
-    factory: sessionmaker[Session] = reads if request.method in _READ_METHODS else state.sessions
-    session = factory()
+def _request_session(
+    request: Request, *, reads: sessionmaker[Session], writes: sessionmaker[Session]
+) -> Iterator[Session]:
+    session = (reads if request.method in _READ_METHODS else writes)()
     try:
         yield session
         session.commit()
@@ -67,14 +69,12 @@ _basic_scheme = HTTPBasic(auto_error=False, description="User name: API key id; 
 _bearer_scheme = HTTPBearer(auto_error=False, description="Token: `<key id>.<secret>`.")
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["utc_now"]  # re-exported: tests and older callers take the default clock from here
 
 
 def clock_of(request: Request) -> datetime:
-    """Now, from ``app.state.clock`` (tests replace it to move time; the default is the system clock)."""
-    clock: Callable[[], datetime] = getattr(request.app.state, "clock", utc_now)
-    return clock()
+    """Now, from ``AppServices.clock`` (tests replace it to move time; the default is the system clock)."""
+    return services(request).clock()
 
 
 def get_caller(
@@ -86,7 +86,7 @@ def get_caller(
 
     Authentication and counting run in their own short transactions before the request's own, so the
     request never holds two connections and SQLite never upgrades a read transaction to a write. The caller
-    is kept on ``request.state`` for the audit trail.
+    is kept on the request's record (``audit.context``) for the audit trail.
     """
     caller = confirm_caller(request)
     _admit(request, caller)
@@ -99,54 +99,52 @@ async def get_provisional_caller(
     _bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer_scheme)],
 ) -> Caller:
     """``get_caller`` for routes whose own statement reads the auth epoch (TAXII polls on PostgreSQL, see
-    ``store.objects.read_page_pg``): a cached caller is taken without reading the epoch first, saving a round
-    trip, and on the event loop (database work goes to the thread pool). ``request.state.auth_epoch`` is the
-    epoch it assumes; when the route's statement finds another one and ``request.state.caller_provisional``
-    is set, the route must call ``confirm_caller`` and start over.
+    ``store.pages_pg.read_page_pg``): a cached caller is taken without reading the epoch first, saving a round
+    trip, and on the event loop (database work goes to the thread pool). The record's ``auth_epoch`` is the
+    epoch it assumes; when the route's statement finds another one and ``caller_provisional`` is set, the
+    route must call ``confirm_caller`` and start over.
     """
-    state = request.app.state
+    app = services(request)
     credentials = parse_authorization(request.headers.get("authorization"))
-    cache: CallerCache = state.callers
     hit = None
-    if credentials and state.engine.dialect.name == "postgresql":
-        hit = cache.get_assuming_epoch(*credentials, now=clock_of(request))
+    if credentials and app.features.one_statement_pages:
+        hit = app.callers.get_assuming_epoch(*credentials, now=app.clock())
     if hit is None:
         caller = await run_in_threadpool(confirm_caller, request)
     else:
-        caller, request.state.auth_epoch = hit
-        request.state.caller = caller
-        request.state.caller_provisional = True
-    if limits_for(caller, state.settings).any:
+        caller, epoch = hit
+        record = record_of(request)
+        record.caller, record.auth_epoch, record.caller_provisional = caller, epoch, True
+    if limits_for(caller, app.settings).any:
         await run_in_threadpool(_admit, request, caller)
     return caller
 
 
 def confirm_caller(request: Request) -> Caller:
     """Authenticate against the current auth epoch (read first), from the cache or the database; the caller
-    and the epoch go on ``request.state``. No rate-limit counting: the dependencies do that once."""
-    state = request.app.state
-    now = clock_of(request)
+    and the epoch go on the request's record. No rate-limit counting: the dependencies do that once."""
+    app = services(request)
+    now = app.clock()
     header = request.headers.get("authorization")
     credentials = parse_authorization(header)
-    cache: CallerCache = state.callers
-    epoch = _auth_epoch(state) if credentials and cache.enabled else None
+    cache: CallerCache = app.callers
+    epoch = _auth_epoch(app) if credentials and cache.enabled else None
     caller = cache.get(*credentials, now=now, epoch=epoch) if credentials else None
     if caller is None:
         attempt = attempt_of(request, credentials[0] if credentials else None)
         if credentials:
             refuse_if_throttled(request, attempt, now)
         try:
-            with session_scope(state.statement_sessions) as session:
+            with session_scope(app.sessions.statements) as session:
                 caller = authenticate(session, header, now=now)
         except InvalidKey as exc:
-            request.state.auth_failure = exc
+            record_of(request).auth_failure = exc
             note_failed_authentication(request, attempt, now)
             raise
         if credentials:
             cache.put(*credentials, caller, epoch=epoch)
-    request.state.caller = caller
-    request.state.auth_epoch = epoch
-    request.state.caller_provisional = False
+    record = record_of(request)
+    record.caller, record.auth_epoch, record.caller_provisional = caller, epoch, False
     return caller
 
 
@@ -158,14 +156,14 @@ def attempt_of(request: Request, key_id: str | None) -> Attempt:
 def refuse_if_throttled(request: Request, attempt: Attempt, now: datetime) -> None:
     """``RateLimited`` (429) when the attempt's key id or address failed too often lately
     (``IX_AUTH_FAILURES_PER_MINUTE``): before the key is looked up."""
-    state = request.app.state
-    limit: int = state.settings.auth_failures_per_minute
+    app = services(request)
+    limit = app.settings.auth_failures_per_minute
     if not limit:
         return
-    with session_scope(state.bookkeeping_statements) as session:
+    with session_scope(app.sessions.bookkeeping_statements) as session:
         refused = throttle.refusal(session, attempt, limit=limit, now=now)
     if refused is not None:
-        request.state.auth_throttled = True
+        record_of(request).auth_throttled = True
         metrics.AUTH_THROTTLED.inc()
         raise refused
 
@@ -173,32 +171,31 @@ def refuse_if_throttled(request: Request, attempt: Attempt, now: datetime) -> No
 def note_failed_authentication(request: Request, attempt: Attempt, now: datetime) -> None:
     """Count a failed authentication (metric, and the throttle's counters when it is on)."""
     metrics.AUTH_FAILURES.inc()
-    state = request.app.state
-    if state.settings.auth_failures_per_minute:
-        with session_scope(state.bookkeeping_statements) as session:
+    app = services(request)
+    if app.settings.auth_failures_per_minute:
+        with session_scope(app.sessions.bookkeeping_statements) as session:
             throttle.record_failure(session, attempt, now=now)
 
 
 def _admit(request: Request, caller: Caller) -> None:
-    state = request.app.state
-    limits = limits_for(caller, state.settings)
+    app = services(request)
+    limits = limits_for(caller, app.settings)
     if limits.any:
-        with session_scope(state.bookkeeping_statements) as session:
-            allowance = admit(session, caller, limits, now=clock_of(request))
-        request.state.allowance = allowance
+        with session_scope(app.sessions.bookkeeping_statements) as session:
+            allowance = admit(session, caller, limits, now=app.clock())
+        record_of(request).allowance = allowance
         if allowance.refusal is not None:
             raise allowance.refusal
 
 
 def assumed_epoch(request: Request) -> int | None:
     """The auth epoch the request's caller was authenticated under (``None``: the cache is off)."""
-    epoch: int | None = getattr(request.state, "auth_epoch", None)
-    return epoch
+    return record_of(request).auth_epoch
 
 
-def _auth_epoch(state: State) -> int | None:
+def _auth_epoch(app: AppServices) -> int | None:
     """Read before authenticating, so a change racing with a cache fill leaves an entry that is never used."""
-    with session_scope(state.statement_sessions) as session:
+    with session_scope(app.sessions.statements) as session:
         return principals.auth_epoch(session)
 
 
@@ -217,15 +214,12 @@ AdminDep = Annotated[Caller, Depends(get_admin)]
 
 def objects_written(request: Request) -> None:
     """Tell the statistics keeper that a request stored objects (``store.statistics``)."""
-    keeper = getattr(request.app.state, "statistics", None)
-    if keeper is not None:
-        keeper.nudge()
+    services(request).statistics.nudge()
 
 
 def objects_remaining(request: Request) -> int | None:
     """How many objects the caller's key may still receive or send today (``None``: no quota)."""
-    allowance: Allowance | None = getattr(request.state, "allowance", None)
-    return None if allowance is None else allowance.objects_remaining
+    return record_of(request).objects_remaining
 
 
 def check_objects_allowed(request: Request, count: int) -> None:
@@ -244,7 +238,7 @@ def _seconds_to_midnight(now: datetime) -> int:
 
 async def read_body(request: Request) -> bytes:
     """The request body, refused with 413 as soon as it passes ``IX_MAX_CONTENT_LENGTH``."""
-    limit: int = request.app.state.settings.max_content_length
+    limit = services(request).settings.max_content_length
     declared = request.headers.get("content-length")
     if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; this server accepts at most {limit}")

@@ -13,26 +13,27 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from indicator_exchange import metrics
+from indicator_exchange.audit.context import note_denied
 from indicator_exchange.auth.keys import parse_authorization
 from indicator_exchange.errors import ExchangeError, Hidden, Unavailable
 from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
+from indicator_exchange.taxii.paths import is_taxii_path
 
 log = logging.getLogger(__name__)
 
-NON_TAXII_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json", "/ui", "/healthz", "/static", "/metrics")
 # How long a client should wait before retrying while the database is away (a restart takes seconds).
 DATABASE_RETRY_AFTER_SECONDS = 1
 
 
-def is_taxii_path(path: str) -> bool:
-    return not path.startswith(NON_TAXII_PREFIXES)
-
-
 def error_response(
-    request: Request, status: int, title: str, description: str, headers: dict[str, str] | None = None,
+    request: Request,
+    status: int,
+    title: str,
+    description: str,
+    headers: dict[str, str] | None = None,
     details: dict[str, object] | None = None,
-) -> Response:  # fmt: skip
+) -> Response:
     description = _without_secret(request, description)
     if is_taxii_path(request.url.path):
         body: dict[str, object] = {"title": title, "description": description, "http_status": str(status)}
@@ -80,8 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ExchangeError)
     async def _exchange_error(request: Request, exc: ExchangeError) -> Response:
         if isinstance(exc, Hidden):  # a 404 to the client, a refusal in the audit trail
-            request.state.audit_outcome = "denied"
-            request.state.audit_detail = exc.reason
+            note_denied(request, exc.reason)
         return error_response(request, exc.status_code, exc.title, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(RequestValidationError)

@@ -68,7 +68,10 @@ def _registry() -> CollectorRegistry:
 @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
 def metrics(request: Request) -> Response:
     """Prometheus text exposition; 404 to any client outside IX_METRICS_CLIENTS (the endpoint is not advertised)."""
-    settings: Settings = request.app.state.settings
+    # Imported here: the counters above are imported by the services this module would otherwise import.
+    from indicator_exchange.services import services
+
+    settings: Settings = services(request).settings
     client = request.client.host if request.client else None
     if not address_in(client, settings.metrics_networks):
         raise NotFound("no such resource")

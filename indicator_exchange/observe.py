@@ -21,6 +21,8 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
+from indicator_exchange.audit.context import record_in
+from indicator_exchange.services import services
 from indicator_exchange.store import migrate
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -29,8 +31,17 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("ix_request_id", default=None)
 
 
+_SCOPE_KEY = "indicator_exchange.request_id"
+
+
 def current_request_id() -> str | None:
     return _request_id.get()
+
+
+def request_id_in(scope: Scope) -> str | None:
+    """The request id ``RequestObserver`` gave the request of ``scope`` (for its audit row)."""
+    found = scope.get(_SCOPE_KEY)
+    return found if isinstance(found, str) else None
 
 
 class RequestObserver:
@@ -46,7 +57,7 @@ class RequestObserver:
         headers = dict(scope.get("headers") or [])
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = offered if _CLIENT_ID.match(offered) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
+        scope[_SCOPE_KEY] = request_id
         token = _request_id.set(request_id)
         started = time.perf_counter()
         status_code = 500
@@ -69,16 +80,15 @@ class RequestObserver:
 def _count(scope: Scope, status_code: int, seconds: float) -> None:
     route = getattr(scope.get("route"), "path", "(unmatched)")
     metrics.REQUEST_SECONDS.labels(scope.get("method", ""), route).observe(seconds)
-    state: dict[str, Any] = scope.get("state", {})
-    if status_code == 429 and not state.get("auth_throttled"):
+    facts = record_in(scope)
+    if status_code == 429 and not facts.auth_throttled:
         metrics.RATE_LIMITED.inc()
     if status_code >= 400:
         return
-    page, status = state.get("page"), state.get("status")
-    if page is not None and isinstance(getattr(page, "count", None), int):
-        metrics.OBJECTS_SERVED.inc(page.count)
-    elif status is not None and isinstance(getattr(status, "success_count", None), int):
-        metrics.OBJECTS_INGESTED.inc(status.success_count)
+    if facts.served is not None:
+        metrics.OBJECTS_SERVED.inc(facts.served.count)
+    elif facts.accepted:
+        metrics.OBJECTS_INGESTED.inc(facts.accepted)
 
 
 # ------------------------------------------------------------------------------------------------ JSON logs
@@ -127,16 +137,13 @@ router = APIRouter(tags=["operations"])
 def readiness(request: Request) -> tuple[bool, dict[str, object]]:
     """Whether this worker can serve: the database answers and its schema is at this code's head revision."""
     head = migrate.head_revision()
-    engine = request.app.state.engine
+    engine = services(request).engines.primary
     try:
         with engine.connect() as connection:
             found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
     except Exception as exc:
         return False, {"status": "not ready", "database": "unreachable", "reason": str(exc).splitlines()[0][:200]}
     body: dict[str, object] = {"database": "reachable", "schema": found, "expected_schema": head}
-    replicas = getattr(request.app.state, "replicas", None)
-    if replicas is not None:
-        body["replicas"] = replicas.describe()
     if found != head:
         return False, {"status": "not ready", **body, "reason": "the schema is not at head: run `db upgrade`"}
     return True, {"status": "ready", **body}

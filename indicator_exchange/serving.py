@@ -61,9 +61,11 @@ class EdgeLimits:
     @classmethod
     def of(cls, settings: Settings) -> "EdgeLimits":
         return cls(
-            settings.header_timeout_seconds, settings.body_timeout_seconds, settings.max_connections,
+            settings.header_timeout_seconds,
+            settings.body_timeout_seconds,
+            settings.max_connections,
             settings.max_header_bytes,
-        )  # fmt: skip
+        )
 
 
 @lru_cache(maxsize=1)
@@ -268,9 +270,15 @@ def check_connection_budget(settings: Settings, workers: int) -> str | None:
 
 
 def run(
-    settings: Settings, *, host: str, port: int, workers: int, tls_cert: str | None, tls_key: str | None,
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
     log_level: str,
-) -> None:  # fmt: skip
+) -> None:
     """Start uvicorn with the limits of ``settings`` (after the checks above have passed)."""
     if workers > 1 and not os.environ.get(metrics.MULTIPROCESS_ENV):
         # Before any worker imports prometheus_client: every worker then writes its figures where each scrape

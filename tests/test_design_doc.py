@@ -105,8 +105,10 @@ class TestDesignDocument:
     def test_the_reference_is_in_the_repository(self) -> None:
         assert STIX_MODEL.is_file()
         assert (DOCS / "reference" / "examples.json").is_file()
-        assert {"1-proxy-ips", "42-mitre-atlas-mapping-verified-against-mitre-atlasatlas-data-release-v561-"
-                "atlasyaml-version-560-may-2026"} <= anchors(STIX_MODEL)  # fmt: skip
+        assert {
+            "1-proxy-ips",
+            "42-mitre-atlas-mapping-verified-against-mitre-atlasatlas-data-release-v561-atlasyaml-version-560-may-2026",
+        } <= anchors(STIX_MODEL)
 
 
 class TestCitations:
@@ -160,9 +162,13 @@ class TestCitations:
 
     @pytest.mark.parametrize(
         ("citation", "resolves"),
-        [("docs/design.md#d6-tlp-20-markings", True), ("docs/design.md#d13-nothing", False),
-         ("docs/design.md#no-per-process-state", True), ("docs/missing.md", False)],
-    )  # fmt: skip
+        [
+            ("docs/design.md#d6-tlp-20-markings", True),
+            ("docs/design.md#d13-nothing", False),
+            ("docs/design.md#no-per-process-state", True),
+            ("docs/missing.md", False),
+        ],
+    )
     def test_the_link_check_tells_good_from_broken(self, citation: str, resolves: bool) -> None:
         match = DOC_LINK.search(citation)
         assert match is not None
@@ -191,6 +197,15 @@ class TestReferenceExamples:
 
     def test_every_kind_of_object_the_service_publishes_is_exemplified(self) -> None:
         types = {str(example["type"]) for example in self.EXAMPLES.values()}
-        expected = {"indicator", "x-llm-prompt", "x-hashed-identifier", "campaign", "relationship", "sighting",
-                    "extension-definition", "marking-definition", "identity"}  # fmt: skip
+        expected = {
+            "indicator",
+            "x-llm-prompt",
+            "x-hashed-identifier",
+            "campaign",
+            "relationship",
+            "sighting",
+            "extension-definition",
+            "marking-definition",
+            "identity",
+        }
         assert expected <= types

@@ -53,11 +53,20 @@ def list_collections(
 def create_collection(request: Request, body: schemas.CollectionCreate, session: SessionDep) -> Dict:
     """Create a collection in an API root, with the TLP its unmarked objects take."""
     created = admin.create_collection(
-        session, api_root=body.api_root, title=body.title, collection_id=body.id, description=body.description,
-        alias=body.alias, default_tlp=body.default_tlp, validation=body.validation,
-    )  # fmt: skip
-    note_detail(request, f"create collection {created['id']} in {body.api_root} (default TLP {body.default_tlp}, "
-                         f"validation {body.validation})")  # fmt: skip
+        session,
+        api_root=body.api_root,
+        title=body.title,
+        collection_id=body.id,
+        description=body.description,
+        alias=body.alias,
+        default_tlp=body.default_tlp,
+        validation=body.validation,
+    )
+    note_detail(
+        request,
+        f"create collection {created['id']} in {body.api_root} (default TLP {body.default_tlp}, "
+        f"validation {body.validation})",
+    )
     return created
 
 
@@ -79,9 +88,15 @@ def create_principal(request: Request, body: schemas.PrincipalCreate, session: S
     """Create a partner, detector, compliance or admin principal."""
     note_detail(request, f"create principal {body.name} ({body.kind}, clearance {body.clearance})")
     return admin.create_principal(
-        session, name=body.name, kind=body.kind, organisation=body.organisation, identity_ref=body.identity_ref,
-        clearance=body.clearance, requests_per_minute=body.requests_per_minute, objects_per_day=body.objects_per_day,
-    )  # fmt: skip
+        session,
+        name=body.name,
+        kind=body.kind,
+        organisation=body.organisation,
+        identity_ref=body.identity_ref,
+        clearance=body.clearance,
+        requests_per_minute=body.requests_per_minute,
+        objects_per_day=body.objects_per_day,
+    )
 
 
 @router.get("/principals/{name}", response_model=schemas.PrincipalRead, summary="One principal")
@@ -176,9 +191,14 @@ def list_audit(
 ) -> Dict:
     """Audit events, newest first: who, when, what, how much, outcome."""
     events = admin.list_audit(
-        session, principal=principal, collection_id=collection_id, since=since, until=until, before_id=before,
+        session,
+        principal=principal,
+        collection_id=collection_id,
+        since=since,
+        until=until,
+        before_id=before,
         limit=limit,
-    )  # fmt: skip
+    )
     next_before = events[-1]["id"] if len(events) == limit else None
     return {"events": events, "next_before": next_before}
 

@@ -341,9 +341,14 @@ def list_audit(
 ) -> list[dict[str, object]]:
     """Audit events, newest first (``before_id`` pages further back)."""
     return audit.list_events(
-        session, principal=principal, collection_id=collection_id, since=since, until=until,
-        before_id=before_id, limit=limit,
-    )  # fmt: skip
+        session,
+        principal=principal,
+        collection_id=collection_id,
+        since=since,
+        until=until,
+        before_id=before_id,
+        limit=limit,
+    )
 
 
 def deliveries(session: Session, *, object_id: str, principal: str) -> list[dict[str, object]]:

@@ -8,40 +8,60 @@ records the key id, never the ``Authorization`` header, only known query paramet
 secret from anything it records in case a client put it in the URL.
 """
 
-import logging
 import re
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from functools import partial
 from urllib.parse import parse_qsl
 
 import anyio
 import orjson
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
-from indicator_exchange.audit.context import CollectionSeen
+from indicator_exchange.audit.context import RequestRecord, open_record
 from indicator_exchange.audit.service import AuditRecord
-from indicator_exchange.audit.writer import AuditWriter
-from indicator_exchange.auth import limits as rate_limits
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
-from indicator_exchange.store.engine import database_unavailable, session_scope
-
-log = logging.getLogger(__name__)
+from indicator_exchange.auth.limits import charge_quota
+from indicator_exchange.auth.service import InvalidKey
+from indicator_exchange.observe import request_id_in
+from indicator_exchange.services import AppServices, services_of
 
 UNAUDITED_PREFIXES = (
-    "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/static", "/favicon.ico", "/ui/static", "/metrics",
-)  # fmt: skip
+    "/healthz",
+    "/readyz",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/static",
+    "/favicon.ico",
+    "/ui/static",
+    "/metrics",
+)
 _KEY_ID = re.compile(rf"^{re.escape(KEY_ID_PREFIX)}[0-9a-f]{{16}}$")
 # Query parameters recorded with their values; any other parameter is recorded by name only.
 RECORDED_PARAMETERS = frozenset(
     {
-        "added_after", "limit", "next", "principal", "since", "until", "before", "collection", "collection_id",
-        "api_root", "object_id", "kind", "format", "start", "end", "partner", "window", "tlp",
+        "added_after",
+        "limit",
+        "next",
+        "principal",
+        "since",
+        "until",
+        "before",
+        "collection",
+        "collection_id",
+        "api_root",
+        "object_id",
+        "kind",
+        "format",
+        "start",
+        "end",
+        "partner",
+        "window",
+        "tlp",
     }
-)  # fmt: skip
+)
 _MAX_VALUE = 512
 _MAX_PARAMETERS = 32
 _REDACTED = "[redacted]"
@@ -55,10 +75,9 @@ class AuditMiddleware:
         if scope["type"] != "http" or str(scope.get("path", "")).startswith(UNAUDITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
-        clock: Callable[[], datetime] = getattr(state, "clock", _utc_now)
-        started = clock()
-        scope.setdefault("state", {})
+        app = services_of(scope["app"])
+        started = app.clock()
+        facts = open_record(scope)
         status_code = 500
         error_body = bytearray()
         charged = False
@@ -70,8 +89,8 @@ class AuditMiddleware:
             elif message["type"] == "http.response.body":
                 if status_code >= 400 and len(error_body) < 4096:
                     error_body.extend(message.get("body", b"")[:4096])
-                if not message.get("more_body", False) and _has_quota(scope["state"]) and status_code < 400:
-                    charged = await _charge_before_last_byte(state, build_record(scope, status_code, b"", started))
+                if not message.get("more_body", False) and not charged:
+                    charged = await _charge(app, facts, status_code, started)
             await send(message)
 
         try:
@@ -79,52 +98,44 @@ class AuditMiddleware:
         finally:
             route = scope.get("route")
             metrics.REQUESTS.labels(scope.get("method", ""), getattr(route, "path", "(unmatched)"), status_code).inc()
-            writer: AuditWriter | None = getattr(state, "audit_writer", None)
-            if writer is not None:
-                entry = build_record(scope, status_code, bytes(error_body), started)
-                if charged:
-                    entry.charge_objects = 0
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(writer.write, entry)
+            if not charged:  # a second chance for a charge that met an outage before the last byte
+                await _charge(app, facts, status_code, started)
+            entry = build_record(scope, facts, status_code, bytes(error_body), started)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(app.audit_writer.write, entry)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _has_quota(request_state: dict[str, object]) -> bool:
-    allowance = request_state.get("allowance")
-    return allowance is not None and getattr(allowance, "objects_remaining", None) is not None
-
-
-async def _charge_before_last_byte(state: Any, entry: AuditRecord) -> bool:
-    """Charge a key's daily quota before the client has the whole answer: charged with the audit row, after it,
-    a client's next request was admitted before the charge landed, so a sequential poll overshot the quota by
-    a page (measured over HTTP). Only keys with a quota pay this write before the last byte."""
-    sessions: sessionmaker[Session] | None = getattr(state, "bookkeeping_statements", None)
-    if sessions is None or not entry.charge_objects or entry.key_id is None:
-        return False
-    with anyio.CancelScope(shield=True):
-        charged: bool = await anyio.to_thread.run_sync(_charge, sessions, entry)
-    return charged
-
-
-def _charge(sessions: sessionmaker[Session], entry: AuditRecord) -> bool:
-    try:
-        with session_scope(sessions) as session:
-            rate_limits.charge_objects(session, key_id=str(entry.key_id), count=entry.charge_objects, now=entry.at)
+async def _charge(app: AppServices, facts: RequestRecord, status_code: int, at: datetime) -> bool:
+    """Charge a key's daily quota before the client has the whole answer: charged after it, a client's next
+    request was admitted before the charge landed, so a sequential poll overshot the quota by a page (measured
+    over HTTP). Only keys with a quota pay this write, in its own statement (not the audit row's). ``True``
+    when there is nothing (more) to charge."""
+    count = objects_to_charge(facts, status_code)
+    key_id = None if facts.caller is None else facts.caller.key_id
+    if facts.objects_remaining is None or not count or key_id is None:
         return True
-    except Exception as exc:  # the audit row's transaction charges it then
-        if database_unavailable(exc):
-            log.warning("database unavailable: the quota of key %s is charged with its audit row", entry.key_id)
-        else:
-            log.exception("could not charge the quota of key %s before answering", entry.key_id)
-        return False
+    with anyio.CancelScope(shield=True):
+        done: bool = await anyio.to_thread.run_sync(
+            partial(charge_quota, app.sessions.bookkeeping_statements, key_id=key_id, count=count, now=at)
+        )
+    return done
 
 
-def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime) -> AuditRecord:
-    """Everything the audit row needs, from the scope and what the routes left on ``request.state``."""
-    state: dict[str, object] = scope.get("state", {})
+def objects_to_charge(facts: RequestRecord, status_code: int) -> int:
+    """Objects a successful request served or accepted (what a daily quota counts)."""
+    return (_object_count(facts) or 0) if status_code < 400 else 0
+
+
+def _object_count(facts: RequestRecord) -> int | None:
+    if facts.object_count is not None:
+        return facts.object_count
+    if facts.served is not None:
+        return facts.served.count
+    return facts.accepted
+
+
+def build_record(scope: Scope, facts: RequestRecord, status_code: int, error_body: bytes, at: datetime) -> AuditRecord:
+    """Everything the audit row needs, from the scope and the request's record (``audit.context``)."""
     headers = dict(scope.get("headers") or [])
     credentials = parse_authorization(headers.get(b"authorization", b"").decode("latin-1") or None)
     secret = credentials[1] if credentials else None
@@ -144,50 +155,39 @@ def build_record(scope: Scope, status_code: int, error_body: bytes, at: datetime
         api_root=_text(params.get("api_root"), secret),
         object_id=_text(params.get("object_id"), secret),
         filters=_filters(scope.get("query_string", b""), secret),
-        request_id=_text(state.get("request_id"), secret),
+        request_id=_text(request_id_in(scope), secret),
     )
 
-    caller = state.get("caller")
+    caller = facts.caller
     if caller is not None:
-        entry.principal_id = _attr(caller, "principal_id")
-        entry.principal_name = _attr(caller, "name")
-        entry.key_id = _attr(caller, "key_id")
-        entry.key_last_used_at = _attr(caller, "key_last_used_at")
-        entry.clearance = _attr(caller, "clearance")
-    failure = state.get("auth_failure")
+        entry.principal_id = caller.principal_id
+        entry.principal_name = caller.name
+        entry.key_id = caller.key_id
+        entry.key_last_used_at = caller.key_last_used_at
+        entry.clearance = caller.clearance
+    failure = facts.auth_failure
+    reason = failure.reason if isinstance(failure, InvalidKey) else None
     if failure is not None and caller is None:
-        entry.principal_id = _attr(failure, "principal_id")
-        entry.principal_name = _attr(failure, "principal_name")
+        if isinstance(failure, InvalidKey):
+            entry.principal_id = failure.principal_id
+            entry.principal_name = failure.principal_name
         entry.auth_failed = status_code == 401
-    if state.get("auth_throttled") and status_code == 429:
+    if facts.auth_throttled and status_code == 429:
         entry.auth_failed = True
 
-    collection = state.get("collection")
-    if isinstance(collection, CollectionSeen):
-        entry.collection_id = collection.id
-        entry.default_tlp = collection.default_tlp
-        entry.collection_clock = collection.clock
+    if facts.collection is not None:
+        entry.collection_id = facts.collection.id
+        entry.default_tlp = facts.collection.default_tlp
+        entry.collection_clock = facts.collection.clock
     else:
-        entry.collection_id = _uuid(params.get("collection_id"))
+        entry.collection_id = _uuid(params.get("collection_id")) or facts.accepted_into
+    if facts.served is not None:
+        entry.date_added_first = facts.served.first_added
+        entry.date_added_last = facts.served.last_added
+    entry.object_count = _object_count(facts)
 
-    page = state.get("page")
-    status = state.get("status")
-    if page is not None:
-        entry.object_count = _attr(page, "count")
-        entry.date_added_first = _attr(page, "first_added")
-        entry.date_added_last = _attr(page, "last_added")
-    elif status is not None:
-        entry.object_count = _attr(status, "success_count")
-        entry.collection_id = entry.collection_id or _attr(status, "collection_id")
-    explicit_count = state.get("object_count")
-    if isinstance(explicit_count, int):
-        entry.object_count = explicit_count
-    if status_code < 400 and state.get("allowance") is not None and entry.object_count:
-        entry.charge_objects = entry.object_count
-
-    outcome = state.get("audit_outcome")
-    entry.outcome = outcome if isinstance(outcome, str) else None
-    details = [str(d) for d in (_attr(failure, "reason"), state.get("audit_detail")) if d]
+    entry.outcome = facts.outcome
+    details = [d for d in (reason, facts.detail) if d]
     if status_code >= 400 and error_body:
         details.append(_error_text(error_body))
     entry.detail = _scrub("; ".join(d for d in details if d), secret) or None
@@ -204,14 +204,6 @@ def _filters(query_string: bytes, secret: str | None) -> dict[str, list[str]] | 
         known = name in RECORDED_PARAMETERS or (name.startswith("match[") and name.endswith("]"))
         recorded.setdefault(name, []).append(_scrub(value[:_MAX_VALUE], secret) if known else _REDACTED)
     return recorded
-
-
-def _attr(obj: object, name: str) -> Any:
-    """An attribute of something a route left behind, or ``None`` (an expired ORM object raises on access)."""
-    try:
-        return getattr(obj, name, None)
-    except Exception:
-        return None
 
 
 def _scrub(text: str, secret: str | None) -> str:

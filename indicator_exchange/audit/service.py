@@ -10,19 +10,18 @@ delivery when a newer version was committed during the read.
 """
 
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.auth import limits as rate_limits
 from indicator_exchange.errors import ExchangeError, NotFound
+from indicator_exchange.read_routes import READ_ROUTES, ReadRoute, parse_filter
 from indicator_exchange.stix.objects import format_timestamp_us
 from indicator_exchange.store import audit as store
 from indicator_exchange.store import principals
 from indicator_exchange.store.models import AuditEvent
-from indicator_exchange.taxii.filters import parse_page_request
+from indicator_exchange.store.read_filter import Visibility
 
 # A key's last_used_at is refreshed at most this often, so a busy key costs no extra write per request.
 LAST_USED_RESOLUTION_SECONDS = 60
@@ -69,8 +68,6 @@ class AuditRecord:
     collection_clock: int | None = None
     detail: str | None = None
     outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
-    # Objects to charge to the key's daily quota (only when the key has one).
-    charge_objects: int = 0
     # A failed authentication (or one refused by the failure throttle): aggregated by ``audit.writer``.
     auth_failed: bool = False
     request_id: str | None = None
@@ -80,8 +77,8 @@ class AuditRecord:
 def record(session: Session, entry: AuditRecord) -> None:
     """Append one audit row (in the caller's short transaction, apart from the request's own).
 
-    Also refreshes the key's ``last_used_at`` when it is older than a minute and charges the objects quota,
-    so a request costs one extra write transaction, not three.
+    Also refreshes the key's ``last_used_at`` when it is older than a minute, so a request costs one extra
+    write transaction, not two. Quotas are charged apart (``auth.limits.charge_quota``).
     """
     if entry.principal_id is None and entry.key_id is not None:
         found = principals.key_with_principal(session, entry.key_id)
@@ -116,8 +113,6 @@ def record(session: Session, entry: AuditRecord) -> None:
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):
         principals.touch_key(session, entry.key_id, entry.at)
         entry.key_touched = True
-    if entry.charge_objects and entry.key_id is not None:
-        rate_limits.charge_objects(session, key_id=entry.key_id, count=entry.charge_objects, now=entry.at)
 
 
 def _stale(last_used_at: datetime | None, now: datetime) -> bool:
@@ -214,27 +209,6 @@ def _principal_id(session: Session, principal: uuid.UUID | str) -> uuid.UUID:
 
 
 @dataclass(frozen=True, slots=True)
-class _ReadRoute:
-    kind: str  # "objects" (content served), "manifest" or "versions" (metadata served)
-    allow: frozenset[str]
-    object_scoped: bool = False
-    all_versions: bool = False
-
-
-_ALL = frozenset({"id", "type", "version", "spec_version"})
-READ_ROUTES: Mapping[str, _ReadRoute] = {
-    "/{api_root}/collections/{collection_id}/objects/": _ReadRoute("objects", _ALL),
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/": _ReadRoute(
-        "objects", frozenset({"version", "spec_version"}), object_scoped=True
-    ),
-    "/{api_root}/collections/{collection_id}/manifest/": _ReadRoute("manifest", _ALL),
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/": _ReadRoute(
-        "versions", frozenset({"spec_version"}), object_scoped=True, all_versions=True
-    ),
-}
-
-
-@dataclass(frozen=True, slots=True)
 class Delivery:
     """One version of the object that one audited read served to the principal."""
 
@@ -298,7 +272,7 @@ def deliveries_of(
 
 
 def _served(
-    event: AuditEvent, route: _ReadRoute, object_id: str, versions: list[store.StoredVersion]
+    event: AuditEvent, route: ReadRoute, object_id: str, versions: list[store.StoredVersion]
 ) -> list[store.StoredVersion]:
     first, last = event.date_added_first, event.date_added_last
     if first is None or last is None or event.clearance is None:
@@ -306,37 +280,31 @@ def _served(
     if route.object_scoped and event.object_id != object_id:
         return []
     try:
-        request = parse_page_request(event.filters or {}, default_limit=1, max_limit=1, allow=route.allow)
+        filters = parse_filter(event.filters or {}, allow=route.allow, default_limit=1, max_limit=1)
     except ExchangeError:
         return []  # a read whose filters do not parse was refused, so it served nothing
-    filters = request.filters
-    if filters.ids is not None and object_id not in filters.ids:
-        return []
+    if route.all_versions:
+        filters = replace(filters, version_keywords=("all",))
     # Versions committed at or before this clock existed when the read ran (date_added is in commit order).
     clock = max(event.collection_clock or last, last)
-    keywords = set(filters.version_keywords)
+    existing = [v for v in versions if v.date_added <= clock]
     served = []
     for version in versions:
         if not first <= version.date_added <= last:
             continue
-        effective = version.tlp if version.tlp is not None else _default_tlp(event, version)
-        if effective > event.clearance:
-            continue
-        if filters.types is not None and version.stix_type not in filters.types:
-            continue
-        if filters.spec_versions is not None and version.spec_version not in filters.spec_versions:
-            continue
-        if not (route.all_versions or "all" in keywords):
-            existing = [v for v in versions if v.date_added <= clock]
-            is_last = not any(v.version > version.version for v in existing)
-            is_first = not any(v.version < version.version for v in existing)
-            if not (
-                ("last" in keywords and is_last)
-                or ("first" in keywords and is_first)
-                or version.version in filters.version_values
-            ):
-                continue
-        served.append(version)
+        visibility = Visibility(clearance=event.clearance, default_tlp=_default_tlp(event, version))
+        if filters.admits(
+            stix_id=object_id,
+            stix_type=version.stix_type,
+            spec_version=version.spec_version,
+            version=version.version,
+            tlp=version.tlp,
+            date_added=version.date_added,
+            is_first=not any(v.version < version.version for v in existing),
+            is_latest=not any(v.version > version.version for v in existing),
+            visibility=visibility,
+        ):
+            served.append(version)
     return served
 
 

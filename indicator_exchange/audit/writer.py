@@ -95,8 +95,11 @@ class AuditWriter:
                 metrics.AUDIT_DROPPED.inc()
                 log.error(
                     "audit spool full (%s rows): the row of %s %s at %s is lost",
-                    self.spool_size, entry.method, entry.path, entry.at,
-                )  # fmt: skip
+                    self.spool_size,
+                    entry.method,
+                    entry.path,
+                    entry.at,
+                )
                 return
             self._spool.append(entry)
             metrics.AUDIT_SPOOLED.inc()
@@ -188,7 +191,6 @@ class AuditWriter:
             object_count=burst.repeats,
             detail=f"{burst.repeats} more failed {noun} like this one, {span}"
             + (f" (first: {first.detail})" if first.detail else ""),
-            charge_objects=0,
             key_touched=False,
             auth_failed=False,
         )

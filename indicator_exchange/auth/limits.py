@@ -6,19 +6,24 @@ previous minute's, weighted by how much of it still overlaps the last 60 seconds
 upsert per request, no burst of twice the limit at a window boundary. Requests refused with 429 count too, so
 a client that ignores ``Retry-After`` stays limited. Objects per day are a fixed UTC-day quota: checked before
 the request (reads are clamped to what is left), charged after it with the number of objects served or
-accepted; concurrent requests of one key may overshoot by at most one page each.
+accepted (``charge_quota``, by the audit middleware, in a statement of its own and only for keys with a
+quota); concurrent requests of one key may overshoot by at most one page each.
 """
 
+import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.errors import RateLimited
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import counters
+from indicator_exchange.store.engine import database_unavailable, session_scope
+
+log = logging.getLogger(__name__)
 
 REQUESTS_SCOPE = "requests-minute"
 OBJECTS_SCOPE = "objects-day"
@@ -108,3 +113,17 @@ def charge_objects(session: Session, *, key_id: str, count: int, now: datetime) 
     if count > 0:
         day_no = int(now.timestamp() // _DAY)
         counters.bump(session, key_id=key_id, scope=OBJECTS_SCOPE, window_no=day_no, amount=count)
+
+
+def charge_quota(sessions: sessionmaker[Session], *, key_id: str, count: int, now: datetime) -> bool:
+    """``charge_objects`` in a short transaction of its own; ``False`` (logged) when it could not be written."""
+    try:
+        with session_scope(sessions) as session:
+            charge_objects(session, key_id=key_id, count=count, now=now)
+        return True
+    except Exception as exc:
+        if database_unavailable(exc):
+            log.warning("database unavailable: %s objects were not charged to the quota of key %s", count, key_id)
+        else:
+            log.exception("could not charge %s objects to the quota of key %s", count, key_id)
+        return False

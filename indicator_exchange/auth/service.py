@@ -193,9 +193,13 @@ def require_write(caller: Caller, collection: Collection | CollectionEntry) -> N
 
 
 def require_grant(
-    caller: Caller, collection: Collection | CollectionEntry, *, hidden: ExchangeError, read: bool = False,
+    caller: Caller,
+    collection: Collection | CollectionEntry,
+    *,
+    hidden: ExchangeError,
+    read: bool = False,
     write: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     """TAXII 2.1 §5's permission tables: with no grant at all on ``collection`` the caller gets ``hidden``, the
     error a collection that does not exist gets, so no answer confirms that it exists; a grant that lacks a
     right the operation needs (``read``, ``write``) is 403."""

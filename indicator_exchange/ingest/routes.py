@@ -53,9 +53,12 @@ DETECTIONS_DOC = {
 
 
 @router.post(
-    "/detections", summary="Push detections", openapi_extra=DETECTIONS_DOC, response_model=IngestResult,
+    "/detections",
+    summary="Push detections",
+    openapi_extra=DETECTIONS_DOC,
+    response_model=IngestResult,
     responses=json_responses(403, 404, 413, 415),
-)  # fmt: skip
+)
 async def push_detections(
     request: Request,
     session: SessionDep,

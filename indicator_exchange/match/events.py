@@ -62,15 +62,17 @@ class EventRejection(BaseModel):
 
     event_index: int = Field(description="0-based position of the event in the input, as in matches.")
     line: int = Field(description="1-based line of the NDJSON input (blank lines counted), or array position + 1.")
-    field: str = Field(description="The property at fault ('body' when the line is not JSON, 'event' when it "
-                       "is not an object).")  # fmt: skip
+    field: str = Field(
+        description="The property at fault ('body' when the line is not JSON, 'event' when it is not an object)."
+    )
     reason: str = Field(description="Why; never echoes the event's values.")
 
 
 class SightingsStored(BaseModel):
     sightings: int = Field(description="Sightings written (through the TAXII write path).")
-    skipped: int = Field(description="Sightings not written: no write grant on the indicator's collection, or "
-                         "refused by the write path.")  # fmt: skip
+    skipped: int = Field(
+        description="Sightings not written: no write grant on the indicator's collection, or refused by the write path."
+    )
 
 
 class MatchResult(BaseModel):

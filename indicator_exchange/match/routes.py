@@ -43,9 +43,12 @@ MATCH_DOC = {
 
 
 @router.post(
-    "/match", summary="Match traffic events", openapi_extra=MATCH_DOC, response_model=MatchResult,
+    "/match",
+    summary="Match traffic events",
+    openapi_extra=MATCH_DOC,
+    response_model=MatchResult,
     responses=json_responses(403, 404, 413, 415),
-)  # fmt: skip
+)
 async def match(
     request: Request,
     session: SessionDep,
@@ -74,8 +77,9 @@ async def match(
     def run() -> dict[str, object]:
         now = datetime.now(UTC)
         ids = matching.readable_collections(session, caller, collection or [])
-        indicator_set = matching.cached_indicator_set(session, ids, clearance=caller.clearance, settings=settings,
-                                                      now=now, min_lsh_bands=1 if candidates else 2)  # fmt: skip
+        indicator_set = matching.cached_indicator_set(
+            session, ids, clearance=caller.clearance, settings=settings, now=now, min_lsh_bands=1 if candidates else 2
+        )
         found = matching.match_events(indicator_set, batch.events)
         result: dict[str, object] = {
             "events": len(batch.events),
@@ -86,8 +90,9 @@ async def match(
         }
         if sightings:
             verified = [m for m in found if m.verified]
-            result["sightings"] = matching.record_sightings(session, indicator_set, verified, settings=settings,
-                                                            caller=caller, now=now)  # fmt: skip
+            result["sightings"] = matching.record_sightings(
+                session, indicator_set, verified, settings=settings, caller=caller, now=now
+            )
         return result
 
     return Response(orjson.dumps(await run_in_threadpool(run)), media_type="application/json")

@@ -21,9 +21,12 @@ class _Tally:
 
 
 def aggregate(
-    matches: Iterable[Match], indicators: Mapping[str, Mapping[str, Any]], *, publisher: Publisher,
+    matches: Iterable[Match],
+    indicators: Mapping[str, Mapping[str, Any]],
+    *,
+    publisher: Publisher,
     now: datetime,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """One sighting per matched indicator: count, first/last seen, our identity as where sighted.
 
     Confidence is ours in the observation: 80 when every match was verified, 40 when some were only LSH
@@ -44,11 +47,17 @@ def aggregate(
         level = tlp_of(indicators.get(indicator_id, {}))
         sightings.append(
             sighting(
-                publisher, indicator_id=indicator_id, count=tally.count, first_seen=tally.first,
-                last_seen=tally.last, confidence=80 if tally.verified else 40, tlp=level or Tlp.AMBER, now=now,
+                publisher,
+                indicator_id=indicator_id,
+                count=tally.count,
+                first_seen=tally.first,
+                last_seen=tally.last,
+                confidence=80 if tally.verified else 40,
+                tlp=level or Tlp.AMBER,
+                now=now,
                 description=f"Matched on {tally.count} events by indicator-exchange.",
             )
-        )  # fmt: skip
+        )
     return sightings
 
 

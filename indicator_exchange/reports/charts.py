@@ -56,8 +56,15 @@ def activity_chart(report: SharingReport, fmt: str = "svg") -> bytes:
         starts = [p.start for p in points]
         for name, colour in _SERIES:
             values = [getattr(p, name) for p in points]
-            axes.plot(starts, values, label=name, color=colour, linewidth=1.6, marker="o" if len(points) < 40 else None,
-                      markersize=3)  # fmt: skip
+            axes.plot(
+                starts,
+                values,
+                label=name,
+                color=colour,
+                linewidth=1.6,
+                marker="o" if len(points) < 40 else None,
+                markersize=3,
+            )
         axes.set_title(f"Activity per {report.activity.bucket}", fontsize=10, loc="left")
         axes.set_ylabel("objects / requests", fontsize=8)
         axes.tick_params(labelsize=7)

@@ -88,33 +88,37 @@ def report_command(
     settings = get_settings()
     with _read_session() as session:
         request = ReportRequest(
-            start=parse_when(start), end=parse_when(end, end=True), collections=collection or [], partner=partner,
+            start=parse_when(start),
+            end=parse_when(end, end=True),
+            collections=collection or [],
+            partner=partner,
             clearance=_tlp(clearance),
-        )  # fmt: skip
-        report = build_report(session, request, identity=settings.identity_id,
-                              organisation=settings.organisation_name)  # fmt: skip
+        )
+        report = build_report(session, request, identity=settings.identity_id, organisation=settings.organisation_name)
     body = render.render(report, fmt)
     with _output(output, binary_to_terminal=fmt == "pdf") as handle:
         handle.write(body)
     target = str(output) if output else "stdout"
-    typer.echo(f"report {report.window.start:%Y-%m-%d %H:%M} to {report.window.end:%Y-%m-%d %H:%M} UTC, "
-               f"marked {report.marking}, written to {target} ({fmt}, {len(body):,} bytes)", err=True)  # fmt: skip
+    typer.echo(
+        f"report {report.window.start:%Y-%m-%d %H:%M} to {report.window.end:%Y-%m-%d %H:%M} UTC, "
+        f"marked {report.marking}, written to {target} ({fmt}, {len(body):,} bytes)",
+        err=True,
+    )
 
 
 def export_command(
     collection: Annotated[str, typer.Option(help="Collection id or alias.")],
     fmt: Annotated[str, typer.Option("--format", help="stix (a STIX 2.1 bundle) | jsonl | csv.")] = "stix",
     since: Annotated[str | None, typer.Option(help="Only objects added after this time (YYYY-MM-DD or ISO).")] = None,
-    type: Annotated[list[str] | None, typer.Option("--type", help="STIX type (repeatable or comma-separated).")]
-    = None,
-    clearance: Annotated[str | None, typer.Option(help="Most restrictive TLP to include (default: green).")]
-    = None,
-    as_principal: Annotated[str | None, typer.Option("--as", help="Export with this principal's grant and "
-                            "clearance.")] = None,
+    type: Annotated[list[str] | None, typer.Option("--type", help="STIX type (repeatable or comma-separated).")] = None,
+    clearance: Annotated[str | None, typer.Option(help="Most restrictive TLP to include (default: green).")] = None,
+    as_principal: Annotated[
+        str | None, typer.Option("--as", help="Export with this principal's grant and clearance.")
+    ] = None,
     all_versions: Annotated[bool, typer.Option("--all-versions", help="Every version, not only the latest.")] = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here (default: stdout).")] = None,
     page_size: Annotated[int, typer.Option(help="Objects read per page.", min=1, max=10_000)] = 1000,
-) -> None:  # fmt: skip
+) -> None:
     """Stream a collection slice as a STIX 2.1 bundle, JSON lines or CSV, in bounded memory."""
     if fmt not in export.FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(export.FORMATS)}")
@@ -129,9 +133,13 @@ def export_command(
         else:
             level = int(_tlp(clearance or DEFAULT_EXPORT_CLEARANCE))
         plan = export.ExportRequest(
-            collection=found, clearance=level, since_us=export.parse_since(since), types=export.parse_types(type),
-            all_versions=all_versions, page_size=page_size,
-        )  # fmt: skip
+            collection=found,
+            clearance=level,
+            since_us=export.parse_since(since),
+            types=export.parse_types(type),
+            all_versions=all_versions,
+            page_size=page_size,
+        )
         total, withheld = export.counts(session, plan)
         with _output(output, binary_to_terminal=False) as handle:
             _write_export(session, plan, fmt, stats, handle, total, show_progress=sys.stderr.isatty())
@@ -144,8 +152,16 @@ def export_command(
     )
 
 
-def _write_export(session: Session, plan: export.ExportRequest, fmt: str, stats: export.ExportStats,
-                  handle: IO[bytes], total: int, *, show_progress: bool) -> None:  # fmt: skip
+def _write_export(
+    session: Session,
+    plan: export.ExportRequest,
+    fmt: str,
+    stats: export.ExportStats,
+    handle: IO[bytes],
+    total: int,
+    *,
+    show_progress: bool,
+) -> None:
     """Write as pages arrive; on a terminal, a progress bar on stderr (the export itself may go to stdout)."""
     if not show_progress:
         for chunk in export.stream(session, plan, fmt, stats):

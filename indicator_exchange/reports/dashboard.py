@@ -14,6 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from indicator_exchange.audit.context import record_of
 from indicator_exchange.auth.keys import bearer_token
 from indicator_exchange.auth.service import Caller, InvalidKey, authenticate
 from indicator_exchange.dependencies import (
@@ -62,9 +63,9 @@ def _cookie_caller(request: Request, session: Session) -> Caller | None:
     try:
         caller = authenticate(session, f"Bearer {token}")
     except Unauthorized as exc:
-        request.state.auth_failure = exc  # the audit trail records whose key failed, and why
+        record_of(request).auth_failure = exc  # the audit trail records whose key failed, and why
         return None
-    request.state.caller = caller
+    record_of(request).caller = caller
     return caller if caller.kind in COMPLIANCE_KINDS else None
 
 
@@ -110,20 +111,24 @@ def login(request: Request, session: SessionDep, body: BodyDep) -> Response:
     try:
         caller = authenticate(session, f"Bearer {bearer_token(key_id, secret)}", now=now)
     except Unauthorized as exc:
-        request.state.auth_failure = exc
+        record_of(request).auth_failure = exc
         if isinstance(exc, InvalidKey):
             session.rollback()  # it only read; on SQLite its write lock would block the count
             note_failed_authentication(request, attempt, now)
         return _page("login.html", status_code=401, error="That API key is not valid.")
-    request.state.caller = caller
+    record_of(request).caller = caller
     if caller.kind not in COMPLIANCE_KINDS:
-        return _page("login.html", status_code=403,
-                     error="The dashboard is for compliance and admin principals only.")  # fmt: skip
+        return _page("login.html", status_code=403, error="The dashboard is for compliance and admin principals only.")
     response = RedirectResponse("/ui/", status_code=303, headers=_SECURITY_HEADERS)
     response.set_cookie(
-        COOKIE, bearer_token(key_id, secret), max_age=COOKIE_MAX_AGE, path=COOKIE_PATH, httponly=True,
-        samesite="strict", secure=request.url.scheme == "https",
-    )  # fmt: skip
+        COOKIE,
+        bearer_token(key_id, secret),
+        max_age=COOKIE_MAX_AGE,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     return response
 
 
@@ -144,8 +149,9 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     today = datetime.now(UTC).date()
     start = today - timedelta(days=DASHBOARD_DAYS - 1)
-    report = report_for(session, caller, settings, start=start.isoformat(), end=today.isoformat(), collections=[],
-                        partner=None)  # fmt: skip
+    report = report_for(
+        session, caller, settings, start=start.isoformat(), end=today.isoformat(), collections=[], partner=None
+    )
     roots = {root.id: root.name for root in catalog.list_api_roots(session)}
     collections = [
         {
@@ -163,10 +169,17 @@ def dashboard(request: Request, session: SessionDep, settings: SettingsDep) -> R
     ]
     recent = sorted(report.shared.rows, key=lambda r: r.last_access or datetime.min.replace(tzinfo=UTC), reverse=True)
     return _page(
-        "dashboard.html", report=report, caller=caller, clearance=Tlp(caller.clearance).label.upper(),
-        collections=collections, recent=recent, charts=render.chart_markup(report), start=start.isoformat(),
-        end=today.isoformat(), formats=render.FORMATS,
-    )  # fmt: skip
+        "dashboard.html",
+        report=report,
+        caller=caller,
+        clearance=Tlp(caller.clearance).label.upper(),
+        collections=collections,
+        recent=recent,
+        charts=render.chart_markup(report),
+        start=start.isoformat(),
+        end=today.isoformat(),
+        formats=render.FORMATS,
+    )
 
 
 @router.get("/reports/sharing")
@@ -185,8 +198,9 @@ def download_report(
     if caller is None:
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     try:
-        report = report_for(session, caller, settings, start=start, end=end, collections=collection or [],
-                            partner=partner or None)  # fmt: skip
+        report = report_for(
+            session, caller, settings, start=start, end=end, collections=collection or [], partner=partner or None
+        )
         return report_response(report, format, inline=("html",))  # the dashboard's buttons download
     except (ExchangeError, ValueError) as exc:
         message = exc.message if isinstance(exc, ExchangeError) else str(exc)
@@ -208,7 +222,8 @@ def download_export(
     if caller is None:
         return RedirectResponse("/ui/login", status_code=303, headers=_SECURITY_HEADERS)
     try:
-        return export_response(request, session, caller, collection=collection, fmt=format, since=since, types=type,
-                               all_versions=False)  # fmt: skip
+        return export_response(
+            request, session, caller, collection=collection, fmt=format, since=since, types=type, all_versions=False
+        )
     except ExchangeError as exc:
         return _page("error.html", status_code=exc.status_code, message=exc.message)

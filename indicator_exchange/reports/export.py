@@ -31,9 +31,24 @@ MEDIA_TYPES = {
 }
 EXTENSIONS = {"stix": "json", "csv": "csv", "jsonl": "jsonl"}
 CSV_COLUMNS = (
-    "date_added", "id", "type", "spec_version", "version", "created", "tlp", "created_by_ref", "revoked", "name",
-    "kind", "pattern", "indicator_types", "labels", "valid_from", "valid_until", "confidence",
-)  # fmt: skip
+    "date_added",
+    "id",
+    "type",
+    "spec_version",
+    "version",
+    "created",
+    "tlp",
+    "created_by_ref",
+    "revoked",
+    "name",
+    "kind",
+    "pattern",
+    "indicator_types",
+    "labels",
+    "valid_from",
+    "valid_until",
+    "confidence",
+)
 DEFAULT_PAGE_SIZE = 1000
 _TLP2_IDS = frozenset(TLP2_MARKING_IDS.values())
 
@@ -107,9 +122,10 @@ def counts(session: Session, request: ExportRequest) -> tuple[int, int]:
     args = (session, request.collection.id, request.filters)
     total = report_store.count_versions(*args, request.visibility, after=request.since_us)
     everything = report_store.count_versions(
-        *args, store.Visibility(clearance=int(Tlp.RED), default_tlp=request.collection.default_tlp),
+        *args,
+        store.Visibility(clearance=int(Tlp.RED), default_tlp=request.collection.default_tlp),
         after=request.since_us,
-    )  # fmt: skip
+    )
     return total, everything - total
 
 
@@ -129,9 +145,12 @@ def _pages(session: Session, request: ExportRequest, stats: ExportStats) -> Iter
 
 
 def stream(
-    session: Session, request: ExportRequest, fmt: str, stats: ExportStats | None = None,
+    session: Session,
+    request: ExportRequest,
+    fmt: str,
+    stats: ExportStats | None = None,
     on_page: Callable[[ExportStats], None] | None = None,
-) -> Iterator[bytes]:  # fmt: skip
+) -> Iterator[bytes]:
     """The export as chunks of bytes, one (or a few) per page; ``stats`` is updated as it goes."""
     if fmt not in FORMATS:
         raise BadRequest(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -142,8 +161,9 @@ def stream(
         yield chunk
 
 
-def _bundle(session: Session, request: ExportRequest, stats: ExportStats,
-            on_page: Callable[[ExportStats], None] | None) -> Iterator[bytes]:  # fmt: skip
+def _bundle(
+    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+) -> Iterator[bytes]:
     # The TLP 2.0 marking definitions go first so the bundle is self-contained; stored copies are skipped.
     # ``stats.objects`` counts what the bundle holds: those definitions, and the stored objects written.
     head = {"type": "bundle", "id": f"bundle--{uuid.uuid4()}"}
@@ -161,8 +181,9 @@ def _bundle(session: Session, request: ExportRequest, stats: ExportStats,
     yield b"]}\n"
 
 
-def _jsonl(session: Session, request: ExportRequest, stats: ExportStats,
-           on_page: Callable[[ExportStats], None] | None) -> Iterator[bytes]:  # fmt: skip
+def _jsonl(
+    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+) -> Iterator[bytes]:
     for rows in _pages(session, request, stats):
         stats.objects += len(rows)
         yield ("\n".join(row.raw or "" for row in rows) + "\n").encode()
@@ -186,16 +207,29 @@ def csv_row(date_added: int, obj: dict[str, object], default_tlp: int) -> list[s
     tlp = Tlp(default_tlp if level is None else level).label
     kind = kinds.kind_of_pattern(obj.get("pattern")) if obj.get("type") == "indicator" else ""
     return [
-        format_timestamp_us(date_added), _text(obj.get("id")), _text(obj.get("type")), _text(obj.get("spec_version")),
-        _text(obj.get("modified") or obj.get("created")), _text(obj.get("created")), tlp,
-        _text(obj.get("created_by_ref")), _text(obj.get("revoked") is True), _text(obj.get("name")), kind,
-        _text(obj.get("pattern")), _text(obj.get("indicator_types")), _text(obj.get("labels")),
-        _text(obj.get("valid_from")), _text(obj.get("valid_until")), _text(obj.get("confidence")),
-    ]  # fmt: skip
+        format_timestamp_us(date_added),
+        _text(obj.get("id")),
+        _text(obj.get("type")),
+        _text(obj.get("spec_version")),
+        _text(obj.get("modified") or obj.get("created")),
+        _text(obj.get("created")),
+        tlp,
+        _text(obj.get("created_by_ref")),
+        _text(obj.get("revoked") is True),
+        _text(obj.get("name")),
+        kind,
+        _text(obj.get("pattern")),
+        _text(obj.get("indicator_types")),
+        _text(obj.get("labels")),
+        _text(obj.get("valid_from")),
+        _text(obj.get("valid_until")),
+        _text(obj.get("confidence")),
+    ]
 
 
-def _csv(session: Session, request: ExportRequest, stats: ExportStats,
-         on_page: Callable[[ExportStats], None] | None) -> Iterator[bytes]:  # fmt: skip
+def _csv(
+    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)

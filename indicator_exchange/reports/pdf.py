@@ -85,8 +85,13 @@ def _decorate(report: SharingReport) -> Callable[[Canvas, SimpleDocTemplate], No
     return draw
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequence[float],
-           numeric: Sequence[int] = (), styles: dict[str, ParagraphStyle] | None = None) -> list[Flowable]:  # fmt: skip
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    widths: Sequence[float],
+    numeric: Sequence[int] = (),
+    styles: dict[str, ParagraphStyle] | None = None,
+) -> list[Flowable]:
     cell = (styles or _styles())["cell"]
     head = ParagraphStyle("head", parent=cell, fontName="Helvetica-Bold")
     head_right = ParagraphStyle("head-right", parent=head, alignment=2)
@@ -96,9 +101,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequ
         [Paragraph(escape(label), head_right if index in numeric else head) for index, label in enumerate(header)]
     ]
     for row in shown:
-        data.append([
-            value if index in numeric else Paragraph(escape(str(value)), cell) for index, value in enumerate(row)
-        ])  # fmt: skip
+        data.append(
+            [value if index in numeric else Paragraph(escape(str(value)), cell) for index, value in enumerate(row)]
+        )
     if not shown:
         data.append(["none", *[""] * (len(header) - 1)])
     table = Table(data, colWidths=[w * _BODY_WIDTH for w in widths], repeatRows=1)
@@ -113,8 +118,11 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequ
     table.setStyle(TableStyle(style))
     flowables: list[Flowable] = [table]
     if len(rows) > MAX_ROWS:
-        flowables.append(Paragraph(f"... and {len(rows) - MAX_ROWS} more rows (see the JSON or CSV report).",
-                                   (styles or _styles())["note"]))  # fmt: skip
+        flowables.append(
+            Paragraph(
+                f"... and {len(rows) - MAX_ROWS} more rows (see the JSON or CSV report).", (styles or _styles())["note"]
+            )
+        )
     flowables.append(Spacer(1, 4))
     return flowables
 
@@ -122,10 +130,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], widths: Sequ
 def _counts(title: str, rows: list[Breakdown], styles: dict[str, ParagraphStyle], first: str) -> list[Flowable]:
     return [
         Paragraph(escape(title), styles["h3"]),
-        *_table([first, "created", "versioned", "revoked", "expired"],
-                [[r.label, r.counts.created, r.counts.versioned, r.counts.revoked, r.counts.expired] for r in rows],
-                [0.52, 0.12, 0.12, 0.12, 0.12], numeric=(1, 2, 3, 4), styles=styles),
-    ]  # fmt: skip
+        *_table(
+            [first, "created", "versioned", "revoked", "expired"],
+            [[r.label, r.counts.created, r.counts.versioned, r.counts.revoked, r.counts.expired] for r in rows],
+            [0.52, 0.12, 0.12, 0.12, 0.12],
+            numeric=(1, 2, 3, 4),
+            styles=styles,
+        ),
+    ]
 
 
 def _chart(png: bytes) -> Image:
@@ -141,30 +153,49 @@ def build_pdf(report: SharingReport) -> bytes:
     styles = _styles()
     buffer = io.BytesIO()
     doc = SimpleDocTemplate(
-        buffer, pagesize=A4, leftMargin=_MARGIN, rightMargin=_MARGIN, topMargin=22 * mm, bottomMargin=20 * mm,
-        title=f"{report.marking} Sharing report", author=report.organisation, subject="indicator-exchange report",
-    )  # fmt: skip
+        buffer,
+        pagesize=A4,
+        leftMargin=_MARGIN,
+        rightMargin=_MARGIN,
+        topMargin=22 * mm,
+        bottomMargin=20 * mm,
+        title=f"{report.marking} Sharing report",
+        author=report.organisation,
+        subject="indicator-exchange report",
+    )
     filters = report.filters
     totals = report.published.totals
     story: list[Flowable] = [
         Paragraph("Sharing report", styles["title"]),
-        Paragraph(escape(
-            f"Window {_when(report.window.start)} to {_when(report.window.end)} (end exclusive); generated "
-            f"{_when(report.generated_at)}; collections: {', '.join(filters.collections) or 'all'}; partner: "
-            f"{filters.partner or 'all'}; clearance TLP:{filters.clearance.upper()}; marking {report.marking}."
-        ), styles["body"]),
+        Paragraph(
+            escape(
+                f"Window {_when(report.window.start)} to {_when(report.window.end)} (end exclusive); generated "
+                f"{_when(report.generated_at)}; collections: {', '.join(filters.collections) or 'all'}; partner: "
+                f"{filters.partner or 'all'}; clearance TLP:{filters.clearance.upper()}; marking {report.marking}."
+            ),
+            styles["body"],
+        ),
         Spacer(1, 6),
-        *_table(["figure", "value"], [
-            ["Indicators created", totals.created], ["Indicators versioned", totals.versioned],
-            ["Indicators revoked", totals.revoked], ["Indicators expired", totals.expired],
-            ["Objects served to partners", report.shared.objects_served],
-            ["Requests denied", report.shared.denied], ["Objects received", report.received.objects],
-            ["Sightings received", report.received.sightings.received],
-            ["Objects rejected", report.exceptions.rejected_objects],
-            ["Detections refused", report.exceptions.refused_detections],
-            ["API keys created", len(report.exceptions.keys_created)],
-            ["API keys revoked", len(report.exceptions.keys_revoked)],
-        ], [0.7, 0.3], numeric=(1,), styles=styles),
+        *_table(
+            ["figure", "value"],
+            [
+                ["Indicators created", totals.created],
+                ["Indicators versioned", totals.versioned],
+                ["Indicators revoked", totals.revoked],
+                ["Indicators expired", totals.expired],
+                ["Objects served to partners", report.shared.objects_served],
+                ["Requests denied", report.shared.denied],
+                ["Objects received", report.received.objects],
+                ["Sightings received", report.received.sightings.received],
+                ["Objects rejected", report.exceptions.rejected_objects],
+                ["Detections refused", report.exceptions.refused_detections],
+                ["API keys created", len(report.exceptions.keys_created)],
+                ["API keys revoked", len(report.exceptions.keys_revoked)],
+            ],
+            [0.7, 0.3],
+            numeric=(1,),
+            styles=styles,
+        ),
         _chart(charts.activity_chart(report, "png")),
         _chart(charts.mix_chart(report, "png")),
         Paragraph("Published", styles["h2"]),
@@ -174,58 +205,111 @@ def build_pdf(report: SharingReport) -> bytes:
         *_counts("By campaign", report.published.by_campaign, styles, "campaign"),
         *_counts("By detector", report.published.by_detector, styles, "detector"),
         Paragraph("Shared", styles["h2"]),
-    ]  # fmt: skip
+    ]
     if report.shared.note:
         story.append(Paragraph(escape(report.shared.note), styles["note"]))
     story += _table(
         ["partner", "collection", "requests", "served", "TLP served", "first access", "last access", "denied"],
-        [[r.partner, r.collection_title or r.collection_id or "-", r.requests, r.objects_served,
-          ", ".join(f"{level.upper()} {n}" for level, n in r.tlp_served.items()) or "-",
-          _when(r.first_access), _when(r.last_access), r.denied] for r in report.shared.rows],
-        [0.13, 0.15, 0.09, 0.09, 0.16, 0.15, 0.15, 0.08], numeric=(2, 3, 7), styles=styles,
-    )  # fmt: skip
+        [
+            [
+                r.partner,
+                r.collection_title or r.collection_id or "-",
+                r.requests,
+                r.objects_served,
+                ", ".join(f"{level.upper()} {n}" for level, n in r.tlp_served.items()) or "-",
+                _when(r.first_access),
+                _when(r.last_access),
+                r.denied,
+            ]
+            for r in report.shared.rows
+        ],
+        [0.13, 0.15, 0.09, 0.09, 0.16, 0.15, 0.15, 0.08],
+        numeric=(2, 3, 7),
+        styles=styles,
+    )
     sightings = report.received.sightings
     story += [
         Paragraph("Received", styles["h2"]),
-        *_table(["partner", "via", "collection", "objects", "indicators", "sightings", "submitted", "failed"],
-                [[r.partner, r.via, r.collection_title, r.objects, r.indicators, r.sightings, r.submitted, r.failed]
-                 for r in report.received.rows],
-                [0.18, 0.07, 0.2, 0.11, 0.11, 0.11, 0.11, 0.11], numeric=(3, 4, 5, 6, 7), styles=styles),
-        Paragraph(escape(
-            f"{sightings.received} sightings received ({sightings.observations} observations) of "
-            f"{sightings.indicators_sighted} indicators, {sightings.of_our_indicators} of them of ours; confidence "
-            f"raised for {sightings.confidence_raised}, lowered for {sightings.confidence_lowered}, unchanged for "
-            f"{sightings.confidence_unchanged}."
-        ), styles["body"]),
-        *_table(["indicator", "sightings", "observations", "confidence before", "confidence after"],
-                [[f"{e.indicator_name or ''} {e.indicator_id}", e.sightings, e.observations,
-                  "-" if e.confidence_before is None else e.confidence_before,
-                  "-" if e.confidence_after is None else e.confidence_after] for e in sightings.top],
-                [0.52, 0.12, 0.12, 0.12, 0.12], numeric=(1, 2, 3, 4), styles=styles),
-    ]  # fmt: skip
+        *_table(
+            ["partner", "via", "collection", "objects", "indicators", "sightings", "submitted", "failed"],
+            [
+                [r.partner, r.via, r.collection_title, r.objects, r.indicators, r.sightings, r.submitted, r.failed]
+                for r in report.received.rows
+            ],
+            [0.18, 0.07, 0.2, 0.11, 0.11, 0.11, 0.11, 0.11],
+            numeric=(3, 4, 5, 6, 7),
+            styles=styles,
+        ),
+        Paragraph(
+            escape(
+                f"{sightings.received} sightings received ({sightings.observations} observations) of "
+                f"{sightings.indicators_sighted} indicators, {sightings.of_our_indicators} of them of ours; confidence "
+                f"raised for {sightings.confidence_raised}, lowered for {sightings.confidence_lowered}, unchanged for "
+                f"{sightings.confidence_unchanged}."
+            ),
+            styles["body"],
+        ),
+        *_table(
+            ["indicator", "sightings", "observations", "confidence before", "confidence after"],
+            [
+                [
+                    f"{e.indicator_name or ''} {e.indicator_id}",
+                    e.sightings,
+                    e.observations,
+                    "-" if e.confidence_before is None else e.confidence_before,
+                    "-" if e.confidence_after is None else e.confidence_after,
+                ]
+                for e in sightings.top
+            ],
+            [0.52, 0.12, 0.12, 0.12, 0.12],
+            numeric=(1, 2, 3, 4),
+            styles=styles,
+        ),
+    ]
     exceptions = report.exceptions
     story += [
         Paragraph("Exceptions", styles["h2"]),
         Paragraph(f"Refused detections: {exceptions.refused_detections}", styles["h3"]),
-        *_table(["reason", "count"], [[r.reason, r.count] for r in exceptions.refusal_reasons], [0.85, 0.15],
-                numeric=(1,), styles=styles),
-        *_table(["at", "from", "kind", "field", "reason"],
-                [[_when(r.at), r.detector or r.principal or "-", r.kind or "-", r.field or "-", r.reason]
-                 for r in exceptions.refusals],
-                [0.16, 0.14, 0.14, 0.16, 0.4], styles=styles),
+        *_table(
+            ["reason", "count"],
+            [[r.reason, r.count] for r in exceptions.refusal_reasons],
+            [0.85, 0.15],
+            numeric=(1,),
+            styles=styles,
+        ),
+        *_table(
+            ["at", "from", "kind", "field", "reason"],
+            [
+                [_when(r.at), r.detector or r.principal or "-", r.kind or "-", r.field or "-", r.reason]
+                for r in exceptions.refusals
+            ],
+            [0.16, 0.14, 0.14, 0.16, 0.4],
+            styles=styles,
+        ),
         Paragraph(f"Objects rejected: {exceptions.rejected_objects}", styles["h3"]),
-        *_table(["at", "from", "via", "object", "reason"],
-                [[_when(r.at), r.partner or "-", r.via, r.object_id or "-", r.reason] for r in exceptions.rejections],
-                [0.16, 0.13, 0.07, 0.3, 0.34], styles=styles),
-        Paragraph(f"API keys: {len(exceptions.keys_created)} created, {len(exceptions.keys_revoked)} revoked",
-                  styles["h3"]),
-        *_table(["at", "event", "key", "principal", "kind"],
-                [[_when(k.at), "created", k.key_id, k.principal or "-", k.principal_kind or "-"]
-                 for k in exceptions.keys_created]
-                + [[_when(k.at), "revoked", k.key_id, k.principal or "-", k.principal_kind or "-"]
-                   for k in exceptions.keys_revoked],
-                [0.2, 0.12, 0.28, 0.25, 0.15], styles=styles),
-    ]  # fmt: skip
+        *_table(
+            ["at", "from", "via", "object", "reason"],
+            [[_when(r.at), r.partner or "-", r.via, r.object_id or "-", r.reason] for r in exceptions.rejections],
+            [0.16, 0.13, 0.07, 0.3, 0.34],
+            styles=styles,
+        ),
+        Paragraph(
+            f"API keys: {len(exceptions.keys_created)} created, {len(exceptions.keys_revoked)} revoked", styles["h3"]
+        ),
+        *_table(
+            ["at", "event", "key", "principal", "kind"],
+            [
+                [_when(k.at), "created", k.key_id, k.principal or "-", k.principal_kind or "-"]
+                for k in exceptions.keys_created
+            ]
+            + [
+                [_when(k.at), "revoked", k.key_id, k.principal or "-", k.principal_kind or "-"]
+                for k in exceptions.keys_revoked
+            ],
+            [0.2, 0.12, 0.28, 0.25, 0.15],
+            styles=styles,
+        ),
+    ]
     decorate = _decorate(report)
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue()

@@ -124,15 +124,29 @@ def csv_rows(report: SharingReport) -> Iterator[tuple[str, str, str, str, str, o
         for metric in ("objects", "indicators", "sightings", "submitted", "failed"):
             yield ("received", "partner_collection", key, label, metric, getattr(got, metric))
     sightings = received.sightings
-    for metric in ("received", "observations", "indicators_sighted", "of_our_indicators", "confidence_raised",
-                   "confidence_lowered", "confidence_unchanged", "mean_confidence_change"):  # fmt: skip
+    for metric in (
+        "received",
+        "observations",
+        "indicators_sighted",
+        "of_our_indicators",
+        "confidence_raised",
+        "confidence_lowered",
+        "confidence_unchanged",
+        "mean_confidence_change",
+    ):
         value = getattr(sightings, metric)
         yield ("received", "sightings", "all", "", metric, "" if value is None else value)
     for effect in sightings.top:
         for metric in ("sightings", "observations", "confidence_before", "confidence_after"):
             value = getattr(effect, metric)
-            yield ("received", "sighted_indicator", effect.indicator_id, effect.indicator_name or "", metric,
-                   "" if value is None else value)  # fmt: skip
+            yield (
+                "received",
+                "sighted_indicator",
+                effect.indicator_id,
+                effect.indicator_name or "",
+                metric,
+                "" if value is None else value,
+            )
 
     exceptions = report.exceptions
     yield ("exceptions", "total", "all", "", "refused_detections", exceptions.refused_detections)

@@ -10,7 +10,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import AfterValidator, WithJsonSchema
 from sqlalchemy.orm import Session, sessionmaker
 
-from indicator_exchange.audit.context import note_collection
+from indicator_exchange.audit.context import note_collection, note_objects
 from indicator_exchange.auth.service import Caller, require_kind, require_read
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import BadRequest
@@ -20,6 +20,7 @@ from indicator_exchange.reports import export, render
 from indicator_exchange.reports.context import ReportRequest, parse_when
 from indicator_exchange.reports.model import SharingReport
 from indicator_exchange.reports.service import build_report
+from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.engine import session_scope
@@ -58,15 +59,24 @@ EXPORT_CONTENT: dict[str, dict[str, object]] = {
 
 
 def report_for(
-    session: Session, caller: Caller, settings: Settings, *, start: str, end: str, collections: list[str],
+    session: Session,
+    caller: Caller,
+    settings: Settings,
+    *,
+    start: str,
+    end: str,
+    collections: list[str],
     partner: str | None,
-) -> SharingReport:  # fmt: skip
+) -> SharingReport:
     """The report a compliance or admin caller asked for, limited to what their clearance may see."""
     require_kind(caller, *COMPLIANCE_KINDS)
     request = ReportRequest(
-        start=parse_when(start), end=parse_when(end, end=True), collections=collections, partner=partner,
+        start=parse_when(start),
+        end=parse_when(end, end=True),
+        collections=collections,
+        partner=partner,
         clearance=Tlp(caller.clearance),
-    )  # fmt: skip
+    )
     return build_report(session, request, identity=settings.identity_id, organisation=settings.organisation_name)
 
 
@@ -79,15 +89,20 @@ def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] 
     return Response(
         render.render(report, fmt),
         media_type=render.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'{disposition}; filename="{name}"', "X-Report-Marking": report.marking,
-                 "Cache-Control": "no-store"},
-    )  # fmt: skip
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{name}"',
+            "X-Report-Marking": report.marking,
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.get(
-    "/reports/sharing", summary="Sharing report", response_model=None,
+    "/reports/sharing",
+    summary="Sharing report",
+    response_model=None,
     responses={200: content(REPORT_CONTENT, "The report, in the format asked for."), **json_responses(403, 404)},
-)  # fmt: skip
+)
 def sharing_report(
     session: SessionDep,
     caller: CallerDep,
@@ -107,15 +122,21 @@ def sharing_report(
     """What was published, shared, received and refused in a window, marked with its highest TLP."""
     if format not in render.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(render.FORMATS)}")
-    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [],
-                        partner=partner)  # fmt: skip
+    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [], partner=partner)
     return report_response(report, format)
 
 
 def export_response(
-    request: Request, session: Session, caller: Caller, *, collection: str, fmt: str, since: str | None,
-    types: list[str] | None, all_versions: bool,
-) -> StreamingResponse:  # fmt: skip
+    request: Request,
+    session: Session,
+    caller: Caller,
+    *,
+    collection: str,
+    fmt: str,
+    since: str | None,
+    types: list[str] | None,
+    all_versions: bool,
+) -> StreamingResponse:
     """Check the caller, then stream the export from a session of its own (the request's closes first)."""
     require_kind(caller, *COMPLIANCE_KINDS)
     if fmt not in export.FORMATS:
@@ -123,10 +144,13 @@ def export_response(
     found = export.resolve_collection(session, collection)
     require_read(caller, found)
     plan = export.ExportRequest(
-        collection=found, clearance=caller.clearance, since_us=export.parse_since(since),
-        types=export.parse_types(types), all_versions=all_versions,
-    )  # fmt: skip
-    factory: sessionmaker[Session] = request.app.state.read_sessions
+        collection=found,
+        clearance=caller.clearance,
+        since_us=export.parse_since(since),
+        types=export.parse_types(types),
+        all_versions=all_versions,
+    )
+    factory: sessionmaker[Session] = services(request).sessions.reads
 
     note_collection(request, found)
 
@@ -135,21 +159,28 @@ def export_response(
         with session_scope(factory) as export_session:
             yield from export.stream(export_session, plan, fmt, stats)
         # The audit row is written once the body is sent: it records how many objects left.
-        request.state.object_count = stats.objects
+        note_objects(request, stats.objects)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = export.filename(found, fmt).replace(".", f"-{stamp}.", 1)
     return StreamingResponse(
-        chunks(), media_type=export.MEDIA_TYPES[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store",
-                 "X-Export-Clearance": f"TLP:{Tlp(caller.clearance).label.upper()}"},
-    )  # fmt: skip
+        chunks(),
+        media_type=export.MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Export-Clearance": f"TLP:{Tlp(caller.clearance).label.upper()}",
+        },
+    )
 
 
 @router.get(
-    "/export", summary="Export a collection", response_model=None, response_class=StreamingResponse,
+    "/export",
+    summary="Export a collection",
+    response_model=None,
+    response_class=StreamingResponse,
     responses={200: content(EXPORT_CONTENT, "The export, streamed."), **json_responses(403, 404)},
-)  # fmt: skip
+)
 def export_collection(
     request: Request,
     session: SessionDep,
@@ -163,5 +194,6 @@ def export_collection(
     all_versions: Annotated[bool, Query(description="Every version, not only the latest.")] = False,
 ) -> StreamingResponse:
     """Stream a collection slice in bounded memory, filtered by the caller's grant and TLP clearance."""
-    return export_response(request, session, caller, collection=collection, fmt=format, since=since, types=type,
-                           all_versions=all_versions)  # fmt: skip
+    return export_response(
+        request, session, caller, collection=collection, fmt=format, since=since, types=type, all_versions=all_versions
+    )

@@ -26,12 +26,30 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # STIX 2.1 SDO and SRO types: these MUST carry created and modified (STIX 2.1 §3.2, §4, §5).
 SDO_SRO_TYPES = frozenset(
     {
-        "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident", "indicator",
-        "infrastructure", "intrusion-set", "location", "malware", "malware-analysis", "note",
-        "observed-data", "opinion", "report", "threat-actor", "tool", "vulnerability", "relationship",
-        "sighting", "language-content",
+        "attack-pattern",
+        "campaign",
+        "course-of-action",
+        "grouping",
+        "identity",
+        "incident",
+        "indicator",
+        "infrastructure",
+        "intrusion-set",
+        "location",
+        "malware",
+        "malware-analysis",
+        "note",
+        "observed-data",
+        "opinion",
+        "report",
+        "threat-actor",
+        "tool",
+        "vulnerability",
+        "relationship",
+        "sighting",
+        "language-content",
     }
-)  # fmt: skip
+)
 
 
 class InvalidObject(ValueError):

@@ -161,9 +161,28 @@ _NEXT_OBSERVATION = re.compile(r" +OR +\[ *| *\Z")
 _OPEN = re.compile(r" *\[ *")
 # Words the lexer reads as keywords, never as names: a pattern using one as a name is left to ANTLR.
 _KEYWORDS = frozenset(
-    ("AND", "OR", "NOT", "FOLLOWEDBY", "LIKE", "MATCHES", "ISSUPERSET", "ISSUBSET", "EXISTS", "LAST", "IN", "START",
-     "STOP", "SECONDS", "true", "false", "WITHIN", "REPEATS", "TIMES")
-)  # fmt: skip
+    (
+        "AND",
+        "OR",
+        "NOT",
+        "FOLLOWEDBY",
+        "LIKE",
+        "MATCHES",
+        "ISSUPERSET",
+        "ISSUBSET",
+        "EXISTS",
+        "LAST",
+        "IN",
+        "START",
+        "STOP",
+        "SECONDS",
+        "true",
+        "false",
+        "WITHIN",
+        "REPEATS",
+        "TIMES",
+    )
+)
 _STRING_OPS = frozenset(("LIKE", "MATCHES", "ISSUBSET", "ISSUPERSET"))
 
 

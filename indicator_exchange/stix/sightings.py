@@ -20,9 +20,17 @@ def raise_confidence(current: int, sighting_confidence: int | None) -> int:
 
 
 def sighting(
-    publisher: Publisher, *, indicator_id: str, count: int, first_seen: datetime, last_seen: datetime,
-    confidence: int, tlp: Tlp, now: datetime, description: str | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    publisher: Publisher,
+    *,
+    indicator_id: str,
+    count: int,
+    first_seen: datetime,
+    last_seen: datetime,
+    confidence: int,
+    tlp: Tlp,
+    now: datetime,
+    description: str | None = None,
+) -> dict[str, Any]:
     """Our sighting of an indicator (partner feedback, reference §4.3): one per indicator and reporting day."""
     created = stix_timestamp(now)
     day = first_seen.astimezone(UTC).strftime("%Y-%m-%d")

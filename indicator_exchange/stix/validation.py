@@ -32,19 +32,50 @@ POLICIES = (STRICT, BASIC)
 
 SDO_TYPES = frozenset(
     {
-        "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident", "indicator",
-        "infrastructure", "intrusion-set", "location", "malware", "malware-analysis", "note", "observed-data",
-        "opinion", "report", "threat-actor", "tool", "vulnerability",
+        "attack-pattern",
+        "campaign",
+        "course-of-action",
+        "grouping",
+        "identity",
+        "incident",
+        "indicator",
+        "infrastructure",
+        "intrusion-set",
+        "location",
+        "malware",
+        "malware-analysis",
+        "note",
+        "observed-data",
+        "opinion",
+        "report",
+        "threat-actor",
+        "tool",
+        "vulnerability",
     }
-)  # fmt: skip
+)
 SRO_TYPES = frozenset({"relationship", "sighting"})
 SCO_TYPES = frozenset(
     {
-        "artifact", "autonomous-system", "directory", "domain-name", "email-addr", "email-message", "file",
-        "ipv4-addr", "ipv6-addr", "mac-addr", "mutex", "network-traffic", "process", "software", "url",
-        "user-account", "windows-registry-key", "x509-certificate",
+        "artifact",
+        "autonomous-system",
+        "directory",
+        "domain-name",
+        "email-addr",
+        "email-message",
+        "file",
+        "ipv4-addr",
+        "ipv6-addr",
+        "mac-addr",
+        "mutex",
+        "network-traffic",
+        "process",
+        "software",
+        "url",
+        "user-account",
+        "windows-registry-key",
+        "x509-certificate",
     }
-)  # fmt: skip
+)
 META_TYPES = frozenset({"marking-definition", "language-content", "extension-definition"})
 SPEC_TYPES = SDO_TYPES | SRO_TYPES | SCO_TYPES | META_TYPES
 
@@ -114,8 +145,9 @@ def _requires(name: str, *needed: str) -> Checker:
     return check
 
 
-_SCO_COMMON = frozenset({"type", "id", "spec_version", "object_marking_refs", "granular_markings", "defanged",
-                         "extensions"})  # fmt: skip
+_SCO_COMMON = frozenset(
+    {"type", "id", "spec_version", "object_marking_refs", "granular_markings", "defanged", "extensions"}
+)
 
 
 def _some_property(obj: dict[str, Any]) -> str | None:
@@ -202,7 +234,6 @@ _SOFTWARE = frozenset({"software"})
 _ADDRESS = frozenset({"ipv4-addr", "ipv6-addr", "mac-addr", "domain-name"})
 _EMAIL = frozenset({"email-addr"})
 
-# fmt: off
 RULES: dict[str, _Rule] = {
     "attack-pattern": _sdo(required=("name",), strings=("name",)),
     "campaign": _sdo(required=("name",), strings=("name",), **_SEEN),
@@ -221,8 +252,12 @@ RULES: dict[str, _Rule] = {
     "intrusion-set": _sdo(required=("name",), strings=("name",), **_SEEN),
     "location": _sdo(
         numbers={"latitude": (-90, 90), "longitude": (-180, 180)},
-        checks=(_location, _requires("latitude", "longitude"), _requires("longitude", "latitude"),
-                _requires("precision", "latitude", "longitude")),
+        checks=(
+            _location,
+            _requires("latitude", "longitude"),
+            _requires("longitude", "latitude"),
+            _requires("precision", "latitude", "longitude"),
+        ),
     ),
     "malware": _sdo(
         required=("is_family",),
@@ -235,8 +270,11 @@ RULES: dict[str, _Rule] = {
         required=("product",),
         timestamps=("submitted", "analysis_started", "analysis_ended"),
         refs={
-            "host_vm_ref": _SOFTWARE, "operating_system_ref": _SOFTWARE, "installed_software_refs": _SOFTWARE,
-            "sample_ref": frozenset({"file", "network-traffic", "artifact"}), "analysis_sco_refs": frozenset({SCO}),
+            "host_vm_ref": _SOFTWARE,
+            "operating_system_ref": _SOFTWARE,
+            "installed_software_refs": _SOFTWARE,
+            "sample_ref": frozenset({"file", "network-traffic", "artifact"}),
+            "analysis_sco_refs": frozenset({SCO}),
         },
         checks=(_one_of("result", "analysis_sco_refs"),),
     ),
@@ -251,7 +289,9 @@ RULES: dict[str, _Rule] = {
     ),
     "opinion": _sdo(required=("opinion", "object_refs"), enums={"opinion": OPINION_ENUM}, refs={"object_refs": ANY}),
     "report": _sdo(
-        required=("name", "published", "object_refs"), strings=("name",), timestamps=("published",),
+        required=("name", "published", "object_refs"),
+        strings=("name",),
+        timestamps=("published",),
         refs={"object_refs": ANY},
     ),
     "threat-actor": _sdo(required=("name",), strings=("name",), **_SEEN),
@@ -267,7 +307,8 @@ RULES: dict[str, _Rule] = {
     "sighting": _sdo(
         required=("sighting_of_ref",),
         refs={
-            "sighting_of_ref": frozenset({SDO}), "observed_data_refs": frozenset({"observed-data"}),
+            "sighting_of_ref": frozenset({SDO}),
+            "observed_data_refs": frozenset({"observed-data"}),
             "where_sighted_refs": frozenset({"identity", "location"}),
         },
         integers={"count": (0, _MAX_COUNT)},
@@ -277,8 +318,9 @@ RULES: dict[str, _Rule] = {
         refs={"created_by_ref": frozenset({"identity"}), "object_marking_refs": frozenset({"marking-definition"})},
         checks=(_marking_definition,),
     ),
-    "language-content": _sdo(required=("object_ref", "contents"), refs={"object_ref": ANY},
-                             timestamps=("object_modified",)),
+    "language-content": _sdo(
+        required=("object_ref", "contents"), refs={"object_ref": ANY}, timestamps=("object_modified",)
+    ),
     "extension-definition": _sdo(
         required=("created_by_ref", "name", "schema", "version", "extension_types"),
         strings=("name", "schema", "version"),
@@ -289,61 +331,94 @@ RULES: dict[str, _Rule] = {
         checks=(_exclusive("payload_bin", "url", one_required=False), _requires("url", "hashes")),
     ),
     "autonomous-system": _sco(required=("number",), integers={"number": (0, 2**32 - 1)}),
-    "directory": _sco(required=("path",), timestamps=("ctime", "mtime", "atime"),
-                      refs={"contains_refs": frozenset({"file", "directory"})}),
-    "domain-name": _sco(required=("value",), strings=("value",),
-                        refs={"resolves_to_refs": frozenset({"ipv4-addr", "ipv6-addr", "domain-name"})}),
+    "directory": _sco(
+        required=("path",),
+        timestamps=("ctime", "mtime", "atime"),
+        refs={"contains_refs": frozenset({"file", "directory"})},
+    ),
+    "domain-name": _sco(
+        required=("value",),
+        strings=("value",),
+        refs={"resolves_to_refs": frozenset({"ipv4-addr", "ipv6-addr", "domain-name"})},
+    ),
     "email-addr": _sco(required=("value",), strings=("value",), refs={"belongs_to_ref": frozenset({"user-account"})}),
     "email-message": _sco(
         required=("is_multipart",),
         booleans=("is_multipart",),
         timestamps=("date",),
-        refs={"from_ref": _EMAIL, "sender_ref": _EMAIL, "to_refs": _EMAIL, "cc_refs": _EMAIL, "bcc_refs": _EMAIL,
-              "raw_email_ref": frozenset({"artifact"})},
+        refs={
+            "from_ref": _EMAIL,
+            "sender_ref": _EMAIL,
+            "to_refs": _EMAIL,
+            "cc_refs": _EMAIL,
+            "bcc_refs": _EMAIL,
+            "raw_email_ref": frozenset({"artifact"}),
+        },
         checks=(_email_message,),
     ),
     "file": _sco(
         timestamps=("ctime", "mtime", "atime"),
-        refs={"parent_directory_ref": frozenset({"directory"}), "contains_refs": frozenset({SCO}),
-              "content_ref": frozenset({"artifact"})},
+        refs={
+            "parent_directory_ref": frozenset({"directory"}),
+            "contains_refs": frozenset({SCO}),
+            "content_ref": frozenset({"artifact"}),
+        },
         checks=(_one_of("hashes", "name"),),
     ),
-    "ipv4-addr": _sco(required=("value",), strings=("value",),
-                      refs={"resolves_to_refs": frozenset({"mac-addr"}),
-                            "belongs_to_refs": frozenset({"autonomous-system"})}),
-    "ipv6-addr": _sco(required=("value",), strings=("value",),
-                      refs={"resolves_to_refs": frozenset({"mac-addr"}),
-                            "belongs_to_refs": frozenset({"autonomous-system"})}),
+    "ipv4-addr": _sco(
+        required=("value",),
+        strings=("value",),
+        refs={"resolves_to_refs": frozenset({"mac-addr"}), "belongs_to_refs": frozenset({"autonomous-system"})},
+    ),
+    "ipv6-addr": _sco(
+        required=("value",),
+        strings=("value",),
+        refs={"resolves_to_refs": frozenset({"mac-addr"}), "belongs_to_refs": frozenset({"autonomous-system"})},
+    ),
     "mac-addr": _sco(required=("value",), strings=("value",)),
     "mutex": _sco(required=("name",), strings=("name",)),
     "network-traffic": _sco(
         required=("protocols",),
         timestamps=("start", "end"),
         integers={"src_port": (0, 65535), "dst_port": (0, 65535)},
-        refs={"src_ref": _ADDRESS, "dst_ref": _ADDRESS, "src_payload_ref": frozenset({"artifact"}),
-              "dst_payload_ref": frozenset({"artifact"}), "encapsulates_refs": frozenset({"network-traffic"}),
-              "encapsulated_by_ref": frozenset({"network-traffic"})},
+        refs={
+            "src_ref": _ADDRESS,
+            "dst_ref": _ADDRESS,
+            "src_payload_ref": frozenset({"artifact"}),
+            "dst_payload_ref": frozenset({"artifact"}),
+            "encapsulates_refs": frozenset({"network-traffic"}),
+            "encapsulated_by_ref": frozenset({"network-traffic"}),
+        },
         checks=(_one_of("src_ref", "dst_ref"),),
     ),
     "process": _sco(
         timestamps=("created_time",),
-        refs={"opened_connection_refs": frozenset({"network-traffic"}), "creator_user_ref": frozenset({"user-account"}),
-              "image_ref": frozenset({"file"}), "parent_ref": frozenset({"process"}),
-              "child_refs": frozenset({"process"})},
+        refs={
+            "opened_connection_refs": frozenset({"network-traffic"}),
+            "creator_user_ref": frozenset({"user-account"}),
+            "image_ref": frozenset({"file"}),
+            "parent_ref": frozenset({"process"}),
+            "child_refs": frozenset({"process"}),
+        },
         checks=(_some_property,),
     ),
     "software": _sco(required=("name",), strings=("name",)),
     "url": _sco(required=("value",), strings=("value",)),
     "user-account": _sco(
-        timestamps=("account_created", "account_expires", "credential_last_changed", "account_first_login",
-                    "account_last_login"),
+        timestamps=(
+            "account_created",
+            "account_expires",
+            "credential_last_changed",
+            "account_first_login",
+            "account_last_login",
+        ),
         checks=(_some_property,),
     ),
-    "windows-registry-key": _sco(timestamps=("modified_time",), refs={"creator_user_ref": frozenset({"user-account"})},
-                                 checks=(_some_property,)),
+    "windows-registry-key": _sco(
+        timestamps=("modified_time",), refs={"creator_user_ref": frozenset({"user-account"})}, checks=(_some_property,)
+    ),
     "x509-certificate": _sco(timestamps=("validity_not_before", "validity_not_after"), checks=(_some_property,)),
 }
-# fmt: on
 _CUSTOM = _Rule()
 _REF_SUFFIXES = ("_ref", "_refs")
 
@@ -540,9 +615,19 @@ def _uuid_variant_text(uuid_part: str) -> str | None:
 # --- patterns ----------------------------------------------------------------------------------------------
 
 _HASH_FORMS = {
-    "MD5": 32, "SHA1": 40, "SHA224": 56, "SHA256": 64, "SHA384": 96, "SHA512": 128, "SHA3224": 56,
-    "SHA3256": 64, "SHA3384": 96, "SHA3512": 128, "RIPEMD160": 40, "WHIRLPOOL": 128,
-}  # fmt: skip
+    "MD5": 32,
+    "SHA1": 40,
+    "SHA224": 56,
+    "SHA256": 64,
+    "SHA384": 96,
+    "SHA512": 128,
+    "SHA3224": 56,
+    "SHA3256": 64,
+    "SHA3384": 96,
+    "SHA3512": 128,
+    "RIPEMD160": 40,
+    "WHIRLPOOL": 128,
+}
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 

@@ -1,6 +1,7 @@
 """Engines and sessions for PostgreSQL (psycopg 3) and SQLite, built explicitly — never at import time."""
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -9,7 +10,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +65,40 @@ def make_engine(
         pool_pre_ping=False,
         connect_args={"prepare_threshold": None}
         | ({"options": "-c synchronous_commit=off"} if asynchronous_commit and not pooled else {}),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class StoreFeatures:
+    """What the store behind an engine can do, asked once (``features``) instead of dialect checks at call sites.
+
+    ``statement_reads``: reads may run without BEGIN/COMMIT, one statement each (PostgreSQL autocommit).
+    ``one_statement_pages``: a page, the collection's clock and the auth epoch come from one hand-written
+    statement on the driver connection (``store.pages_pg``), so cached callers and catalogs can be checked in it.
+    ``separate_bookkeeping``: audit rows and counters get their own pool (with asynchronous commit); SQLite
+    has one writer, so they share the request engine.
+    ``loop_connection``: an asyncio driver connection can serve statements on the event loop.
+    """
+
+    statement_reads: bool
+    one_statement_pages: bool
+    separate_bookkeeping: bool
+    loop_connection: bool
+
+
+def features(engine: Engine | Connection) -> StoreFeatures:
+    """The ``StoreFeatures`` of ``engine``'s database (a session's bind may be a connection)."""
+    return _features_of(engine.dialect.name)
+
+
+@functools.cache
+def _features_of(dialect: str) -> StoreFeatures:
+    postgresql = dialect == "postgresql"
+    return StoreFeatures(
+        statement_reads=postgresql,
+        one_statement_pages=postgresql,
+        separate_bookkeeping=postgresql,
+        loop_connection=postgresql,
     )
 
 

@@ -73,19 +73,33 @@ def _as_uuid(value: object) -> uuid.UUID | None:
 
 
 def audit_rows(
-    session: Session, *, start: datetime, end: datetime, collection_ids: Sequence[uuid.UUID] | None,
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    collection_ids: Sequence[uuid.UUID] | None,
     principal_id: uuid.UUID | None,
-) -> Iterator[AuditRow]:  # fmt: skip
+) -> Iterator[AuditRow]:
     """Audit events in ``[start, end)``, oldest first, streamed; empty when there is no audit trail."""
     event = _audit_model()
     if event is None:
         return
     optional = [getattr(event, name, None) for name in _OPTIONAL]
     query = select(
-        event.at, event.principal_id, event.principal_name, event.method, event.path, event.route,
-        event.collection_id, event.filters, event.status_code, event.object_count, event.date_added_first,
-        event.date_added_last, *[null() if column is None else column for column in optional],
-    ).where(event.at >= start, event.at < end)  # fmt: skip
+        event.at,
+        event.principal_id,
+        event.principal_name,
+        event.method,
+        event.path,
+        event.route,
+        event.collection_id,
+        event.filters,
+        event.status_code,
+        event.object_count,
+        event.date_added_first,
+        event.date_added_last,
+        *[null() if column is None else column for column in optional],
+    ).where(event.at >= start, event.at < end)
     if collection_ids is not None:
         query = query.where(event.collection_id.in_(_column_values(event.collection_id, collection_ids)))
     if principal_id is not None:
@@ -93,11 +107,20 @@ def audit_rows(
     for row in session.execute(query.order_by(event.at).execution_options(yield_per=2000)):
         (at, who, name, method, path, route, collection_id, filters, status_code, count, first, last, *more) = row
         yield AuditRow(
-            at=at, principal_id=_as_uuid(who), principal_name=name, method=str(method), path=str(path),
-            route=route, collection_id=None if collection_id is None else str(collection_id), filters=filters,
-            status_code=int(status_code), object_count=count, date_added_first=first, date_added_last=last,
+            at=at,
+            principal_id=_as_uuid(who),
+            principal_name=name,
+            method=str(method),
+            path=str(path),
+            route=route,
+            collection_id=None if collection_id is None else str(collection_id),
+            filters=filters,
+            status_code=int(status_code),
+            object_count=count,
+            date_added_first=first,
+            date_added_last=last,
             **dict(zip(_OPTIONAL, more, strict=True)),
-        )  # fmt: skip
+        )
 
 
 def _column_values(column: Any, ids: Sequence[uuid.UUID]) -> list[object]:
@@ -130,22 +153,40 @@ def served_candidates(session: Session, collection_id: uuid.UUID, *, low: int, h
     older = aliased(ObjectVersion)
     superseded = (
         select(func.min(newer.date_added))
-        .where(newer.collection_id == ObjectVersion.collection_id, newer.stix_id == ObjectVersion.stix_id,
-               newer.version > ObjectVersion.version)
+        .where(
+            newer.collection_id == ObjectVersion.collection_id,
+            newer.stix_id == ObjectVersion.stix_id,
+            newer.version > ObjectVersion.version,
+        )
         .scalar_subquery()
-    )  # fmt: skip
+    )
     preceded = (
         select(func.min(older.date_added))
-        .where(older.collection_id == ObjectVersion.collection_id, older.stix_id == ObjectVersion.stix_id,
-               older.version < ObjectVersion.version)
+        .where(
+            older.collection_id == ObjectVersion.collection_id,
+            older.stix_id == ObjectVersion.stix_id,
+            older.version < ObjectVersion.version,
+        )
         .scalar_subquery()
-    )  # fmt: skip
+    )
     query = (
-        select(ObjectVersion.date_added, ObjectVersion.stix_id, ObjectVersion.stix_type, ObjectVersion.spec_version,
-               ObjectVersion.version, ObjectVersion.tlp, Collection.default_tlp, superseded, preceded)
+        select(
+            ObjectVersion.date_added,
+            ObjectVersion.stix_id,
+            ObjectVersion.stix_type,
+            ObjectVersion.spec_version,
+            ObjectVersion.version,
+            ObjectVersion.tlp,
+            Collection.default_tlp,
+            superseded,
+            preceded,
+        )
         .join(Collection, Collection.id == ObjectVersion.collection_id)
-        .where(ObjectVersion.collection_id == collection_id, ObjectVersion.date_added >= low,
-               ObjectVersion.date_added <= high)
+        .where(
+            ObjectVersion.collection_id == collection_id,
+            ObjectVersion.date_added >= low,
+            ObjectVersion.date_added <= high,
+        )
         .order_by(ObjectVersion.date_added)
-    )  # fmt: skip
+    )
     return [ServedCandidate(*row) for row in session.execute(query)]

@@ -159,9 +159,11 @@ def id_histories(session: Session, scope: Scope, ids: Sequence[str], *, before_u
             query.group_by(ObjectVersion.stix_id)
         ):
             found[stix_id] = IdHistory(
-                int(first_added), int(first_version), None if first_revoked is None else int(first_revoked),
+                int(first_added),
+                int(first_version),
+                None if first_revoked is None else int(first_revoked),
                 frozenset(earlier.get(stix_id, ())),
-            )  # fmt: skip
+            )
     return found
 
 
@@ -189,10 +191,17 @@ def version_counts(
     bucket = (ObjectVersion.date_added - start_us) // bucket_us
     tlp = effective_tlp()
     query = _scoped(
-        select(ObjectVersion.added_by, ObjectVersion.collection_id, ObjectVersion.stix_type, ours, bucket, tlp,
-               func.count()),
+        select(
+            ObjectVersion.added_by,
+            ObjectVersion.collection_id,
+            ObjectVersion.stix_type,
+            ours,
+            bucket,
+            tlp,
+            func.count(),
+        ),
         scope,
-    ).where(ObjectVersion.date_added >= start_us, ObjectVersion.date_added < end_us)  # fmt: skip
+    ).where(ObjectVersion.date_added >= start_us, ObjectVersion.date_added < end_us)
     query = query.group_by(
         ObjectVersion.added_by, ObjectVersion.collection_id, ObjectVersion.stix_type, ours, bucket, tlp
     )
@@ -218,9 +227,13 @@ def feed_sources(session: Session) -> list[FeedSource]:
 
 
 def refusal_reasons(
-    session: Session, *, start: datetime, end: datetime, collection_ids: Sequence[uuid.UUID] | None,
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    collection_ids: Sequence[uuid.UUID] | None,
     principal_id: uuid.UUID | None,
-) -> list[tuple[str, int]]:  # fmt: skip
+) -> list[tuple[str, int]]:
     """Ingest refusals in the window, counted per reason, most frequent first."""
     query = select(IngestRefusal.reason, func.count()).where(IngestRefusal.at >= start, IngestRefusal.at < end)
     query = _refusal_scope(query, collection_ids, principal_id).group_by(IngestRefusal.reason)
@@ -228,9 +241,14 @@ def refusal_reasons(
 
 
 def recent_refusals(
-    session: Session, *, start: datetime, end: datetime, collection_ids: Sequence[uuid.UUID] | None,
-    principal_id: uuid.UUID | None, limit: int,
-) -> list[IngestRefusal]:  # fmt: skip
+    session: Session,
+    *,
+    start: datetime,
+    end: datetime,
+    collection_ids: Sequence[uuid.UUID] | None,
+    principal_id: uuid.UUID | None,
+    limit: int,
+) -> list[IngestRefusal]:
     query = select(IngestRefusal).where(IngestRefusal.at >= start, IngestRefusal.at < end)
     query = _refusal_scope(query, collection_ids, principal_id).order_by(
         IngestRefusal.at.desc(), IngestRefusal.id.desc()
@@ -263,11 +281,16 @@ def sync_rejections(
 ) -> list[tuple[datetime, str, uuid.UUID, str | None, str]]:
     """Objects refused while pulling a partner feed: (at, source name, local collection, object id, reason)."""
     query = (
-        select(SyncRejection.at, FeedSource.name, FeedSource.local_collection_id, SyncRejection.object_id,
-               SyncRejection.reason)
+        select(
+            SyncRejection.at,
+            FeedSource.name,
+            FeedSource.local_collection_id,
+            SyncRejection.object_id,
+            SyncRejection.reason,
+        )
         .join(FeedSource, FeedSource.id == SyncRejection.source_id)
         .where(SyncRejection.at >= start, SyncRejection.at < end)
-    )  # fmt: skip
+    )
     if collection_ids is not None:
         query = query.where(FeedSource.local_collection_id.in_(collection_ids))
     return [tuple(row) for row in session.execute(query.order_by(SyncRejection.at))]  # type: ignore[misc]

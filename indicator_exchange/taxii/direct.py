@@ -22,8 +22,10 @@ from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from indicator_exchange.dependencies import get_provisional_caller
-from indicator_exchange.error_handlers import is_taxii_path
+from indicator_exchange.read_routes import ALL_MATCHES
+from indicator_exchange.services import services_of
 from indicator_exchange.taxii import routes
+from indicator_exchange.taxii.paths import is_taxii_path
 
 # Starlette's default path convertor is ``[^/]+``; the path in the scope is already percent-decoded.
 _OBJECTS = re.compile(r"/([^/]+)/collections/([^/]+)/objects/")
@@ -50,11 +52,11 @@ class DirectPolls:
         try:
             await routes.negotiate(request)
             caller = await get_provisional_caller(request, None, None)
-            response = await routes.read_ahead_response(request, match[1], match[2], caller, app.state.settings)
+            response = await routes.read_ahead_response(request, match[1], match[2], caller, services_of(app).settings)
             if response is None:
                 response = await run_in_threadpool(
-                    routes.read_objects_response, request, match[1], match[2], caller, app.state.settings, None,
-                    routes.ALL_MATCHES,
+                    routes.read_objects_response, request, match[1], match[2], caller, services_of(app).settings, None,
+                    ALL_MATCHES,
                 )  # fmt: skip
         except Exception as exc:
             response = await _handled(app, request, exc)

@@ -12,10 +12,8 @@ from dataclasses import dataclass
 import orjson
 
 from indicator_exchange.errors import BadRequest
-from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
-from indicator_exchange.store.objects import ReadFilter
-
-_TYPE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
+from indicator_exchange.read_routes import ALL_MATCHES, parse_filter
+from indicator_exchange.store.read_filter import ReadFilter
 
 # A position is a date_added in µs: a bigint in the store. Canonical decimal only (no sign, no leading zero),
 # at most 19 digits and at most 2**63 - 1, so a bound in SQL is always a bigint, never a numeric.
@@ -27,8 +25,6 @@ _TAG_BYTES = 8
 # The longest token this server issues, base64 of "ix2:<19 digits>:<16 hex digits>"; anything longer is refused
 # before it is decoded.
 _MAX_TOKEN_LENGTH = 4 * -(-(len(_CURSOR_PREFIX) + 19 + 1 + 2 * _TAG_BYTES) // 3)
-# The largest `limit` read as a number; the spec lets a server clamp large page sizes, not parse any length.
-_MAX_LIMIT_DIGITS = 19
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,10 +38,13 @@ class Cursor:
 
 @dataclass(frozen=True, slots=True)
 class PageRequest:
-    filters: ReadFilter
-    limit: int
+    filters: ReadFilter  # with the page size (``limit``) set
     after: int | None  # the stricter of added_after and the cursor position
     cursor: Cursor | None = None
+
+    @property
+    def limit(self) -> int:
+        return self.filters.limit or 1
 
 
 def cursor_tag(collection_id: uuid.UUID, filters: ReadFilter, position: int) -> str:
@@ -120,65 +119,17 @@ def check_cursor(page: PageRequest, collection_id: uuid.UUID, filters: ReadFilte
         )
 
 
-def _limit(text: str) -> int:
-    text = text.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > _MAX_LIMIT_DIGITS or int(text) < 1:
-        raise BadRequest("limit must be a positive integer (of at most 19 digits)")
-    return int(text)
-
-
-def _values(params: Mapping[str, list[str]], name: str) -> list[str] | None:
-    raw = params.get(name)
-    if raw is None:
-        return None
-    values = [v.strip() for item in raw for v in item.split(",")]
-    if not values or any(not v for v in values):
-        raise BadRequest(f"{name} must be a comma-separated list of non-empty values")
-    return values
-
-
-def _timestamp(value: str, name: str) -> int:
-    try:
-        return parse_timestamp_us(value, name=name)
-    except InvalidObject as exc:
-        raise BadRequest(str(exc)) from None
-
-
 def parse_page_request(
     params: Mapping[str, list[str]],
     *,
     default_limit: int,
     max_limit: int,
-    allow: frozenset[str] = frozenset({"id", "type", "version", "spec_version"}),
+    allow: frozenset[str] = ALL_MATCHES,
 ) -> PageRequest:
     """The filters, page size and start position of one read; unknown parameters are ignored."""
-    ids = _values(params, "match[id]") if "id" in allow else None
-    types = _values(params, "match[type]") if "type" in allow else None
-    if types is not None and any(not _TYPE.match(t) for t in types):
-        raise BadRequest("match[type] must list STIX type names")
-    spec_versions = _values(params, "match[spec_version]") if "spec_version" in allow else None
-    keywords: list[str] = []
-    exact: list[int] = []
-    versions = _values(params, "match[version]") if "version" in allow else None
-    for value in versions or ["last"]:
-        if value in ("first", "last", "all"):
-            keywords.append(value)
-        else:
-            exact.append(_timestamp(value, "match[version]"))
-    added_after = None
-    if "added_after" in params:
-        added_after = _timestamp(params["added_after"][-1], "added_after")
-    limit = min(_limit(params["limit"][-1]) if "limit" in params else default_limit, max_limit)
-    after = added_after
+    filters = parse_filter(params, allow=allow, default_limit=default_limit, max_limit=max_limit)
+    after = filters.added_after
     cursor = decode_cursor(params["next"][-1]) if "next" in params else None
     if cursor is not None:
         after = cursor.position if after is None else max(after, cursor.position)
-    filters = ReadFilter(
-        ids=ids,
-        types=types,
-        spec_versions=spec_versions,
-        version_keywords=tuple(keywords),
-        version_values=tuple(exact),
-        added_after=added_after,
-    )
-    return PageRequest(filters=filters, limit=limit, after=after, cursor=cursor)
+    return PageRequest(filters=filters, after=after, cursor=cursor)

@@ -21,11 +21,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from indicator_exchange.store.objects import CheckedPage, ReadFilter, Visibility
+from indicator_exchange.store.pages import CheckedPage
+from indicator_exchange.store.read_filter import ReadFilter, Visibility
 
 # A page as read (with the clock and epoch it was read under) and its envelope, ready to send.
 PageRead = tuple[CheckedPage, bytes]
@@ -33,17 +34,18 @@ PageRead = tuple[CheckedPage, bytes]
 
 @dataclass(frozen=True, slots=True)
 class PollKey:
-    """Everything a page's content depends on, besides the database: who reads, what, from where."""
+    """Everything a page's content depends on, besides the database: who reads, what, from where. ``filter``
+    is the read's whole ``ReadFilter``, its visibility and page size included, so a filter added there is in
+    the key without an edit here."""
 
     principal_id: uuid.UUID | None
     collection_id: uuid.UUID
-    visibility: Visibility
-    types: tuple[str, ...] | None
-    spec_versions: tuple[str, ...] | None
-    version_keywords: tuple[str, ...]
-    version_values: tuple[int, ...]
+    filter: ReadFilter
     after: int | None
-    limit: int
+
+    @property
+    def limit(self) -> int:
+        return self.filter.limit or 1
 
 
 def poll_key(
@@ -58,17 +60,10 @@ def poll_key(
     """The key of a poll's page; ``None`` for reads not worth reading ahead (``match[id]``: one object)."""
     if filters.ids is not None:
         return None
-    return PollKey(
-        principal_id=principal_id,
-        collection_id=collection_id,
-        visibility=visibility,
-        types=None if filters.types is None else tuple(filters.types),
-        spec_versions=None if filters.spec_versions is None else tuple(filters.spec_versions),
-        version_keywords=tuple(filters.version_keywords),
-        version_values=tuple(filters.version_values),
-        after=after,
-        limit=limit,
-    )
+    # added_after is folded into ``after`` (the stricter of it and the token): two polls that start at the
+    # same position read the same page whatever added_after said.
+    bound = replace(filters, visibility=visibility, limit=limit, added_after=None)
+    return PollKey(principal_id=principal_id, collection_id=collection_id, filter=bound, after=after)
 
 
 # A client that does not ask for the pages read for it (it pages by some other position than the last page's

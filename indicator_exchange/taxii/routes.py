@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from indicator_exchange.audit.context import note_collection, note_objects
+from indicator_exchange.audit.context import note_accepted, note_collection, note_objects, note_served, record_of
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import (
     BodyDep,
@@ -21,6 +21,16 @@ from indicator_exchange.dependencies import (
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest, ExchangeError
 from indicator_exchange.openapi import TaxiiResponse, taxii_responses
+from indicator_exchange.read_routes import (
+    ALL_MATCHES,
+    MANIFEST,
+    OBJECT,
+    OBJECT_MATCHES,
+    OBJECTS,
+    VERSION_MATCHES,
+    VERSIONS,
+)
+from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
@@ -123,10 +133,6 @@ POST_DOC = {
     }
 }
 
-ALL_MATCHES = frozenset({"id", "type", "version", "spec_version"})
-OBJECT_MATCHES = frozenset({"version", "spec_version"})
-VERSION_MATCHES = frozenset({"spec_version"})
-
 
 @router.get("/taxii2/", summary="Server discovery", response_model=resources.Discovery, responses=taxii_responses())
 def discovery(request: Request, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
@@ -197,7 +203,7 @@ def collection(request: Request, api_root: str, collection_id: str, session: Ses
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/manifest/", summary="Object manifest", openapi_extra=LIST_DOC,
+    MANIFEST.path, summary="Object manifest", openapi_extra=LIST_DOC,
     response_model=resources.Manifest, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def manifest(
@@ -212,12 +218,12 @@ def manifest(
     page = service.read_manifest(
         session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
     )
-    request.state.page = page
+    note_served(request, page.count, page.first_added, page.last_added)
     return _taxii(page.body, headers=page.headers)
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/", summary="Get objects", openapi_extra=LIST_DOC,
+    OBJECTS.path, summary="Get objects", openapi_extra=LIST_DOC,
     response_model=resources.Envelope, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def get_objects(
@@ -232,23 +238,22 @@ async def read_ahead_response(
 ) -> Response | None:
     """A poll answered on the event loop from a page read ahead (``service.read_objects_ahead``); ``None``:
     take ``read_objects_response``."""
-    loop_connection = getattr(request.app.state, "loop_connection", None)
-    if loop_connection is None:
+    app = services(request)
+    if app.loop_connection is None:
         return None
     try:
         page_request = _page_request(request, settings, ALL_MATCHES)
     except ExchangeError:  # read_objects_response gives the answer
         return None
-    state = request.app.state
     served = await service.read_objects_ahead(
-        loop_connection, state.read_ahead, state.catalog, caller=caller, epoch=assumed_epoch(request),
+        app.loop_connection, app.read_ahead, app.catalog, caller=caller, epoch=assumed_epoch(request),
         api_root=api_root, collection_key=collection_id, page=page_request,
     )  # fmt: skip
     if served is None:
         return None
     found, page = served
     note_collection(request, found, clock=page.clock)
-    request.state.page = page
+    note_served(request, page.count, page.first_added, page.last_added)
     return _taxii(page.body, headers=page.headers)
 
 
@@ -263,7 +268,7 @@ def read_objects_response(
     thread pool, two hops a poll does not need (this function already runs in it). Its statements run without
     a transaction (``statement_sessions``), so there is nothing to commit: it is only closed.
     """
-    with request.app.state.statement_sessions() as session:
+    with services(request).sessions.statements() as session:
         return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
 
 
@@ -273,15 +278,15 @@ def _read_objects_in(
 ) -> Response:  # fmt: skip
     page_request = _page_request(request, settings, allow)
     cached = service.read_objects_cached(
-        session, request.app.state.catalog, caller=caller, epoch=assumed_epoch(request), api_root=api_root,
+        session, services(request).catalog, caller=caller, epoch=assumed_epoch(request), api_root=api_root,
         collection_key=collection_id, page=page_request, object_id=object_id,
-        read_ahead=getattr(request.app.state, "read_ahead", None),
+        read_ahead=services(request).read_ahead,
     )  # fmt: skip
     found: Collection | CollectionEntry
     if cached is not None:
         found, page = cached
     else:
-        if getattr(request.state, "caller_provisional", False):
+        if record_of(request).caller_provisional:
             caller = confirm_caller(request)
         root = service.resolve_root(session, api_root, caller)
         found = service.resolve_collection(session, root, collection_id)
@@ -289,7 +294,7 @@ def _read_objects_in(
         service.authorise(caller, root, collection_id, found, read=True)
         page = service.read_objects(session, collection=found, caller=caller, page=page_request, object_id=object_id)
     note_collection(request, found, clock=page.clock)
-    request.state.page = page
+    note_served(request, page.count, page.first_added, page.last_added)
     return _taxii(page.body, headers=page.headers)
 
 
@@ -312,13 +317,13 @@ def add_objects(
     result = service.add_objects(
         session, root=root, collection=found, caller=caller, objects=objects, max_failures=settings.max_status_failures
     )
-    request.state.status = result
+    note_accepted(request, result.success_count, found.id)
     objects_written(request)
     return _taxii(service.status_resource(result), status_code=202)
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Get an object", openapi_extra=OBJECT_DOC,
+    OBJECT.path, summary="Get an object", openapi_extra=OBJECT_DOC,
     response_model=resources.Envelope, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def get_object(
@@ -357,7 +362,7 @@ def delete_object(
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/versions/", summary="Object versions",
+    VERSIONS.path, summary="Object versions",
     openapi_extra=VERSIONS_DOC, response_model=resources.Versions, responses=taxii_responses(403, 404),
 )  # fmt: skip
 def versions(
@@ -373,5 +378,5 @@ def versions(
         session, collection=found, caller=caller, object_id=object_id,
         page=_page_request(request, settings, VERSION_MATCHES),
     )  # fmt: skip
-    request.state.page = page
+    note_served(request, page.count, page.first_added, page.last_added)
     return _taxii(page.body, headers=page.headers)

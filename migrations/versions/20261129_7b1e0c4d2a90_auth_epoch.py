@@ -63,9 +63,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, events in _WATCHED:
         for event in events:
-            op.execute(f'DROP TRIGGER IF EXISTS {_trigger_name(table, event)}' + (
-                f' ON "{table}"' if op.get_bind().dialect.name == "postgresql" else ""
-            ))  # fmt: skip
+            op.execute(
+                f"DROP TRIGGER IF EXISTS {_trigger_name(table, event)}"
+                + (f' ON "{table}"' if op.get_bind().dialect.name == "postgresql" else "")
+            )
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP FUNCTION bump_auth_epoch()")
     op.drop_table("auth_epoch")

@@ -49,8 +49,18 @@ class TestCli:
         assert old.expires_at is not None  # grace 0: it expired at the rotation
         session.rollback()
 
-        updated = invoke("principal", "update", "lab-a", "--clearance", "red", "--requests-per-minute", "30",
-                         "--objects-per-day", "default", "--inactive")  # fmt: skip
+        updated = invoke(
+            "principal",
+            "update",
+            "lab-a",
+            "--clearance",
+            "red",
+            "--requests-per-minute",
+            "30",
+            "--objects-per-day",
+            "default",
+            "--inactive",
+        )
         assert (updated["clearance"], updated["requests_per_minute"], updated["objects_per_day"]) == ("red", 30, None)
         assert updated["is_active"] is False
 

@@ -7,6 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
+from indicator_exchange.services import services_of
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.factories import Key, make_collection, make_key
 
@@ -63,28 +64,41 @@ class TestResources:
         body = {"api_root": "feeds", "title": "C", "alias": "c"}
         created = client.post(f"{API}/collections", headers=ops.basic, json=body).json()
         assert created["validation"] == "strict"
-        verbatim = client.post(f"{API}/collections", headers=ops.basic,
-                               json={**body, "alias": "v", "validation": "basic"}).json()  # fmt: skip
+        verbatim = client.post(
+            f"{API}/collections", headers=ops.basic, json={**body, "alias": "v", "validation": "basic"}
+        ).json()
         assert verbatim["validation"] == "basic"
         changed = client.patch(f"{API}/collections/c", headers=ops.basic, json={"validation": "basic"})
         assert changed.status_code == 200, changed.text
         assert changed.json()["validation"] == "basic"
         listed = client.get(f"{API}/collections", headers=ops.basic).json()
         assert {c["alias"]: c["validation"] for c in listed} == {"c": "basic", "v": "basic"}
-        assert client.patch(f"{API}/collections/{verbatim['id']}", headers=ops.basic,
-                            json={"validation": "strict"}).json()["validation"] == "strict"  # fmt: skip
+        assert (
+            client.patch(
+                f"{API}/collections/{verbatim['id']}", headers=ops.basic, json={"validation": "strict"}
+            ).json()["validation"]
+            == "strict"
+        )
         assert client.patch(f"{API}/collections/c", headers=ops.basic, json={"validation": "lax"}).status_code == 400
         assert client.patch(f"{API}/collections/nothing", headers=ops.basic, json={}).status_code == 404
 
     def test_principal_lifecycle(self, client: TestClient, ops: Key) -> None:
-        body = {"name": "lab-b", "kind": "partner", "organisation": "Lab B", "clearance": "green",
-                "requests_per_minute": 10}  # fmt: skip
+        body = {
+            "name": "lab-b",
+            "kind": "partner",
+            "organisation": "Lab B",
+            "clearance": "green",
+            "requests_per_minute": 10,
+        }
         created = client.post(f"{API}/principals", headers=ops.basic, json=body)
         assert created.status_code == 201
         assert created.json()["identity_ref"].startswith("identity--")
         assert client.post(f"{API}/principals", headers=ops.basic, json=body).status_code == 409
-        changed = client.patch(f"{API}/principals/lab-b", headers=ops.basic,
-                               json={"clearance": "amber+strict", "requests_per_minute": None})  # fmt: skip
+        changed = client.patch(
+            f"{API}/principals/lab-b",
+            headers=ops.basic,
+            json={"clearance": "amber+strict", "requests_per_minute": None},
+        )
         assert changed.status_code == 200
         assert (changed.json()["clearance"], changed.json()["requests_per_minute"]) == ("amber+strict", None)
         untouched = client.patch(f"{API}/principals/lab-b", headers=ops.basic, json={"organisation": "B"}).json()
@@ -129,8 +143,10 @@ class TestKeys:
         listed = client.get(f"{API}/keys", params={"principal": "lab-a"}, headers=ops.basic)
         assert key.key_id in listed.text
         assert key.secret not in listed.text
-        assert all(set(k) == {"key_id", "principal", "created_at", "expires_at", "revoked_at", "last_used_at"}
-                   for k in listed.json())  # fmt: skip
+        assert all(
+            set(k) == {"key_id", "principal", "created_at", "expires_at", "revoked_at", "last_used_at"}
+            for k in listed.json()
+        )
 
     def test_a_key_cannot_be_born_expired(self, client: TestClient, session: Session, ops: Key) -> None:
         past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
@@ -157,7 +173,7 @@ class TestKeys:
         assert rotated.json()["replaces"]["key_id"] == old.key_id
         assert "secret" not in rotated.json()["replaces"]
         clock = FakeClock()
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         assert client.get("/api1/collections/", headers=old.basic).status_code == 200
         clock.advance(3601)
         assert client.get("/api1/collections/", headers=old.basic).status_code == 401
@@ -174,8 +190,9 @@ class TestAudit:
         first = client.get(f"{API}/audit", params={"principal": "lab-a", "limit": 2}, headers=ops.basic).json()
         assert len(first["events"]) == 2
         assert first["events"][0]["id"] > first["events"][1]["id"]
-        rest = client.get(f"{API}/audit", params={"principal": "lab-a", "limit": 2, "before": first["next_before"]},
-                          headers=ops.basic).json()  # fmt: skip
+        rest = client.get(
+            f"{API}/audit", params={"principal": "lab-a", "limit": 2, "before": first["next_before"]}, headers=ops.basic
+        ).json()
         assert len(rest["events"]) == 1
         assert rest["next_before"] is None
         assert {e["principal_name"] for e in first["events"] + rest["events"]} == {"lab-a"}
@@ -192,8 +209,9 @@ class TestAudit:
         obj = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}", "value": "192.0.2.1"}
         client.post(f"/api1/collections/{collection}/objects/", headers=ops.post, json={"objects": [obj]})
         client.get(f"/api1/collections/{collection}/objects/", headers=reader.basic)
-        found = client.get(f"{API}/audit/deliveries", params={"object_id": obj["id"], "principal": "lab-a"},
-                           headers=ops.basic)  # fmt: skip
+        found = client.get(
+            f"{API}/audit/deliveries", params={"object_id": obj["id"], "principal": "lab-a"}, headers=ops.basic
+        )
         assert found.status_code == 200
         assert [(d["kind"], d["key_id"]) for d in found.json()] == [("objects", reader.key_id)]
 
@@ -203,11 +221,19 @@ class TestOpenApi:
         schema = client.get("/openapi.json").json()
         paths = {p for p in schema["paths"] if p.startswith(API)}
         assert paths == {
-            f"{API}/api-roots", f"{API}/collections", f"{API}/collections/{{collection}}", f"{API}/principals",
+            f"{API}/api-roots",
+            f"{API}/collections",
+            f"{API}/collections/{{collection}}",
+            f"{API}/principals",
             f"{API}/principals/{{name}}",
-            f"{API}/keys", f"{API}/keys/{{key_id}}/revoke", f"{API}/keys/{{key_id}}/rotate", f"{API}/grants",
-            f"{API}/grants/{{principal}}/{{collection_id}}", f"{API}/audit", f"{API}/audit/deliveries",
-        }  # fmt: skip
+            f"{API}/keys",
+            f"{API}/keys/{{key_id}}/revoke",
+            f"{API}/keys/{{key_id}}/rotate",
+            f"{API}/grants",
+            f"{API}/grants/{{principal}}/{{collection_id}}",
+            f"{API}/audit",
+            f"{API}/audit/deliveries",
+        }
         components = schema["components"]["schemas"]
         assert "secret" in components["KeyCreated"]["properties"]
         assert "secret" not in components["KeyRead"]["properties"]

@@ -116,14 +116,22 @@ class TestAnswersMatchTheDocument:
             (client.get(f"/api1/collections/{collection}/", headers=key.basic), f"{base}/", "get", "200"),
             (client.get(url, headers=key.basic, params={"limit": 1}), f"{base}/objects/", "get", "200"),
             (client.get(url.replace("objects", "manifest"), headers=key.basic), f"{base}/manifest/", "get", "200"),
-            (client.get(f"/api1/status/{posted.json()['id']}/", headers=key.basic), "/{api_root}/status/{status_id}/",
-             "get", "200"),
-            (client.get("/api1/collections/", headers={"Accept": TAXII_MEDIA_TYPE}), "/{api_root}/collections/",
-             "get", "401"),
+            (
+                client.get(f"/api1/status/{posted.json()['id']}/", headers=key.basic),
+                "/{api_root}/status/{status_id}/",
+                "get",
+                "200",
+            ),
+            (
+                client.get("/api1/collections/", headers={"Accept": TAXII_MEDIA_TYPE}),
+                "/{api_root}/collections/",
+                "get",
+                "401",
+            ),
             (client.get(url, headers=key.basic, params={"limit": "x"}), f"{base}/objects/", "get", "400"),
             (client.get(url, headers={**key.basic, "Accept": "text/html"}), f"{base}/objects/", "get", "406"),
             (client.post(url, headers=key.basic, content=b"{}"), f"{base}/objects/", "post", "415"),
-        ]  # fmt: skip
+        ]
         for response, path, method, status in answers:
             assert str(response.status_code) == status, (path, response.text)
             assert response.headers["content-type"] == TAXII_MEDIA_TYPE

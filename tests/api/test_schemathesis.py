@@ -95,11 +95,29 @@ def st_command(target: Target, key: Key, directory: Path, *, examples: int, deep
     """``st run`` with every check, as ``key``; the fast pass skips the coverage and stateful phases."""
     phases = "examples,coverage,fuzzing,stateful" if deep else "examples,fuzzing"
     return [
-        ST, "--config-file", str(config(target, directory)), "--no-color", "run",
-        f"{target.server.base}/openapi.json", "--checks", "all", "--max-examples", str(examples),
-        "--seed", str(SEED), "--phases", phases, "--workers", "1", "--generation-database", "none",
-        "--header", f"Authorization: Bearer {key.key_id}.{key.secret}", "--request-timeout", "30",
-    ]  # fmt: skip
+        ST,
+        "--config-file",
+        str(config(target, directory)),
+        "--no-color",
+        "run",
+        f"{target.server.base}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(examples),
+        "--seed",
+        str(SEED),
+        "--phases",
+        phases,
+        "--workers",
+        "1",
+        "--generation-database",
+        "none",
+        "--header",
+        f"Authorization: Bearer {key.key_id}.{key.secret}",
+        "--request-timeout",
+        "30",
+    ]
 
 
 def run_schemathesis(target: Target, directory: Path, *, examples: int, deep: bool) -> dict[str, str]:
@@ -111,8 +129,11 @@ def run_schemathesis(target: Target, directory: Path, *, examples: int, deep: bo
         workdir.mkdir()
         runs[who] = subprocess.Popen(
             st_command(target, key, workdir, examples=examples, deep=deep),
-            cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=workdir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
     outputs = {who: process.communicate(timeout=3600)[0] for who, process in runs.items()}
     for who, process in runs.items():
         assert process.returncode == 0, f"schemathesis as {who}:\n{outputs[who][-20_000:]}"

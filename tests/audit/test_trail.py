@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
 from indicator_exchange.cli import app as cli
+from indicator_exchange.services import services_of
 from indicator_exchange.settings import get_settings
 from indicator_exchange.store.engine import make_sessionmaker
 from indicator_exchange.store.models import AuditEvent
@@ -173,7 +174,7 @@ class TestCliListing:
     def test_list_filters_by_principal_and_since(self, client: TestClient, session: Session, runner: CliRunner) -> None:
         a, b = self._seed(client, session)
         clock = FakeClock(datetime.now(UTC) - timedelta(hours=3))
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         client.get("/api1/collections/", headers=a.basic)  # three hours ago
         clock.now = datetime.now(UTC)
         client.get("/api1/collections/", headers=a.basic)

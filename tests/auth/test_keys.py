@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.errors import Conflict
+from indicator_exchange.services import services_of
 from indicator_exchange.store.models import ApiKey
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.factories import Key, make_collection, make_key
@@ -57,7 +58,7 @@ class TestKeys:
         key = _second_key(session, "lab-a", expires_at=datetime.now(UTC) + timedelta(hours=1))
         session.commit()
         clock = FakeClock()
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         assert _collections(client, key) == 200
         clock.advance(3601)
         assert _collections(client, key) == 401
@@ -93,7 +94,7 @@ class TestRotation:
         assert replaced["key_id"] == old.key_id
         assert replaced["expires_at"] is not None
         clock = FakeClock()
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         assert _collections(client, old) == _collections(client, new) == 200
         clock.advance(2 * 3600 + 1)
         assert _collections(client, old) == 401
@@ -128,7 +129,7 @@ class TestLastUsed:
         key = make_key(session, "lab-a", read=[collection])
         session.commit()
         clock = FakeClock(datetime(2026, 11, 20, 12, 0, tzinfo=UTC))
-        client.app.state.clock = clock  # type: ignore[attr-defined]
+        services_of(client.app).clock = clock
         assert self._last_used(session, key) is None
         _collections(client, key)
         assert self._last_used(session, key) == clock.now

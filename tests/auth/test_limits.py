@@ -27,8 +27,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def limited_client(db_url: str, clock: FakeClock) -> Iterator[TestClient]:
     """Server defaults: 5 requests per minute, 4 objects per day."""
-    app = create_app(make_settings(db_url, default_requests_per_minute=5, default_objects_per_day=4))
-    app.state.clock = clock
+    app = create_app(make_settings(db_url, default_requests_per_minute=5, default_objects_per_day=4), clock=clock)
     with TestClient(app) as client:
         yield client
 
@@ -112,8 +111,9 @@ class TestObjectQuota:
         admin.update_principal(session, name="reader", requests_per_minute=0, objects_per_day=per_day)
         admin.update_principal(session, name="writer", requests_per_minute=0, objects_per_day=0)
         session.commit()
-        posted = client.post(objects_url(collection), headers=writer.post,
-                             json=envelope(*(make_indicator(n) for n in range(6))))  # fmt: skip
+        posted = client.post(
+            objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(6)))
+        )
         assert posted.json()["success_count"] == 6
         return reader, objects_url(collection)
 

@@ -136,8 +136,9 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         collection = make_collection(session, default_tlp="amber")
         other = make_collection(session, title="Other", default_tlp="green")
         keys: dict[str, Key] = {}
-        keys["producer"] = make_key(session, "producer", clearance="red", read=[collection], write=[collection],
-                                    identity_ref=PRODUCER_IDENTITY)  # fmt: skip
+        keys["producer"] = make_key(
+            session, "producer", clearance="red", read=[collection], write=[collection], identity_ref=PRODUCER_IDENTITY
+        )
         keys["no_grant"] = make_key(session, "no_grant", clearance="red", read=[other])
         for level in CLEARANCES:
             keys[f"read_{level}"] = make_key(session, f"read_{level}", clearance=level, read=[collection])
@@ -147,13 +148,17 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         admin.revoke_key(session, key_id=str(revoked["key_id"]))
         keys["revoked"] = Key("read_red", str(revoked["key_id"]), str(revoked["secret"]))
         expired = admin.create_key(session, principal="read_red", expires_at=datetime.now(UTC) + timedelta(hours=1))
-        session.execute(update(ApiKey).where(ApiKey.key_id == expired["key_id"])
-                        .values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))  # fmt: skip
+        session.execute(
+            update(ApiKey)
+            .where(ApiKey.key_id == expired["key_id"])
+            .values(expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
         keys["expired"] = Key("read_red", str(expired["key_id"]), str(expired["secret"]))
         session.commit()
     with TestClient(create_app(make_settings(url))) as client:
-        posted = client.post(f"/api1/collections/{collection}/objects/", headers=keys["producer"].post,
-                             json={"objects": POSTS})  # fmt: skip
+        posted = client.post(
+            f"/api1/collections/{collection}/objects/", headers=keys["producer"].post, json={"objects": POSTS}
+        )
         assert posted.status_code == 202, posted.text
         assert posted.json()["failure_count"] == 0, posted.json()["failures"]
         yield World(client, collection, other, posted.json()["id"], keys)
@@ -236,8 +241,7 @@ class TestReads:
 
     @pytest.mark.parametrize("who", CREDENTIALS)
     def test_all_versions(self, world: World, who: str) -> None:
-        response = world.client.get(world.url("objects/"), params={"match[version]": "all"},
-                                    headers=world.headers(who))  # fmt: skip
+        response = world.client.get(world.url("objects/"), params={"match[version]": "all"}, headers=world.headers(who))
         assert response.status_code == _read_status(who)
         if response.status_code == 200:
             served = sorted((o["id"], o["modified"]) for o in response.json().get("objects", []))
@@ -335,8 +339,9 @@ class TestOneObject:
 
     @pytest.mark.parametrize("who", ["read_clear", "read_red", "admin"])
     def test_an_object_of_another_collection_is_not_found(self, world: World, who: str) -> None:
-        response = world.client.get(f"/api1/collections/{world.other}/objects/{OBJECTS[0].id}/",
-                                    headers=world.headers(who))  # fmt: skip
+        response = world.client.get(
+            f"/api1/collections/{world.other}/objects/{OBJECTS[0].id}/", headers=world.headers(who)
+        )
         assert response.status_code == 404  # no grant on it, or (admin) no such object: the same answer
 
 
@@ -361,8 +366,12 @@ class TestWritesAndDeletes:
     def test_delete_of_someone_elses_object_is_refused(self, world: World, who: str) -> None:
         response = world.client.delete(world.url(f"objects/{BY_NAME['clear'].id}/"), headers=world.headers(who))
         assert response.status_code == 403
-        assert world.client.get(world.url(f"objects/{BY_NAME['clear'].id}/"),
-                                headers=world.headers("read_red")).status_code == 200  # fmt: skip
+        assert (
+            world.client.get(
+                world.url(f"objects/{BY_NAME['clear'].id}/"), headers=world.headers("read_red")
+            ).status_code
+            == 200
+        )
 
     def test_admin_cannot_delete_above_its_clearance(self, world: World) -> None:
         response = world.client.delete(world.url(f"objects/{BY_NAME['red'].id}/"), headers=world.headers("admin"))

@@ -18,10 +18,13 @@ LIMIT = 3
 
 
 @pytest.fixture
-def app(db_url: str) -> FastAPI:
-    app = create_app(make_settings(db_url, auth_failures_per_minute=LIMIT, auth_cache_seconds=0))
-    app.state.clock = FakeClock()
-    return app
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def app(db_url: str, clock: FakeClock) -> FastAPI:
+    return create_app(make_settings(db_url, auth_failures_per_minute=LIMIT, auth_cache_seconds=0), clock=clock)
 
 
 def _client(app: FastAPI, address: str) -> TestClient:
@@ -72,8 +75,7 @@ class TestThrottle:
         with _client(app, "192.0.2.31") as client:
             assert client.get("/taxii2/", headers=other.basic).status_code == 200
 
-    def test_the_throttle_lifts_after_a_minute(self, app: FastAPI, key: Key) -> None:
-        clock: FakeClock = app.state.clock
+    def test_the_throttle_lifts_after_a_minute(self, app: FastAPI, key: Key, clock: FakeClock) -> None:
         with _client(app, "192.0.2.40") as client:
             for _ in range(LIMIT):
                 _status(client, _wrong(key))

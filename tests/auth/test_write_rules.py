@@ -132,8 +132,16 @@ class TestVersions:
 class TestIdentitiesAndMarkings:
     def _identity(self, identity_id: str, name: str, **extra: object) -> dict[str, object]:
         stamp = "2026-01-01T00:00:00.000Z"
-        return {"type": "identity", "spec_version": "2.1", "id": identity_id, "created": stamp, "modified": stamp,
-                "name": name, "identity_class": "organization", **extra}  # fmt: skip
+        return {
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": identity_id,
+            "created": stamp,
+            "modified": stamp,
+            "name": name,
+            "identity_class": "organization",
+            **extra,
+        }
 
     def test_a_lab_publishes_its_own_identity(self, client: TestClient, session: Session) -> None:
         labs = Labs(session)

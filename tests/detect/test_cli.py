@@ -24,8 +24,21 @@ class TestDetectCli:
     def test_help_names_every_option(self) -> None:
         code, out, _ = _run("detect", "--help")
         assert code == 0
-        for option in ("--output", "--clusters", "--errors", "--window", "--bucket", "--shard", "--push",
-                       "--collection", "--url", "--key", "--as", "--batch", "--json"):  # fmt: skip
+        for option in (
+            "--output",
+            "--clusters",
+            "--errors",
+            "--window",
+            "--bucket",
+            "--shard",
+            "--push",
+            "--collection",
+            "--url",
+            "--key",
+            "--as",
+            "--batch",
+            "--json",
+        ):
             assert option in out
 
     def test_stdin_to_stdout(self) -> None:

@@ -42,14 +42,26 @@ class TestRoundTrip:
     ) -> None:
         path, members = log_file
         collection = make_collection(session, alias="feed")
-        detector: Key = make_key(session, "det-1", kind="detector", clearance="red", read=[collection],
-                                 write=[collection])  # fmt: skip
+        detector: Key = make_key(
+            session, "det-1", kind="detector", clearance="red", read=[collection], write=[collection]
+        )
         session.commit()
         out, clusters, errors = tmp_path / "d.ndjson", tmp_path / "c.json", tmp_path / "e.jsonl"
         code, detect_output = _run(
-            "detect", str(path), "-o", str(out), "--clusters", str(clusters), "--errors", str(errors),
-            "--push", "--as", "det-1", "--collection", "feed",
-        )  # fmt: skip
+            "detect",
+            str(path),
+            "-o",
+            str(out),
+            "--clusters",
+            str(clusters),
+            "--errors",
+            str(errors),
+            "--push",
+            "--as",
+            "det-1",
+            "--collection",
+            "feed",
+        )
         assert code == 0, detect_output
         pushed = len(out.read_text().splitlines())
         assert pushed > 0
@@ -75,8 +87,9 @@ class TestRoundTrip:
         campaign_events = {i for i, e in enumerate(events) if e.get("account_id") in members}
         assert {m["event_index"] for m in matches} == campaign_events
 
-        self._nothing_secret(session, [detect_output, match_output, out.read_text(), clusters.read_text(),
-                                       errors.read_text()])  # fmt: skip
+        self._nothing_secret(
+            session, [detect_output, match_output, out.read_text(), clusters.read_text(), errors.read_text()]
+        )
 
     @staticmethod
     def _clean(path: Path) -> Path:

@@ -207,9 +207,13 @@ class TestLargeCampaigns:
                 address = f"2001:db8:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
                 at = log.rng.uniform(0, log.hours * 3600)
                 log.events.append(
-                    {"timestamp": (T0 + timedelta(seconds=at)).isoformat(), "account_id": name,
-                     "source_ip": address, "prompt_text": template_prompt(log.rng)}
-                )  # fmt: skip
+                    {
+                        "timestamp": (T0 + timedelta(seconds=at)).isoformat(),
+                        "account_id": name,
+                        "source_ip": address,
+                        "prompt_text": template_prompt(log.rng),
+                    }
+                )
         outcome = detect(log.bytes())
         assert flagged(outcome) == set(members)
         ranges = {d.value for d in outcome.detections if d.kind == "proxy_ip"}

@@ -59,20 +59,43 @@ class Log:
         self.events.append({"timestamp": stamp, "account_id": account, "source_ip": ip, "asn": asn} | fields)
 
     def accounts(
-        self, group: str, count: int, ips: list[str], asn: int, *, per_account: int, prompt: Any,
-        signup_at: float | None = None, domain: str = "mail.example",
-    ) -> list[str]:  # fmt: skip
+        self,
+        group: str,
+        count: int,
+        ips: list[str],
+        asn: int,
+        *,
+        per_account: int,
+        prompt: Any,
+        signup_at: float | None = None,
+        domain: str = "mail.example",
+    ) -> list[str]:
         names = [f"{group}-{n:04d}" for n in range(count)]
         for name in names:
             if signup_at is not None:
                 at = signup_at + self.rng.uniform(0, 240)
-                self.event(group, name, self.rng.choice(ips), asn, at=at, event_type="signup",
-                           email=f"{name}.{SECRET_WORD}@{domain}")  # fmt: skip
+                self.event(
+                    group,
+                    name,
+                    self.rng.choice(ips),
+                    asn,
+                    at=at,
+                    event_type="signup",
+                    email=f"{name}.{SECRET_WORD}@{domain}",
+                )
             start = signup_at + 300 if signup_at is not None else 0
             for _ in range(per_account):
                 at = self.rng.uniform(start, self.hours * 3600)
-                self.event(group, name, self.rng.choice(ips), asn, at=at, prompt_text=prompt(self.rng),
-                           model="m", output_tokens=100)  # fmt: skip
+                self.event(
+                    group,
+                    name,
+                    self.rng.choice(ips),
+                    asn,
+                    at=at,
+                    prompt_text=prompt(self.rng),
+                    model="m",
+                    output_tokens=100,
+                )
         return names
 
     def honest_background(self, count: int = 150) -> None:

@@ -7,9 +7,14 @@ from indicator_exchange.serving import QueryRedactor, log_config
 
 def _logged(path: str) -> str:
     record = logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", path, "1.1", 200), None,
-    )  # fmt: skip
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", path, "1.1", 200),
+        None,
+    )
     assert QueryRedactor().filter(record)
     return record.getMessage()
 

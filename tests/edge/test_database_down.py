@@ -14,6 +14,7 @@ from indicator_exchange import metrics
 from indicator_exchange.app import create_app
 from indicator_exchange.audit.service import AuditRecord
 from indicator_exchange.audit.writer import AuditWriter
+from indicator_exchange.services import services_of
 from indicator_exchange.store.engine import make_engine, make_sessionmaker
 from indicator_exchange.store.models import AuditEvent
 from tests.conftest import engine_for, make_settings
@@ -63,7 +64,7 @@ def test_the_audit_rows_of_refused_requests_are_spooled(down_client: TestClient)
     with down_client:
         for _ in range(3):
             assert down_client.get("/taxii2/", headers=BASIC).status_code == 503
-        writer: AuditWriter = down_client.app.state.audit_writer  # type: ignore[attr-defined]
+        writer: AuditWriter = services_of(down_client.app).audit_writer
         assert writer.spooled == 3
 
 

@@ -110,8 +110,13 @@ class TestMetrics:
         text = answer.text
         assert 'ix_http_requests_total{method="GET",route="/taxii2/",status="200"}' in text
         assert 'ix_http_requests_total{method="GET",route="/taxii2/",status="401"}' in text
-        for name in ("ix_database_unavailable_total", "ix_audit_spool_size", "ix_audit_dropped_total",
-                     "ix_auth_failures_total", "ix_auth_throttled_total"):  # fmt: skip
+        for name in (
+            "ix_database_unavailable_total",
+            "ix_audit_spool_size",
+            "ix_audit_dropped_total",
+            "ix_auth_failures_total",
+            "ix_auth_throttled_total",
+        ):
             assert f"\n{name} " in text, name
 
     def test_refused_elsewhere(self, db_url: str) -> None:

@@ -45,8 +45,9 @@ class TestRealErrors:
         assert database_unavailable(raised.value)
 
     def test_pool_exhausted(self, pg_url: str) -> None:
-        engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1,
-                               max_overflow=0, pool_timeout=0.1)  # fmt: skip
+        engine = create_engine(
+            pg_url.replace("postgresql://", "postgresql+psycopg://"), pool_size=1, max_overflow=0, pool_timeout=0.1
+        )
         with engine.connect(), pytest.raises(sa_exc.TimeoutError) as raised, engine.connect():
             pass
         engine.dispose()

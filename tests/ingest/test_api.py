@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from indicator_exchange.services import services_of
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -103,7 +104,7 @@ class TestPush:
 
     def test_too_many_detections_are_refused_whole(self, client: TestClient, session: Session) -> None:
         _, detector, _ = setup(session)
-        client.app.state.settings.max_detections_per_request = 2  # type: ignore[attr-defined]
+        services_of(client.app).settings.max_detections_per_request = 2
         response = push(client, detector, [detection(value=f"203.0.113.{i}") for i in range(3)])
         assert response.status_code == 413
 

@@ -119,10 +119,15 @@ class TestAnExistingStore:
     ) -> None:
         collection, detector, partner = seeded(session)
         old_identity = {
-            "type": "identity", "spec_version": "2.1", "id": IDENTITY, "created": "2026-01-01T00:00:00.000Z",
-            "modified": "2026-01-01T00:00:00.000Z", "name": settings.organisation_name,
-            "identity_class": "organization", "sectors": ["technology"],
-        }  # fmt: skip
+            "type": "identity",
+            "spec_version": "2.1",
+            "id": IDENTITY,
+            "created": "2026-01-01T00:00:00.000Z",
+            "modified": "2026-01-01T00:00:00.000Z",
+            "name": settings.organisation_name,
+            "identity_class": "organization",
+            "sectors": ["technology"],
+        }
         old_definition = {
             k: v for k, v in extension_definitions()[EXT_PROXY_CONTEXT].items() if k != "object_marking_refs"
         } | {"modified": "2026-02-24T12:00:00.000Z"}

@@ -20,9 +20,16 @@ EXTRA = (
 
 
 def _prompt(text: str) -> dict[str, object]:
-    return {"kind": "prompt_signature", "detector": "t", "first_seen": "2026-11-19T00:00:00Z",
-            "last_seen": "2026-11-20T00:00:00Z", "confidence": 50, "tlp": "amber", "prompt_text": text,
-            "capability": "other"}  # fmt: skip
+    return {
+        "kind": "prompt_signature",
+        "detector": "t",
+        "first_seen": "2026-11-19T00:00:00Z",
+        "last_seen": "2026-11-20T00:00:00Z",
+        "confidence": 50,
+        "tlp": "amber",
+        "prompt_text": text,
+        "capability": "other",
+    }
 
 
 def _plan(text: str, settings: Settings) -> convert.Planned:
@@ -44,11 +51,12 @@ def test_the_vector_match_agrees_with_minhash_similarity() -> None:
         for variant in (text, " ".join(words[:-1]), " ".join(words[: len(words) // 3]), "unrelated words " * 9):
             fingerprint = fingerprint_prompt(variant, key=KEY, key_id=KEY_ID)
             expected = [
-                other for other, other_text in texts.items()
+                other
+                for other, other_text in texts.items()
                 if fingerprint_prompt(other_text, key=KEY, key_id=KEY_ID).sha256 == fingerprint.sha256
                 or minhash_similarity(fingerprint_prompt(other_text, key=KEY, key_id=KEY_ID), fingerprint)
                 >= convert.SCAFFOLD_SIMILARITY
-            ]  # fmt: skip
+            ]
             assert scaffolds.match(fingerprint) == (expected[0] if expected else None), (name, variant)
 
 

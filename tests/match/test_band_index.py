@@ -87,8 +87,12 @@ class TestBandIndex:
 
 class TestLshMatching:
     @FAST
-    @given(sets=st.lists(band_sets, min_size=1, max_size=12), copies=st.integers(1, 3), text=st.sampled_from(TEXTS),
-           least=st.integers(0, 3))  # fmt: skip
+    @given(
+        sets=st.lists(band_sets, min_size=1, max_size=12),
+        copies=st.integers(1, 3),
+        text=st.sampled_from(TEXTS),
+        least=st.integers(0, 3),
+    )
     def test_matches_agree_with_brute_force(
         self, sets: list[frozenset[str]], copies: int, text: str, least: int
     ) -> None:
@@ -125,8 +129,9 @@ class TestLshMatching:
         assert sorted(m.indicator_id for m in second) == sorted([once["id"], twice["id"]])
 
     def test_indicators_added_after_matching_are_found(self) -> None:
-        compiled = CompiledIndicators.build([lsh_indicator(1, frozenset(BANDS[0]))], community_key=KEY, key_id="k",
-                                            now=NOW)  # fmt: skip
+        compiled = CompiledIndicators.build(
+            [lsh_indicator(1, frozenset(BANDS[0]))], community_key=KEY, key_id="k", now=NOW
+        )
         event = TrafficEvent(timestamp=NOW, prompt_text=TEXTS[0])
         assert len(compiled.match_one(event)) == 1
         compiled.add(lsh_indicator(2, frozenset(BANDS[0])), [])
@@ -135,12 +140,20 @@ class TestLshMatching:
 
     def test_matches_equal_validated_matches(self) -> None:
         compiled = CompiledIndicators.build(
-            [lsh_indicator(1, frozenset(BANDS[0]))], community_key=KEY, key_id="k", now=NOW,
+            [lsh_indicator(1, frozenset(BANDS[0]))],
+            community_key=KEY,
+            key_id="k",
+            now=NOW,
             campaigns={"indicator--00000000-0000-4000-8000-000000000001": ["campaign--1"]},
-        )  # fmt: skip
+        )
         (match,) = compiled.match_one(TrafficEvent(timestamp=NOW, event_id="e1", prompt_text=TEXTS[0]), 5)
         assert match == Match(
-            event_index=5, event_id="e1", timestamp=NOW, indicator_id="indicator--00000000-0000-4000-8000-000000000001",
-            kind="prompt_signature", campaign_ids=["campaign--1"], matched="x-llm-prompt:lsh_bands[*] IN (32 values)",
+            event_index=5,
+            event_id="e1",
+            timestamp=NOW,
+            indicator_id="indicator--00000000-0000-4000-8000-000000000001",
+            kind="prompt_signature",
+            campaign_ids=["campaign--1"],
+            matched="x-llm-prompt:lsh_bands[*] IN (32 values)",
             verified=True,
-        )  # fmt: skip
+        )

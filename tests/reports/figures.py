@@ -93,8 +93,12 @@ def assert_csv_figures(text: str, expected: Scenario) -> None:
     assert figures[("report", "meta", "marking", "value")] == expected.marking
     for metric, value in expected.totals.items():
         assert figures[("published", "total", "all", metric)] == str(value)
-    for dimension, table in (("by_kind", expected.by_kind), ("by_tlp", expected.by_tlp),
-                             ("by_campaign", expected.by_campaign), ("by_detector", expected.by_detector)):  # fmt: skip
+    for dimension, table in (
+        ("by_kind", expected.by_kind),
+        ("by_tlp", expected.by_tlp),
+        ("by_campaign", expected.by_campaign),
+        ("by_detector", expected.by_detector),
+    ):
         for key, counts in table.items():
             for metric, value in counts.items():
                 assert figures[("published", dimension, key, metric)] == str(value), (dimension, key, metric)

@@ -42,15 +42,24 @@ def _uuid(text: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ix-report-test:{text}"))
 
 
-def indicator(name: str, pattern: str, tlp: Tlp, creator: str, *, modified: str = "2026-02-24T12:00:00.000Z",
-              **extra: object) -> dict[str, object]:  # fmt: skip
+def indicator(
+    name: str, pattern: str, tlp: Tlp, creator: str, *, modified: str = "2026-02-24T12:00:00.000Z", **extra: object
+) -> dict[str, object]:
     obj: dict[str, object] = {
-        "type": "indicator", "spec_version": "2.1", "id": f"indicator--{_uuid(name)}",
-        "created": "2026-02-24T12:00:00.000Z", "modified": modified, "name": name,
+        "type": "indicator",
+        "spec_version": "2.1",
+        "id": f"indicator--{_uuid(name)}",
+        "created": "2026-02-24T12:00:00.000Z",
+        "modified": modified,
+        "name": name,
         "indicator_types": ["anonymization" if "ipv4" in pattern else "malicious-activity"],
-        "pattern": pattern, "pattern_type": "stix", "pattern_version": "2.1", "valid_from": "2026-02-24T12:00:00Z",
-        "created_by_ref": creator, "object_marking_refs": [tlp.marking_id],
-    }  # fmt: skip
+        "pattern": pattern,
+        "pattern_type": "stix",
+        "pattern_version": "2.1",
+        "valid_from": "2026-02-24T12:00:00Z",
+        "created_by_ref": creator,
+        "object_marking_refs": [tlp.marking_id],
+    }
     obj.update(extra)
     return obj
 
@@ -103,8 +112,15 @@ class Scenario:
     tlp_served = {"lab-a": {"clear": 2, "green": 8, "amber": 6}, "lab-b": {"clear": 1, "green": 5}}
     denied = {"lab-b": 2}
     received = {"objects": 3, "indicators": 2, "sightings": 1, "submitted": 4, "failed": 1}
-    sightings = {"received": 1, "observations": 3, "indicators_sighted": 1, "of_our_indicators": 1,
-                 "confidence_raised": 1, "confidence_lowered": 0, "confidence_unchanged": 0}  # fmt: skip
+    sightings = {
+        "received": 1,
+        "observations": 3,
+        "indicators_sighted": 1,
+        "of_our_indicators": 1,
+        "confidence_raised": 1,
+        "confidence_lowered": 0,
+        "confidence_unchanged": 0,
+    }
     rejected = 1
     keys_revoked = 1
     refused_detections = 1
@@ -133,57 +149,105 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
     spare = admin.create_key(session, principal="lab-b")
     admin.revoke_key(session, key_id=str(spare["key_id"]))
     session.commit()
-    scenario = Scenario(collection=collection, inbox=inbox, keys=keys, start=now - timedelta(days=1),
-                        end=now + timedelta(days=1), keys_created=len(keys) + 1,
-                        organisation=settings.organisation_name)  # fmt: skip
+    scenario = Scenario(
+        collection=collection,
+        inbox=inbox,
+        keys=keys,
+        start=now - timedelta(days=1),
+        end=now + timedelta(days=1),
+        keys_created=len(keys) + 1,
+        organisation=settings.organisation_name,
+    )
     det1, det2, lab_a, lab_b = keys["det-1"], keys["det-2"], keys["lab-a"], keys["lab-b"]
     det2_identity = principal_identity("det-2")
 
-    proxies = [indicator(f"proxy {i}", f"[ipv4-addr:value = '198.51.100.{i}']", Tlp.GREEN, ours, confidence=60)
-               for i in range(3)]  # fmt: skip
+    proxies = [
+        indicator(f"proxy {i}", f"[ipv4-addr:value = '198.51.100.{i}']", Tlp.GREEN, ours, confidence=60)
+        for i in range(3)
+    ]
     prompts = [
         indicator(f"prompt {i}", f"[x-llm-prompt:hashes.'SHA-256' = '{i:064x}']", Tlp.AMBER, ours) for i in range(2)
     ]
     expired_at = stix_time(now - timedelta(hours=1))
-    account = indicator("throwaway signups", "[email-addr:value MATCHES '^[a-z]{8}[0-9]{4}@mailinator\\\\.com$']",
-                        Tlp.AMBER_STRICT, ours, valid_until=expired_at)  # fmt: skip
+    account = indicator(
+        "throwaway signups",
+        "[email-addr:value MATCHES '^[a-z]{8}[0-9]{4}@mailinator\\\\.com$']",
+        Tlp.AMBER_STRICT,
+        ours,
+        valid_until=expired_at,
+    )
     campaign = {
-        "type": "campaign", "spec_version": "2.1", "id": f"campaign--{_uuid('hydra')}", "created_by_ref": ours,
-        "created": "2026-02-24T12:00:00.000Z", "modified": "2026-02-24T12:00:00.000Z", "name": CAMPAIGN_NAME,
+        "type": "campaign",
+        "spec_version": "2.1",
+        "id": f"campaign--{_uuid('hydra')}",
+        "created_by_ref": ours,
+        "created": "2026-02-24T12:00:00.000Z",
+        "modified": "2026-02-24T12:00:00.000Z",
+        "name": CAMPAIGN_NAME,
         "object_marking_refs": [Tlp.AMBER.marking_id],
-    }  # fmt: skip
+    }
     relationships = [
         {
-            "type": "relationship", "spec_version": "2.1", "id": f"relationship--{_uuid('rel' + str(target['id']))}",
-            "created_by_ref": ours, "created": "2026-02-24T12:00:00.000Z", "modified": "2026-02-24T12:00:00.000Z",
-            "relationship_type": "indicates", "source_ref": target["id"], "target_ref": campaign["id"],
+            "type": "relationship",
+            "spec_version": "2.1",
+            "id": f"relationship--{_uuid('rel' + str(target['id']))}",
+            "created_by_ref": ours,
+            "created": "2026-02-24T12:00:00.000Z",
+            "modified": "2026-02-24T12:00:00.000Z",
+            "relationship_type": "indicates",
+            "source_ref": target["id"],
+            "target_ref": campaign["id"],
             "object_marking_refs": [Tlp.GREEN.marking_id],
         }
         for target in (proxies[0], prompts[0])
-    ]  # fmt: skip
+    ]
     identity = {
-        "type": "identity", "spec_version": "2.1", "id": ours, "created": "2026-01-01T00:00:00.000Z",
-        "modified": "2026-01-01T00:00:00.000Z", "name": settings.organisation_name, "identity_class": "organization",
-    }  # fmt: skip
+        "type": "identity",
+        "spec_version": "2.1",
+        "id": ours,
+        "created": "2026-01-01T00:00:00.000Z",
+        "modified": "2026-01-01T00:00:00.000Z",
+        "name": settings.organisation_name,
+        "identity_class": "organization",
+    }
     _post(client, collection, det1, identity, *proxies, *prompts, account, campaign, *relationships)
-    _post(client, collection, det2, indicator("proxy det-2", "[ipv4-addr:value = '203.0.113.9']", Tlp.CLEAR,
-                                               det2_identity))  # fmt: skip
+    _post(
+        client,
+        collection,
+        det2,
+        indicator("proxy det-2", "[ipv4-addr:value = '203.0.113.9']", Tlp.CLEAR, det2_identity),
+    )
     _post(client, collection, det1, {**proxies[1], "modified": "2026-03-01T00:00:00.000Z", "confidence": 70})
     _post(client, collection, det1, {**proxies[2], "modified": "2026-03-02T00:00:00.000Z", "revoked": True})
 
     # The ingest API: three detections become indicators, one is refused.
     seen = {"first_seen": stix_time(now - timedelta(hours=6)), "last_seen": stix_time(now - timedelta(hours=1))}
     detected = [
-        {"kind": "proxy_ip", "detector": "edge-proxy-watch", "value": f"192.0.2.{10 + i}", "confidence": 70,
-         "tlp": "green", "cluster": "hydra-X", "proxy_kind": "residential", **seen}
+        {
+            "kind": "proxy_ip",
+            "detector": "edge-proxy-watch",
+            "value": f"192.0.2.{10 + i}",
+            "confidence": 70,
+            "tlp": "green",
+            "cluster": "hydra-X",
+            "proxy_kind": "residential",
+            **seen,
+        }
         for i in range(2)
     ] + [
-        {"kind": "prompt_signature", "detector": "prompt-guard", "prompt_sha256": "a" * 64, "confidence": 80,
-         "tlp": "amber", **seen},
+        {
+            "kind": "prompt_signature",
+            "detector": "prompt-guard",
+            "prompt_sha256": "a" * 64,
+            "confidence": 80,
+            "tlp": "amber",
+            **seen,
+        },
         {"kind": "proxy_ip", "detector": "edge-proxy-watch", "value": "not-an-ip", "confidence": 70, **seen},
-    ]  # fmt: skip
-    ingested = client.post(f"/api/v1/detections?collection={detections}", headers=keys["ingestor"].bearer,
-                           json=detected)  # fmt: skip
+    ]
+    ingested = client.post(
+        f"/api/v1/detections?collection={detections}", headers=keys["ingestor"].bearer, json=detected
+    )
     assert ingested.status_code == 200, ingested.text
     assert ingested.json()["summary"]["created"] == 3, ingested.text
     assert ingested.json()["summary"]["rejected"] == 1, ingested.text
@@ -202,14 +266,26 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
     # lab-a pushes its own indicators, a sighting of our proxy 0, and one invalid object.
     theirs = principal_identity("lab-a")
     sighting = {
-        "type": "sighting", "spec_version": "2.1", "id": f"sighting--{_uuid('sighting')}", "created_by_ref": theirs,
-        "created": stix_time(now), "modified": stix_time(now), "sighting_of_ref": proxies[0]["id"], "count": 3,
+        "type": "sighting",
+        "spec_version": "2.1",
+        "id": f"sighting--{_uuid('sighting')}",
+        "created_by_ref": theirs,
+        "created": stix_time(now),
+        "modified": stix_time(now),
+        "sighting_of_ref": proxies[0]["id"],
+        "count": 3,
         "object_marking_refs": [Tlp.GREEN.marking_id],
-    }  # fmt: skip
-    status = _post(client, inbox, lab_a,
-                   indicator("their proxy", "[ipv4-addr:value = '192.0.2.1']", Tlp.GREEN, theirs),
-                   indicator("their prompt", "[x-llm-prompt:hashes.'SHA-256' = '" + "f" * 64 + "']", Tlp.AMBER, theirs),
-                   sighting, {"type": "indicator", "spec_version": "2.1"}, expect_failures=1)  # fmt: skip
+    }
+    status = _post(
+        client,
+        inbox,
+        lab_a,
+        indicator("their proxy", "[ipv4-addr:value = '192.0.2.1']", Tlp.GREEN, theirs),
+        indicator("their prompt", "[x-llm-prompt:hashes.'SHA-256' = '" + "f" * 64 + "']", Tlp.AMBER, theirs),
+        sighting,
+        {"type": "indicator", "spec_version": "2.1"},
+        expect_failures=1,
+    )
     assert status["success_count"] == 3
     # det-1 raises proxy 0's confidence after the sighting.
     _post(client, collection, det1, {**proxies[0], "modified": "2026-03-03T00:00:00.000Z", "confidence": 80})
@@ -217,8 +293,9 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
     return scenario
 
 
-def _post(client: TestClient, collection: uuid.UUID, key: Key, *objects: dict[str, object],
-          expect_failures: int = 0) -> dict[str, object]:  # fmt: skip
+def _post(
+    client: TestClient, collection: uuid.UUID, key: Key, *objects: dict[str, object], expect_failures: int = 0
+) -> dict[str, object]:
     response = client.post(objects_url(collection), headers=key.post, json=envelope(*objects))
     assert response.status_code == 202, response.text
     body: dict[str, object] = response.json()

@@ -50,9 +50,11 @@ class TestHtmlReportInBrowser:
     def test_figures_markings_and_no_console_errors(
         self, client: TestClient, scenario: Scenario, chromium: Any, tmp_path: Path
     ) -> None:
-        response = client.get("/api/v1/reports/sharing", headers=scenario.keys["compliance"].bearer,
-                              params={"from": scenario.start.isoformat(), "to": scenario.end.isoformat(),
-                                      "format": "html"})  # fmt: skip
+        response = client.get(
+            "/api/v1/reports/sharing",
+            headers=scenario.keys["compliance"].bearer,
+            params={"from": scenario.start.isoformat(), "to": scenario.end.isoformat(), "format": "html"},
+        )
         assert response.status_code == 200
         report_file = tmp_path / "report.html"
         report_file.write_text(response.text)
@@ -60,12 +62,18 @@ class TestHtmlReportInBrowser:
         console = Console(page)
         page.goto(report_file.as_uri())
         assert page.title().startswith(scenario.marking)
-        for name, value in {**{f"published.totals.{k}": v for k, v in scenario.totals.items()},
-                            "shared.objects_served": 22, "shared.denied": 3, "received.objects": 3,
-                            "received.sightings.received": 1, "exceptions.rejected_objects": 1,
-                            "published.by_kind.proxy_ip.created": 6, "published.by_tlp.amber+strict.expired": 1,
-                            "exceptions.refused_detections": 1,
-                            "marking": scenario.marking}.items():  # fmt: skip
+        for name, value in {
+            **{f"published.totals.{k}": v for k, v in scenario.totals.items()},
+            "shared.objects_served": 22,
+            "shared.denied": 3,
+            "received.objects": 3,
+            "received.sightings.received": 1,
+            "exceptions.rejected_objects": 1,
+            "published.by_kind.proxy_ip.created": 6,
+            "published.by_tlp.amber+strict.expired": 1,
+            "exceptions.refused_detections": 1,
+            "marking": scenario.marking,
+        }.items():
             assert _figure(page, name) == str(value), name
         header, footer = page.locator("#marking-header"), page.locator("#marking-footer")
         assert header.is_visible()

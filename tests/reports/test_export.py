@@ -70,12 +70,20 @@ class TestExportCli:
         validation = validate_string(text, ValidationOptions(version="2.1", strict=False))
         assert validation.is_valid, [str(e) for r in validation.object_results for e in r.errors]
 
-    @pytest.mark.parametrize(("args", "count"), [
-        (["--clearance", "amber"], AT_AMBER), (["--clearance", "red"], EVERYTHING), (["--as", "lab-b"], AT_GREEN),
-        (["--as", "lab-a"], AT_AMBER), (["--as", "root"], EVERYTHING), (["--type", "indicator"], 4),
-        (["--clearance", "red", "--type", "indicator", "--type", "campaign"], 8),
-        (["--clearance", "red", "--all-versions"], EVERYTHING + 3), (["--since", "2099-01-01"], 0),
-    ])  # fmt: skip
+    @pytest.mark.parametrize(
+        ("args", "count"),
+        [
+            (["--clearance", "amber"], AT_AMBER),
+            (["--clearance", "red"], EVERYTHING),
+            (["--as", "lab-b"], AT_GREEN),
+            (["--as", "lab-a"], AT_AMBER),
+            (["--as", "root"], EVERYTHING),
+            (["--type", "indicator"], 4),
+            (["--clearance", "red", "--type", "indicator", "--type", "campaign"], 8),
+            (["--clearance", "red", "--all-versions"], EVERYTHING + 3),
+            (["--since", "2099-01-01"], 0),
+        ],
+    )
     def test_filters_and_clearances(self, scenario: Scenario, run_cli, args: list[str], count: int) -> None:
         result = run_cli("--collection", "indicators", "--format", "jsonl", "--page-size", "3", *args)
         assert result.exit_code == 0, result.output
@@ -97,8 +105,9 @@ class TestExportCli:
         assert result.exit_code == 0, result.output
         rows = list(csv.DictReader(io.StringIO(result.stdout)))
         assert len(rows) == 7
-        assert sorted(r["kind"] for r in rows) == sorted(["proxy_ip"] * 4 + ["prompt_signature"] * 2
-                                                         + ["account_pattern"])  # fmt: skip
+        assert sorted(r["kind"] for r in rows) == sorted(
+            ["proxy_ip"] * 4 + ["prompt_signature"] * 2 + ["account_pattern"]
+        )
         assert {r["tlp"] for r in rows} == {"clear", "green", "amber", "amber+strict"}
         revoked = [r for r in rows if r["revoked"] == "true"]
         assert [r["name"] for r in revoked] == ["proxy 2"]
@@ -106,8 +115,11 @@ class TestExportCli:
 
 class TestExportHttp:
     def test_compliance_streams_a_bundle(self, client: TestClient, scenario: Scenario) -> None:
-        response = client.get("/api/v1/export", headers=scenario.keys["compliance"].bearer,
-                              params={"collection": str(scenario.collection)})  # fmt: skip
+        response = client.get(
+            "/api/v1/export",
+            headers=scenario.keys["compliance"].bearer,
+            params={"collection": str(scenario.collection)},
+        )
         assert response.status_code == 200, response.text
         assert response.headers["content-type"] == "application/stix+json;version=2.1"
         assert "attachment" in response.headers["content-disposition"]
@@ -115,8 +127,11 @@ class TestExportHttp:
 
     @pytest.mark.parametrize("backend", ["sqlite"])
     def test_the_audit_trail_records_what_left(self, client: TestClient, scenario: Scenario, session: Session) -> None:
-        response = client.get("/api/v1/export", headers=scenario.keys["compliance"].bearer,
-                              params={"collection": "indicators", "format": "csv"})  # fmt: skip
+        response = client.get(
+            "/api/v1/export",
+            headers=scenario.keys["compliance"].bearer,
+            params={"collection": "indicators", "format": "csv"},
+        )
         assert response.status_code == 200
         session.rollback()
         event = (
@@ -132,8 +147,11 @@ class TestExportHttp:
 
     @pytest.mark.parametrize("backend", ["sqlite"])
     def test_clearance_of_the_caller_applies(self, client: TestClient, scenario: Scenario) -> None:
-        response = client.get("/api/v1/export", headers=scenario.keys["admin"].bearer,
-                              params={"collection": "indicators", "format": "jsonl", "type": "indicator"})  # fmt: skip
+        response = client.get(
+            "/api/v1/export",
+            headers=scenario.keys["admin"].bearer,
+            params={"collection": "indicators", "format": "jsonl", "type": "indicator"},
+        )
         assert response.status_code == 200
         assert len(response.text.splitlines()) == 7
 
@@ -159,12 +177,26 @@ def _fill(sessions: sessionmaker[Session], count: int) -> uuid.UUID:
         for start in range(0, count, 1000):
             batch = [make_indicator(n) for n in range(start, min(start + 1000, count))]
             store.lock_collection(session, collection)
-            store.write_versions(session, collection, [
-                store.NewVersion(stix_id=str(o["id"]), stix_type="indicator", spec_version="2.1", version=n,
-                                 modified=str(o["modified"]), tlp=1, created_by_ref=None, revoked=False,
-                                 raw=orjson.dumps(o).decode())
-                for n, o in enumerate(batch)
-            ], now_us=1, added_by=None)  # fmt: skip
+            store.write_versions(
+                session,
+                collection,
+                [
+                    store.NewVersion(
+                        stix_id=str(o["id"]),
+                        stix_type="indicator",
+                        spec_version="2.1",
+                        version=n,
+                        modified=str(o["modified"]),
+                        tlp=1,
+                        created_by_ref=None,
+                        revoked=False,
+                        raw=orjson.dumps(o).decode(),
+                    )
+                    for n, o in enumerate(batch)
+                ],
+                now_us=1,
+                added_by=None,
+            )
             session.commit()
     return collection
 
@@ -193,8 +225,9 @@ def _peak_growth_kib(server: LiveServer, key: Key, collection: uuid.UUID, count:
     reset_peak_rss(server.pid)
     before = memory_kib(server.pid)["VmRSS"]
     received = 0
-    with httpx.stream("GET", f"{server.base}/api/v1/export", headers=key.bearer,
-                      params={"collection": str(collection)}, timeout=60) as response:  # fmt: skip
+    with httpx.stream(
+        "GET", f"{server.base}/api/v1/export", headers=key.bearer, params={"collection": str(collection)}, timeout=60
+    ) as response:
         assert response.status_code == 200, response.read()
         for chunk in response.iter_bytes():
             received += len(chunk)
@@ -216,7 +249,9 @@ class TestExportMemoryLive:
             session.commit()
         with live_server(db_url) as server:
             _peak_growth_kib(server, key, small, self.SMALL)  # warm-up: code, caches and pools are loaded
-            growth = {count: _peak_growth_kib(server, key, found, count)
-                      for count, found in ((self.SMALL, small), (self.LARGE, large))}  # fmt: skip
+            growth = {
+                count: _peak_growth_kib(server, key, found, count)
+                for count, found in ((self.SMALL, small), (self.LARGE, large))
+            }
         print(f"peak RSS growth (KiB) by objects exported: {growth}")
         assert growth[self.LARGE] < growth[self.SMALL] + 4 * 1024, growth

@@ -32,8 +32,9 @@ class TestWindowBoundaries:
         self, client: TestClient, session: Session, settings: Settings
     ) -> None:
         first, second = make_collection(session, title="A"), make_collection(session, title="B")
-        detector = make_key(session, "det", kind="detector", clearance="red", write=[first, second],
-                            identity_ref=settings.identity_id)  # fmt: skip
+        detector = make_key(
+            session, "det", kind="detector", clearance="red", write=[first, second], identity_ref=settings.identity_id
+        )
         auditor = make_key(session, "auditor", kind="compliance", clearance="red")
         session.commit()
         ours = settings.identity_id
@@ -44,8 +45,12 @@ class TestWindowBoundaries:
         # A copy of an existing version into another collection is not an event; a new version is.
         _post(client, second, detector, make_indicator(1, created_by_ref=ours))
         _post(client, first, detector, make_indicator(1, created_by_ref=ours, modified="2026-03-01T00:00:00.000Z"))
-        _post(client, first, detector, make_indicator(2, created_by_ref=ours, modified="2026-03-01T00:00:00.000Z",
-                                                      revoked=True))  # fmt: skip
+        _post(
+            client,
+            first,
+            detector,
+            make_indicator(2, created_by_ref=ours, modified="2026-03-01T00:00:00.000Z", revoked=True),
+        )
         _post(client, first, detector, make_indicator(3, created_by_ref=ours))
         assert _totals(client, auditor, start) == {"created": 1, "versioned": 1, "revoked": 1, "expired": 0}
         before = start - timedelta(days=1)

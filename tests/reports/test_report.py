@@ -103,11 +103,18 @@ class TestReportFormats:
             assert f"page {number}" in text
         text = "\n".join(page.extract_text() for page in reader.pages)
         totals = scenario.totals
-        for label, value in (("Indicators created", totals["created"]), ("Indicators versioned", totals["versioned"]),
-                             ("Indicators revoked", totals["revoked"]), ("Indicators expired", totals["expired"]),
-                             ("Objects served to partners", 22), ("Requests denied", 3), ("Objects received", 3),
-                             ("Sightings received", 1), ("Objects rejected", 1),
-                             ("Detections refused", 1)):  # fmt: skip
+        for label, value in (
+            ("Indicators created", totals["created"]),
+            ("Indicators versioned", totals["versioned"]),
+            ("Indicators revoked", totals["revoked"]),
+            ("Indicators expired", totals["expired"]),
+            ("Objects served to partners", 22),
+            ("Requests denied", 3),
+            ("Objects received", 3),
+            ("Sightings received", 1),
+            ("Objects rejected", 1),
+            ("Detections refused", 1),
+        ):
             assert re.search(rf"{label}\s+{value}\b", text), label
         assert "Hydra-7" in text
         assert "lab-a" in text
@@ -145,9 +152,13 @@ class TestReportAccess:
     @pytest.mark.parametrize("backend", ["sqlite"])
     @pytest.mark.parametrize(
         ("params", "message"),
-        [({"format": "docx"}, "format"), ({"from": "yesterday"}, "not a date"), ({"collection": "nope"}, "nope"),
-         ({"partner": "nobody"}, "nobody")],
-    )  # fmt: skip
+        [
+            ({"format": "docx"}, "format"),
+            ({"from": "yesterday"}, "not a date"),
+            ({"collection": "nope"}, "nope"),
+            ({"partner": "nobody"}, "nobody"),
+        ],
+    )
     def test_bad_parameters_are_plain_json_errors(
         self, client: TestClient, scenario: Scenario, params: dict[str, str], message: str
     ) -> None:
@@ -160,16 +171,30 @@ class TestReportCli:
     @pytest.mark.parametrize("backend", ["sqlite"])
     @pytest.mark.parametrize("fmt", ["json", "csv", "pdf", "html"])
     def test_report_command_writes_every_format(
-        self, client: TestClient, scenario: Scenario, settings: Settings, monkeypatch: pytest.MonkeyPatch,
-        tmp_path, fmt: str,
-    ) -> None:  # fmt: skip
+        self,
+        client: TestClient,
+        scenario: Scenario,
+        settings: Settings,
+        monkeypatch: pytest.MonkeyPatch,
+        tmp_path,
+        fmt: str,
+    ) -> None:
         monkeypatch.setenv("IX_DATABASE_URL", settings.database_url)
         monkeypatch.setenv("IX_ORGANISATION_NAME", settings.organisation_name)
         get_settings.cache_clear()
         target = tmp_path / f"report.{fmt}"
         try:
-            args = ["report", "--from", scenario.start.isoformat(), "--to", scenario.end.isoformat(), "--format", fmt,
-                    "--output", str(target)]  # fmt: skip
+            args = [
+                "report",
+                "--from",
+                scenario.start.isoformat(),
+                "--to",
+                scenario.end.isoformat(),
+                "--format",
+                fmt,
+                "--output",
+                str(target),
+            ]
             result = CliRunner().invoke(cli_app, args)
         finally:
             get_settings.cache_clear()

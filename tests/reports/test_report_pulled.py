@@ -25,16 +25,37 @@ THEIRS = "identity--6a0f4f9e-7a55-4a43-9c8e-2f4f1d8e0b11"
 @pytest.fixture
 def pulled(session: Session) -> dict[str, object]:
     local = make_collection(session, title="From lab-c", alias="from-lab-c")
-    sync.create_source(session, name="lab-c-feed", url="https://lab-c.example/taxii2/", api_root="feeds",
-                       remote_collection="c0ffee00-0000-4000-8000-000000000001", local_collection=local,
-                       credentials_ref=None)  # fmt: skip
+    sync.create_source(
+        session,
+        name="lab-c-feed",
+        url="https://lab-c.example/taxii2/",
+        api_root="feeds",
+        remote_collection="c0ffee00-0000-4000-8000-000000000001",
+        local_collection=local,
+        credentials_ref=None,
+    )
     objects = [make_indicator(100 + n, created_by_ref=THEIRS, tlp=Tlp.AMBER) for n in range(3)]
     store.lock_collection(session, local)
-    store.write_versions(session, local, [
-        store.NewVersion(stix_id=str(o["id"]), stix_type="indicator", spec_version="2.1", version=1, modified=None,
-                         tlp=int(Tlp.AMBER), created_by_ref=THEIRS, revoked=False, raw=orjson.dumps(o).decode())
-        for o in objects
-    ], now_us=int(datetime.now(UTC).timestamp() * 1_000_000), added_by=None)  # fmt: skip
+    store.write_versions(
+        session,
+        local,
+        [
+            store.NewVersion(
+                stix_id=str(o["id"]),
+                stix_type="indicator",
+                spec_version="2.1",
+                version=1,
+                modified=None,
+                tlp=int(Tlp.AMBER),
+                created_by_ref=THEIRS,
+                revoked=False,
+                raw=orjson.dumps(o).decode(),
+            )
+            for o in objects
+        ],
+        now_us=int(datetime.now(UTC).timestamp() * 1_000_000),
+        added_by=None,
+    )
     source = sources.get_source(session, "lab-c-feed")
     assert source is not None
     sources.add_rejections(session, source.id, [("indicator--bad", "'spec_version' must be '2.1'")])

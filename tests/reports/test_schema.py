@@ -24,8 +24,11 @@ class TestReportSchema:
 
     @pytest.mark.parametrize("backend", ["sqlite"])
     def test_a_real_report_validates(self, client: TestClient, scenario: Scenario) -> None:
-        response = client.get("/api/v1/reports/sharing", headers=scenario.keys["admin"].bearer,
-                              params={"from": scenario.start.isoformat(), "to": scenario.end.isoformat()})  # fmt: skip
+        response = client.get(
+            "/api/v1/reports/sharing",
+            headers=scenario.keys["admin"].bearer,
+            params={"from": scenario.start.isoformat(), "to": scenario.end.isoformat()},
+        )
         schema = json.loads(SCHEMA_PATH.read_text())
         validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
         errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(response.json())]

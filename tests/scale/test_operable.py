@@ -149,7 +149,11 @@ def test_json_logs_carry_the_request_id_and_never_a_secret(db_url: str, session:
             answered = [r.headers["x-request-id"] for r in requests]
     finally:
         process.terminate()
-        process.wait(15)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:  # a loaded machine: the log written so far is what is checked
+            process.kill()
+            process.wait(10)
     lines = [line for line in log.read_text().splitlines() if line.strip()]
     assert lines
     parsed = [json.loads(line) for line in lines]  # every line is JSON

@@ -65,8 +65,9 @@ class TestConverterPatterns:
         prefix=st.integers(0, 128),
         kind=st.sampled_from(get_args(ProxyKind)),
     )
-    def test_addresses_and_ranges(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int,
-                                  kind: ProxyKind) -> None:  # fmt: skip
+    def test_addresses_and_ranges(
+        self, address: ipaddress.IPv4Address | ipaddress.IPv6Address, prefix: int, kind: ProxyKind
+    ) -> None:
         network = ipaddress.ip_network(f"{address}/{min(prefix, address.max_prefixlen)}", strict=False)
         for value in (str(address), network.compressed):
             for pattern in converted_patterns(ProxyInput(common=common(), proxy_kind=kind, value=value)):
@@ -93,8 +94,9 @@ class TestConverterPatterns:
         count=st.integers(1, 10**6),
         within=st.integers(1, 10**7),
     )
-    def test_accounts_with_quotes_and_backslashes(self, domains: list[str], login: str, count: int,
-                                                  within: int) -> None:  # fmt: skip
+    def test_accounts_with_quotes_and_backslashes(
+        self, domains: list[str], login: str, count: int, within: int
+    ) -> None:
         items = [
             AccountInput(common=common(), email_domains=tuple(domains)),
             AccountInput(common=common(), login_regex=login),
@@ -165,19 +167,24 @@ def comparisons(draw: st.DrawFn, object_type: str) -> str:
 @st.composite
 def observations(draw: st.DrawFn) -> str:
     object_type = draw(names)
-    parts = draw(st.lists(comparisons(draw(names) if draw(st.integers(0, 4)) == 0 else object_type), min_size=1,
-                          max_size=3))  # fmt: skip
+    parts = draw(
+        st.lists(comparisons(draw(names) if draw(st.integers(0, 4)) == 0 else object_type), min_size=1, max_size=3)
+    )
     joined = parts[0] + "".join(f" {draw(mostly(['AND', 'OR'], ['FOLLOWEDBY', 'and']))} {p}" for p in parts[1:])
     qualifiers = draw(
         st.lists(
             mostly(
                 [" REPEATS 3 TIMES", " WITHIN 60 SECONDS"],
-                [" REPEATS 0 TIMES", " WITHIN 1.5 SECONDS", " REPEATS 2 TIMESX", " START t'2026-01-01T00:00:00Z' "
-                 "STOP t'2026-01-02T00:00:00Z'"],
+                [
+                    " REPEATS 0 TIMES",
+                    " WITHIN 1.5 SECONDS",
+                    " REPEATS 2 TIMESX",
+                    " START t'2026-01-01T00:00:00Z' STOP t'2026-01-02T00:00:00Z'",
+                ],
             ),
             max_size=2,
         )
-    )  # fmt: skip
+    )
     return f"[{draw(spaces)}{joined}{draw(spaces)}]" + "".join(qualifiers)
 
 
@@ -210,8 +217,17 @@ def simple_patterns(draw: st.DrawFn) -> str:
             groups.append(" AND ".join(terms))
         qualifier = ""
         if len(groups) == 1:
-            qualifier = draw(st.sampled_from(["", " REPEATS 3 TIMES", " WITHIN 60 SECONDS", " REPEATS 20 TIMES WITHIN "
-                                              "3600 SECONDS", " WITHIN 5 SECONDS REPEATS 2 TIMES"]))  # fmt: skip
+            qualifier = draw(
+                st.sampled_from(
+                    [
+                        "",
+                        " REPEATS 3 TIMES",
+                        " WITHIN 60 SECONDS",
+                        " REPEATS 20 TIMES WITHIN 3600 SECONDS",
+                        " WITHIN 5 SECONDS REPEATS 2 TIMES",
+                    ]
+                )
+            )
         out.append("[" + " OR ".join(groups) + "]" + qualifier)
     return " OR ".join(out)
 

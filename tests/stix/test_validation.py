@@ -58,16 +58,29 @@ VALID = [
     sdo("malware", is_family=False),
     sdo("malware-analysis", product="sandbox", result="malicious"),
     sdo("note", content="n", object_refs=[ident("indicator")]),
-    sdo("observed-data", first_observed=STAMP, last_observed=STAMP, number_observed=1,
-        object_refs=[ident("ipv4-addr")]),
+    sdo(
+        "observed-data", first_observed=STAMP, last_observed=STAMP, number_observed=1, object_refs=[ident("ipv4-addr")]
+    ),
     sdo("opinion", opinion="agree", object_refs=[ident("indicator")]),
     sdo("report", name="r", published=STAMP, object_refs=[ident("indicator")]),
     sdo("relationship", relationship_type="indicates", source_ref=ident("indicator"), target_ref=ident("campaign")),
     sdo("sighting", sighting_of_ref=ident("indicator"), where_sighted_refs=[IDENTITY], count=3),
-    sdo("extension-definition", created_by_ref=IDENTITY, name="e", schema="https://example.org/s", version="1.0",
-        extension_types=["property-extension"]),
-    {"type": "marking-definition", "spec_version": "2.1", "id": ident("marking-definition"), "created": STAMP,
-     "definition_type": "statement", "definition": {"statement": "Copyright"}},
+    sdo(
+        "extension-definition",
+        created_by_ref=IDENTITY,
+        name="e",
+        schema="https://example.org/s",
+        version="1.0",
+        extension_types=["property-extension"],
+    ),
+    {
+        "type": "marking-definition",
+        "spec_version": "2.1",
+        "id": ident("marking-definition"),
+        "created": STAMP,
+        "definition_type": "statement",
+        "definition": {"statement": "Copyright"},
+    },
     sco("ipv4-addr", value="203.0.113.9"),
     sco("file", name="a.exe", hashes={"SHA-256": "0" * 64}),
     sco("network-traffic", protocols=["tcp"], src_ref=ident("ipv4-addr"), dst_port=443),
@@ -75,10 +88,11 @@ VALID = [
     sco("user-account", user_id="1001"),
     # Custom objects and properties pass as STIX allows them.
     sdo("x-acme-widget", size=3, widget_ref=ident("indicator")),
-    make_indicator(2, x_acme_score=7, extensions={ident("extension-definition"): {"extension_type":
-                                                                                   "property-extension", "k": 1}}),
+    make_indicator(
+        2, x_acme_score=7, extensions={ident("extension-definition"): {"extension_type": "property-extension", "k": 1}}
+    ),
     make_indicator(3, pattern_type="sigma", pattern="title: anything goes"),
-]  # fmt: skip
+]
 
 
 class TestValid:
@@ -89,8 +103,11 @@ class TestValid:
     @pytest.mark.parametrize("path", sorted(GOLDEN.glob("*.json")), ids=lambda p: p.stem)
     def test_what_our_converter_writes_passes(self, path: Any) -> None:
         produced = json.loads(path.read_text())
-        for obj in [*produced["indicators"], *([produced["campaign"]] if produced["campaign"] else []),
-                    *produced["context"]]:  # fmt: skip
+        for obj in [
+            *produced["indicators"],
+            *([produced["campaign"]] if produced["campaign"] else []),
+            *produced["context"],
+        ]:
             assert verdict(obj) is None, obj["id"]
 
     def test_every_spec_type_has_a_rule(self) -> None:
@@ -112,15 +129,36 @@ INVALID = [
     ("sighting_of_ref", sdo("sighting", sighting_of_ref=ident("ipv4-addr"))),
     ("sighting_of_ref", sdo("sighting", sighting_of_ref=ident("relationship"))),
     ("where_sighted_refs", sdo("sighting", sighting_of_ref=ident("indicator"), where_sighted_refs=[ident("file")])),
-    ("source_ref", sdo("relationship", relationship_type="r", source_ref=ident("marking-definition"),
-                       target_ref=ident("campaign"))),
+    (
+        "source_ref",
+        sdo(
+            "relationship", relationship_type="r", source_ref=ident("marking-definition"), target_ref=ident("campaign")
+        ),
+    ),
     ("opinion", sdo("opinion", opinion="maybe", object_refs=[ident("indicator")])),
-    ("extension_types", sdo("extension-definition", created_by_ref=IDENTITY, name="e", schema="s", version="1",
-                            extension_types=["new-thing"])),
+    (
+        "extension_types",
+        sdo(
+            "extension-definition",
+            created_by_ref=IDENTITY,
+            name="e",
+            schema="s",
+            version="1",
+            extension_types=["new-thing"],
+        ),
+    ),
     ("confidence", make_indicator(1, confidence=101)),
     ("confidence", make_indicator(1, confidence=True)),
-    ("number_observed", sdo("observed-data", first_observed=STAMP, last_observed=STAMP, number_observed=0,
-                            object_refs=[ident("ipv4-addr")])),
+    (
+        "number_observed",
+        sdo(
+            "observed-data",
+            first_observed=STAMP,
+            last_observed=STAMP,
+            number_observed=0,
+            object_refs=[ident("ipv4-addr")],
+        ),
+    ),
     ("object_refs", sdo("observed-data", first_observed=STAMP, last_observed=STAMP, number_observed=1)),
     ("labels", make_indicator(1, labels=[])),
     ("revoked", make_indicator(1, revoked="yes")),
@@ -130,8 +168,10 @@ INVALID = [
     ("source_name", make_indicator(1, external_references=[{"url": "https://example.org"}])),
     ("marking_ref", make_indicator(1, granular_markings=[{"selectors": ["name"], "marking_ref": IDENTITY}])),
     ("extension_type", make_indicator(1, extensions={ident("extension-definition"): {"extension_type": "other"}})),
-    ("definition", {"type": "marking-definition", "spec_version": "2.1", "id": ident("marking-definition"),
-                    "created": STAMP}),
+    (
+        "definition",
+        {"type": "marking-definition", "spec_version": "2.1", "id": ident("marking-definition"), "created": STAMP},
+    ),
     ("value", sco("ipv4-addr")),
     ("hashes", sco("file")),
     ("src_ref", sco("network-traffic", protocols=["tcp"])),
@@ -140,7 +180,7 @@ INVALID = [
     ("process", sco("process")),
     ("ctime", sco("file", name="a", ctime="yesterday")),
     ("widget_ref", sdo("x-acme-widget", widget_ref="nothing")),
-]  # fmt: skip
+]
 
 
 class TestInvalid:
@@ -192,8 +232,11 @@ class TestPatterns:
         assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
 
     def test_hash_literals_are_checked_as_stix2_patterns_checks_them(self) -> None:
-        for pattern in ("[file:hashes.'SHA-256' = 'abc']", f"[file:hashes.MD5 = '{'a' * 32}']",
-                        "[file:hashes.SSDEEP = '!!']"):  # fmt: skip
+        for pattern in (
+            "[file:hashes.'SHA-256' = 'abc']",
+            f"[file:hashes.MD5 = '{'a' * 32}']",
+            "[file:hashes.SSDEEP = '!!']",
+        ):
             assert (pattern_error(pattern) is None) == valid_by_stix2_patterns(pattern), pattern
 
 

@@ -75,18 +75,40 @@ class TestMigrations:
 
 
 _root = sa.table(
-    "api_root", sa.column("id", sa.Uuid), sa.column("name", sa.String), sa.column("title", sa.String),
+    "api_root",
+    sa.column("id", sa.Uuid),
+    sa.column("name", sa.String),
+    sa.column("title", sa.String),
     sa.column("created_at", UTCDateTime),
-)  # fmt: skip
+)
 _collection = sa.table(
-    "collection", sa.column("id", sa.Uuid), sa.column("api_root_id", sa.Uuid), sa.column("title", sa.String),
-    sa.column("default_tlp", sa.SmallInteger), sa.column("last_date_added", sa.BigInteger),
+    "collection",
+    sa.column("id", sa.Uuid),
+    sa.column("api_root_id", sa.Uuid),
+    sa.column("title", sa.String),
+    sa.column("default_tlp", sa.SmallInteger),
+    sa.column("last_date_added", sa.BigInteger),
     sa.column("created_at", UTCDateTime),
-)  # fmt: skip
+)
 _version = sa.table(
-    "object_version", sa.column("collection_id", sa.Uuid), *(sa.column(name) for name in ("stix_id", "stix_type",
-    "spec_version", "version", "date_added", "is_latest", "is_first", "tlp", "revoked", "raw")),
-)  # fmt: skip
+    "object_version",
+    sa.column("collection_id", sa.Uuid),
+    *(
+        sa.column(name)
+        for name in (
+            "stix_id",
+            "stix_type",
+            "spec_version",
+            "version",
+            "date_added",
+            "is_latest",
+            "is_first",
+            "tlp",
+            "revoked",
+            "raw",
+        )
+    ),
+)
 
 
 class TestTlpDefinitionsClear:
@@ -106,13 +128,32 @@ class TestTlpDefinitionsClear:
             with engine.begin() as conn:
                 now = datetime.now(UTC)
                 conn.execute(_root.insert().values(id=root, name="r", title="r", created_at=now))
-                conn.execute(_collection.insert().values(id=collection, api_root_id=root, title="c", default_tlp=2,
-                                                         last_date_added=len(rows), created_at=now))  # fmt: skip
+                conn.execute(
+                    _collection.insert().values(
+                        id=collection,
+                        api_root_id=root,
+                        title="c",
+                        default_tlp=2,
+                        last_date_added=len(rows),
+                        created_at=now,
+                    )
+                )
                 for n, (stix_id, stix_type, tlp) in enumerate(rows, start=1):
-                    conn.execute(_version.insert().values(
-                        collection_id=collection, stix_id=stix_id, stix_type=stix_type, spec_version="2.1",
-                        version=n, date_added=n, is_latest=True, is_first=True, tlp=tlp, revoked=False, raw="{}",
-                    ))  # fmt: skip
+                    conn.execute(
+                        _version.insert().values(
+                            collection_id=collection,
+                            stix_id=stix_id,
+                            stix_type=stix_type,
+                            spec_version="2.1",
+                            version=n,
+                            date_added=n,
+                            is_latest=True,
+                            is_first=True,
+                            tlp=tlp,
+                            revoked=False,
+                            raw="{}",
+                        )
+                    )
 
             def filed() -> list[int | None]:
                 with engine.connect() as conn:

@@ -1,4 +1,5 @@
-"""The hand-written PostgreSQL page statement (``store.objects.read_page_pg``) agrees with the SQLAlchemy one."""
+"""The hand-written PostgreSQL page statement (``store.pages_pg.read_page_pg``) and the pure-Python answer
+(``ReadFilter.admits``) agree with the SQLAlchemy one."""
 
 import itertools
 import uuid
@@ -27,11 +28,17 @@ def _load(session: Session) -> tuple[uuid.UUID, list[store.NewVersion]]:
             obj["spec_version"] = "2.1"
             versions.append(
                 store.NewVersion(
-                    stix_id=str(obj["id"]), stix_type="indicator" if n % 4 else "x-thing", spec_version="2.1",
-                    version=1_700_000_000_000_000 + step, modified=str(obj["modified"]), tlp=level,
-                    created_by_ref=None, revoked=False, raw=orjson.dumps(obj).decode(),
+                    stix_id=str(obj["id"]),
+                    stix_type="indicator" if n % 4 else "x-thing",
+                    spec_version="2.1",
+                    version=1_700_000_000_000_000 + step,
+                    modified=str(obj["modified"]),
+                    tlp=level,
+                    created_by_ref=None,
+                    revoked=False,
+                    raw=orjson.dumps(obj).decode(),
                 )
-            )  # fmt: skip
+            )
     store.write_versions(session, collection, versions, now_us=1_800_000_000_000_000, added_by=None)
     session.commit()
     return collection, versions
@@ -42,10 +49,13 @@ def _filters(versions: list[store.NewVersion]) -> list[store.ReadFilter]:
     return [
         store.ReadFilter(ids=ids, types=types, version_keywords=keywords, version_values=values, spec_versions=specs)
         for ids, types, keywords, values, specs in itertools.product(
-            [None, some_ids], [None, ["x-thing"]], [("last",), ("first",), ("all",), ("first", "last"), ()],
-            [(), (1_700_000_000_000_001,)], [None, ["2.1"], ["2.0"]],
+            [None, some_ids],
+            [None, ["x-thing"]],
+            [("last",), ("first",), ("all",), ("first", "last"), ()],
+            [(), (1_700_000_000_000_001,)],
+            [None, ["2.1"], ["2.0"]],
         )
-    ]  # fmt: skip
+    ]
 
 
 def test_every_filter_and_visibility_reads_the_same_rows(session: Session) -> None:
@@ -66,10 +76,12 @@ def test_every_filter_and_visibility_reads_the_same_rows(session: Session) -> No
                     (rows[0].date_added, rows[-1].date_added) if rows else (None, None)
                 )
                 if rows:  # the next page starts strictly after this one
-                    later, _ = store.read_page(session, collection, filters, visibility, after=rows[-1].date_added,
-                                               limit=limit)  # fmt: skip
-                    later_pg = store.read_page_pg(connection, collection, filters, visibility,
-                                                  after=rows[-1].date_added, limit=limit)  # fmt: skip
+                    later, _ = store.read_page(
+                        session, collection, filters, visibility, after=rows[-1].date_added, limit=limit
+                    )
+                    later_pg = store.read_page_pg(
+                        connection, collection, filters, visibility, after=rows[-1].date_added, limit=limit
+                    )
                     assert later_pg.page.count == len(later)
                 compared += 1
     assert compared > 1000
@@ -95,3 +107,40 @@ def test_a_missing_collection_reads_nothing(session: Session) -> None:
     assert checked.clock is None
     assert checked.page.count == 0
     assert not checked.page.more
+
+
+def test_the_python_answer_of_a_filter_agrees_with_its_sql(session: Session) -> None:
+    """``ReadFilter.admits`` (the audit trail's deliveries) passes exactly the rows its SQL condition reads."""
+    collection, versions = _load(session)
+    stored = session.execute(
+        text(
+            "SELECT stix_id, stix_type, spec_version, version, tlp, date_added, is_first, is_latest "
+            "FROM object_version WHERE collection_id = :c ORDER BY date_added"
+        ),
+        {"c": collection},
+    ).all()
+    compared = 0
+    for filters in _filters(versions):
+        for clearance, default_tlp in itertools.product(range(4), range(4)):
+            visibility = store.Visibility(clearance=clearance, default_tlp=default_tlp)
+            for after in (None, stored[len(stored) // 2].date_added):
+                rows, _ = store.read_page(session, collection, filters, visibility, after=after, limit=10_000)
+                admitted = [
+                    row.date_added
+                    for row in stored
+                    if filters.admits(
+                        stix_id=row.stix_id,
+                        stix_type=row.stix_type,
+                        spec_version=row.spec_version,
+                        version=row.version,
+                        tlp=row.tlp,
+                        date_added=row.date_added,
+                        is_first=row.is_first,
+                        is_latest=row.is_latest,
+                        after=after,
+                        visibility=visibility,
+                    )
+                ]
+                assert admitted == [row.date_added for row in rows]
+                compared += 1
+    assert compared > 1000

@@ -30,12 +30,24 @@ def _load(session: Session, rows: int) -> None:
         session,
         DetectionRecord.__table__,  # type: ignore[arg-type]
         [
-            {"collection_id": collection, "indicator_id": f"indicator--{uuid.uuid4()}", "principal_id": None,
-             "detector": "d", "kind": "proxy_ip", "cluster": None, "first_seen": now, "last_seen": now,
-             "confidence": 50, "accounts_linked": None, "requests": None, "outcome": "created", "received_at": now}
+            {
+                "collection_id": collection,
+                "indicator_id": f"indicator--{uuid.uuid4()}",
+                "principal_id": None,
+                "detector": "d",
+                "kind": "proxy_ip",
+                "cluster": None,
+                "first_seen": now,
+                "last_seen": now,
+                "confidence": 50,
+                "accounts_linked": None,
+                "requests": None,
+                "outcome": "created",
+                "received_at": now,
+            }
             for _ in range(rows)
         ],
-    )  # fmt: skip
+    )
     session.commit()
     # An idle backend publishes its table counters only every few seconds; ask for it now (PostgreSQL 15+).
     session.execute(text("SELECT pg_stat_force_next_flush()"))

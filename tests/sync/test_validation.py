@@ -89,8 +89,15 @@ class TestFromTheReferenceServer:
     ) -> None:
         medallion.post(medallion_collection, [BROKEN if n == 5 else make_indicator(n) for n in range(10)])
         target = local_collection(sessions)
-        add_source(sessions, url=f"{medallion.base}/taxii2/", api_root="api1", collection=medallion_collection,
-                   target=target, page_size=4, credentials="env:MEDALLION_SECRET")  # fmt: skip
+        add_source(
+            sessions,
+            url=f"{medallion.base}/taxii2/",
+            api_root="api1",
+            collection=medallion_collection,
+            target=target,
+            page_size=4,
+            credentials="env:MEDALLION_SECRET",
+        )
         result = sync.pull(sessions, "partner", retry=FAST_RETRY)
         assert (result.stored, result.rejected) == (9, 1), result.summary()
         assert stored_ids(sessions, target) == ids(*(n for n in range(10) if n != 5))

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from indicator_exchange.services import services_of
 from indicator_exchange.store.models import AuditEvent
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 
@@ -23,7 +24,7 @@ def statements(client: TestClient) -> Iterator[list[str]]:
     """SQL the request pools run through SQLAlchemy (the cached poll's page statement goes straight to
     psycopg, so a warm poll adds nothing here)."""
     seen: list[str] = []
-    engine = client.app.state.engine  # type: ignore[attr-defined]
+    engine = services_of(client.app).engines.primary
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         seen.append(statement)

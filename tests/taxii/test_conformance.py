@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from indicator_exchange.services import services_of
 from indicator_exchange.store.models import ObjectVersion
 from tests.fixtures.factories import TAXII_POST, Key, envelope, make_collection, make_indicator, make_key, objects_url
 
@@ -53,7 +54,7 @@ class TestResources:
         _, key = seeded(client, session)
         body = client.get("/api1/", headers=key.basic).json()
         assert body["versions"] == [TAXII]
-        assert body["max_content_length"] == client.app.state.settings.max_content_length  # type: ignore[attr-defined]
+        assert body["max_content_length"] == services_of(client.app).settings.max_content_length
 
     def test_collection_resource_reflects_the_callers_access(self, client: TestClient, session: Session) -> None:
         collection, key = seeded(client, session)
@@ -310,7 +311,7 @@ class TestBadInput:
 
     def test_a_body_over_the_limit_is_413(self, client: TestClient, session: Session) -> None:
         collection, key = seeded(client, session)
-        client.app.state.settings.max_content_length = 2048  # type: ignore[attr-defined]
+        services_of(client.app).settings.max_content_length = 2048
         before = stored(session)
         big = envelope(*[make_indicator(i) for i in range(100, 130)])
         assert_taxii_error(client.post(objects_url(collection), headers=key.post, json=big), 413)

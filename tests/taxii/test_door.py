@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
-from indicator_exchange.store.objects import ReadFilter, Visibility
+from indicator_exchange.store.read_filter import ReadFilter, Visibility
 from indicator_exchange.taxii.filters import PageRequest, cursor_tag, encode_cursor
 from indicator_exchange.taxii.read_ahead import PollKey, poll_key
 from tests.conftest import empty_database
@@ -240,34 +240,43 @@ class TestBindingCoversEveryFilter:
     """A new filter field must reach both the token's binding and read-ahead's key, or pages go wrong."""
 
     CHANGED: dict[str, object] = {
-        "ids": ["indicator--x"], "types": ["campaign"], "spec_versions": ["2.0"], "version_keywords": ("all",),
-        "version_values": (1,), "added_after": 7,
-    }  # fmt: skip
+        "ids": ("indicator--x",),
+        "types": ("campaign",),
+        "spec_versions": ("2.0",),
+        "version_keywords": ("all",),
+        "version_values": (1,),
+        "added_after": 7,
+        "limit": 3,
+        "visibility": Visibility(clearance=3, default_tlp=0),
+    }
+    # Not bound into a token, on purpose: added_after and the token are both lower bounds (the stricter wins);
+    # the page size may change between pages; visibility is the reader's, checked afresh on every read.
+    UNBOUND = frozenset({"added_after", "limit", "visibility"})
 
     def test_every_read_filter_field_is_exercised_here(self) -> None:
         assert set(self.CHANGED) == {f.name for f in dataclasses.fields(ReadFilter)}
-        assert {f.name for f in dataclasses.fields(PageRequest)} == {"filters", "limit", "after", "cursor"}
+        assert {f.name for f in dataclasses.fields(PageRequest)} == {"filters", "after", "cursor"}
 
     @pytest.mark.parametrize("name", sorted(CHANGED))
     def test_a_changed_filter_changes_the_tag_and_the_poll_key(self, name: str) -> None:
         collection, base = uuid.uuid4(), ReadFilter()
-        changed = dataclasses.replace(base, **{name: self.CHANGED[name]})
-        visibility = Visibility(clearance=2, default_tlp=2)
-        key = poll_key(None, collection, visibility, changed, after=changed.added_after, limit=10)
-        if name == "added_after":
-            # Not bound, on purpose: the stricter of added_after and the token wins; the key holds it as `after`.
+        changed = dataclasses.replace(base, **{name: self.CHANGED[name]})  # type: ignore[arg-type]
+        visibility = changed.visibility or Visibility(clearance=2, default_tlp=2)
+        limit = changed.limit or 10
+        key = poll_key(None, collection, visibility, changed, after=changed.added_after, limit=limit)
+        base_key = poll_key(None, collection, Visibility(clearance=2, default_tlp=2), base, after=None, limit=10)
+        if name in self.UNBOUND:
             assert cursor_tag(collection, changed, 5) == cursor_tag(collection, base, 5)
-            assert key != poll_key(None, collection, visibility, base, after=None, limit=10)
-            return
-        assert cursor_tag(collection, changed, 5) != cursor_tag(collection, base, 5)
-        assert key is None or key != poll_key(None, collection, visibility, base, after=None, limit=10)
+        else:
+            assert cursor_tag(collection, changed, 5) != cursor_tag(collection, base, 5)
+        assert key is None or key != base_key
 
-    def test_poll_key_holds_every_filter_but_ids_and_added_after(self) -> None:
-        key_fields = {f.name for f in dataclasses.fields(PollKey)}
-        filter_fields = {f.name for f in dataclasses.fields(ReadFilter)}
-        # ids: such reads are not read ahead (poll_key is None); added_after: folded into `after`.
-        assert filter_fields - {"ids", "added_after"} <= key_fields
-        assert {"after", "limit"} <= key_fields
+    def test_poll_key_holds_the_filter_itself(self) -> None:
+        key = poll_key(None, uuid.uuid4(), Visibility(2, 1), ReadFilter(types=["indicator"]), after=5, limit=10)
+        assert key is not None
+        assert {f.name for f in dataclasses.fields(PollKey)} == {"principal_id", "collection_id", "filter", "after"}
+        assert key.filter == ReadFilter(types=("indicator",), visibility=Visibility(2, 1), limit=10)
+        assert hash(key.filter) == hash(ReadFilter(types=["indicator"], visibility=Visibility(2, 1), limit=10))
 
 
 class TestOverTls:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
 from indicator_exchange.auth.limits import OBJECTS_SCOPE
+from indicator_exchange.services import services_of
 from indicator_exchange.store import counters
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.taxii import direct
@@ -38,8 +39,7 @@ def clock() -> FakeClock:
 @pytest.fixture
 def app_client(db_url: str, clock: FakeClock) -> Iterator[TestClient]:
     """The app with limits on (per principal, below) and read-ahead at its default (on, PostgreSQL)."""
-    app = create_app(make_settings(db_url, default_requests_per_minute=0, default_objects_per_day=0))
-    app.state.clock = clock
+    app = create_app(make_settings(db_url, default_requests_per_minute=0, default_objects_per_day=0), clock=clock)
     with TestClient(app) as client:
         yield client
 
@@ -117,7 +117,7 @@ class TestDirectPolls:
 
 
 def _served(client: TestClient) -> int:
-    read_ahead: ReadAhead = client.app.state.read_ahead  # type: ignore[attr-defined]
+    read_ahead: ReadAhead = services_of(client.app).read_ahead
     read_ahead.settle()
     return read_ahead.served
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from indicator_exchange.app import create_app
+from indicator_exchange.services import services_of
 from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.store.objects import CheckedPage, JoinedPage, ReadFilter, Visibility
@@ -27,7 +28,7 @@ LIMIT = 10
 
 
 def _read_ahead(client: TestClient) -> ReadAhead:
-    found: ReadAhead = client.app.state.read_ahead  # type: ignore[attr-defined]
+    found: ReadAhead = services_of(client.app).read_ahead
     return found
 
 
@@ -132,6 +133,33 @@ class TestPolls:
         assert _ids(_page(client, found, other, next=first.json()["next"]))
         assert _read_ahead(client).served == served
 
+    @pytest.mark.parametrize(
+        "other",
+        [
+            {"match[type]": "indicator"},
+            {"match[version]": "all"},
+            {"match[spec_version]": "2.1"},
+            {"limit": LIMIT + 1},
+        ],
+        ids=["type", "version", "spec_version", "limit"],
+    )
+    def test_a_page_read_ahead_is_never_served_to_a_read_under_other_filters(
+        self, client: TestClient, session: Session, other: dict[str, Any]
+    ) -> None:
+        """The same position under other filters (or another page size) is read afresh: the page read ahead
+        for the first filters stays unserved, and the answer is what a fresh read gives."""
+        found, key = _load(session, client)
+        _page(client, found, key)
+        first = _page(client, found, key)
+        _read_ahead(client).settle()
+        served = _read_ahead(client).served
+        position = {"added_after": first.headers["X-TAXII-Date-Added-Last"]}
+        answer = _page(client, found, key, **{**position, **other})
+        assert _read_ahead(client).served == served
+        services_of(client.app).read_ahead.close()  # nothing read ahead can answer the reference read
+        fresh = client.get(objects_url(found), headers=key.basic, params={"limit": LIMIT, **position, **other})
+        assert answer.content == fresh.content
+
     def test_the_audit_row_of_a_page_read_ahead_records_what_was_served(
         self, client: TestClient, session: Session
     ) -> None:
@@ -155,7 +183,7 @@ def test_pages_read_ahead_are_served_on_the_event_loop_or_through_the_thread_poo
 ) -> None:
     """The event loop serves pages read ahead; without its connection the threaded path serves them instead.
     With a broken one, pages are read afresh: the same answers, only slower."""
-    state = client.app.state  # type: ignore[attr-defined]
+    state = services_of(client.app)
     if loop_path == "off":
         state.loop_connection = None
     elif loop_path == "broken":

@@ -82,13 +82,11 @@ def published_section(session: Session, ctx: ReportContext, activity: Counter[in
     names = _identity_names(session, ctx)
     return Published(
         totals=_counts(tally, lambda e: True),
-        by_kind=[Breakdown(key=k, label=kinds.KIND_LABELS[k], counts=_counts(tally, _is_kind(k)))
-                 for k in kinds.KINDS],
-        by_tlp=[Breakdown(key=t.label, label=f"TLP:{t.label.upper()}", counts=_counts(tally, _is_tlp(t)))
-                for t in Tlp],
+        by_kind=[Breakdown(key=k, label=kinds.KIND_LABELS[k], counts=_counts(tally, _is_kind(k))) for k in kinds.KINDS],
+        by_tlp=[Breakdown(key=t.label, label=f"TLP:{t.label.upper()}", counts=_counts(tally, _is_tlp(t))) for t in Tlp],
         by_campaign=_grouped(tally, lambda e: campaigns.get(e.stix_id) or [("none", "(no campaign)")]),
         by_detector=_grouped(tally, lambda e: _detector_keys(e, detectors, names)),
-    )  # fmt: skip
+    )
 
 
 def _is_kind(kind: str) -> Callable[[_Event], bool]:
@@ -116,8 +114,9 @@ def _expired(session: Session, ctx: ReportContext, now: datetime) -> list[_Event
         except InvalidObject:
             continue
         if ctx.start_us <= valid_until < until:
-            found[row.stix_id] = _Event(row.stix_id, kinds.kind_of_pattern(obj.get("pattern")), row.tlp,
-                                        row.created_by_ref)  # fmt: skip
+            found[row.stix_id] = _Event(
+                row.stix_id, kinds.kind_of_pattern(obj.get("pattern")), row.tlp, row.created_by_ref
+            )
             ctx.mark(row.tlp)
     return list(found.values())
 
@@ -189,5 +188,6 @@ def _grouped(tally: _Tally, keys_of: Callable[[_Event], list[tuple[str, str]]]) 
         Breakdown(key=key, label=label, counts=Counts(**{name: counter[name] for name in Counts.model_fields}))
         for (key, label), counter in counters.items()
     ]
-    return sorted(rows, key=lambda b: (-(b.counts.created + b.counts.versioned + b.counts.revoked + b.counts.expired),
-                                       b.label))  # fmt: skip
+    return sorted(
+        rows, key=lambda b: (-(b.counts.created + b.counts.versioned + b.counts.revoked + b.counts.expired), b.label)
+    )

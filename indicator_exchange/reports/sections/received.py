@@ -28,8 +28,9 @@ def received_section(session: Session, ctx: ReportContext, activity: Counter[int
 
     submitted: Counter[tuple[str, uuid.UUID]] = Counter()
     failed: Counter[tuple[str, uuid.UUID]] = Counter()
-    for status in store.statuses(session, start=from_us(ctx.start_us), end=from_us(ctx.end_us),
-                                 collection_ids=ctx.scope.collection_ids):  # fmt: skip
+    for status in store.statuses(
+        session, start=from_us(ctx.start_us), end=from_us(ctx.end_us), collection_ids=ctx.scope.collection_ids
+    ):
         who = ctx.principals.get(status.principal_id) if status.principal_id else None
         if who is None or who.kind != "partner" or status.collection_id is None:
             continue
@@ -49,13 +50,17 @@ def received_section(session: Session, ctx: ReportContext, activity: Counter[int
 
     result = [
         ReceivedRow(
-            partner=name, via=via, collection_id=str(collection_id),
+            partner=name,
+            via=via,
+            collection_id=str(collection_id),
             collection_title=ctx.collections[collection_id].title if collection_id in ctx.collections else "",
-            objects=counter.get("objects", 0), indicators=counter.get("indicators", 0),
-            sightings=counter.get("sightings", 0), submitted=submitted.get((name, collection_id), 0),
+            objects=counter.get("objects", 0),
+            indicators=counter.get("indicators", 0),
+            sightings=counter.get("sightings", 0),
+            submitted=submitted.get((name, collection_id), 0),
             failed=failed.get((name, collection_id), 0),
         )
         for (name, via, collection_id), counter in rows.items()
-    ]  # fmt: skip
+    ]
     result.sort(key=lambda r: (r.partner, r.via, r.collection_title, r.collection_id))
     return Received(rows=result, objects=sum(r.objects for r in result), sightings=sightings_section(session, ctx))

@@ -42,9 +42,12 @@ def shared_section(session: Session, ctx: ReportContext, activity: dict[str, Cou
     served_events: dict[tuple[str, str | None], list[report_audit.AuditRow]] = defaultdict(list)
     clearance_of: dict[str, int] = {}
     for row in report_audit.audit_rows(
-        session, start=from_us(ctx.start_us), end=from_us(ctx.end_us), collection_ids=ctx.scope.collection_ids,
+        session,
+        start=from_us(ctx.start_us),
+        end=from_us(ctx.end_us),
+        collection_ids=ctx.scope.collection_ids,
         principal_id=ctx.partner.id if ctx.partner else None,
-    ):  # fmt: skip
+    ):
         who = ctx.principals.get(row.principal_id) if row.principal_id else None
         if who is not None and who.kind != "partner":
             continue  # internal principals (detectors, compliance, admins) are not sharing partners
@@ -71,11 +74,19 @@ def shared_section(session: Session, ctx: ReportContext, activity: dict[str, Cou
     rows: list[SharedRow] = []
     for (name, collection_id), group in groups.items():
         collection = _collection(ctx, collection_id)
-        rows.append(SharedRow(
-            partner=name, collection_id=collection_id, collection_title=collection.title if collection else None,
-            requests=group.requests, objects_served=group.served, tlp_served=tlp_served.get((name, collection_id), {}),
-            first_access=group.first, last_access=group.last, denied=group.denied,
-        ))  # fmt: skip
+        rows.append(
+            SharedRow(
+                partner=name,
+                collection_id=collection_id,
+                collection_title=collection.title if collection else None,
+                requests=group.requests,
+                objects_served=group.served,
+                tlp_served=tlp_served.get((name, collection_id), {}),
+                first_access=group.first,
+                last_access=group.last,
+                denied=group.denied,
+            )
+        )
     rows.sort(key=lambda r: (r.partner, r.collection_title or "", r.collection_id or ""))
     totals: Counter[str] = Counter()
     for row_tlp in tlp_served.values():
@@ -112,9 +123,11 @@ def _filter_values(filters: object, name: str) -> list[str] | None:
 
 
 def _reconstruct_tlp(
-    session: Session, ctx: ReportContext, events: dict[tuple[str, str | None], list[report_audit.AuditRow]],
+    session: Session,
+    ctx: ReportContext,
+    events: dict[tuple[str, str | None], list[report_audit.AuditRow]],
     clearance_of: dict[str, int],
-) -> dict[tuple[str, str | None], dict[str, int]]:  # fmt: skip
+) -> dict[tuple[str, str | None], dict[str, int]]:
     """TLP levels of what each read returned: the versions in its ``date_added`` range that pass its filters
     and the visibility it ran under (recorded by the audit trail; else the principal's current clearance)."""
     result: dict[tuple[str, str | None], dict[str, int]] = {}
@@ -168,8 +181,11 @@ def _matching(
             # "last"/"first" as they were when the read ran: no newer (older) version stored by then.
             is_last = candidate.superseded_at is None or candidate.superseded_at > clock
             is_first = candidate.preceded_at is None or candidate.preceded_at > clock
-            if not (("last" in versions and is_last) or ("first" in versions and is_first)
-                    or _exact_version(versions, candidate.version)):  # fmt: skip
+            if not (
+                ("last" in versions and is_last)
+                or ("first" in versions and is_first)
+                or _exact_version(versions, candidate.version)
+            ):
                 continue
         yield candidate
 

@@ -36,10 +36,15 @@ def sightings_section(session: Session, ctx: ReportContext) -> Sightings:
         confidence = obj.get("confidence")
         title = obj.get("name")
         ours = ctx.origin(row.added_by, row.created_by_ref, row.collection_id)[0] == "ours"
-        timelines[row.stix_id].append((
-            row.date_added, row.version, confidence if isinstance(confidence, int) else None,
-            title if isinstance(title, str) else None, ours,
-        ))  # fmt: skip
+        timelines[row.stix_id].append(
+            (
+                row.date_added,
+                row.version,
+                confidence if isinstance(confidence, int) else None,
+                title if isinstance(title, str) else None,
+                ours,
+            )
+        )
 
     effects: list[SightingEffect] = []
     raised = lowered = unchanged = 0
@@ -60,10 +65,16 @@ def sightings_section(session: Session, ctx: ReportContext) -> Sightings:
             else:
                 unchanged += 1
         latest_name = next((entry[3] for entry in reversed(timeline) if entry[3]), None)
-        effects.append(SightingEffect(
-            indicator_id=indicator_id, indicator_name=latest_name, sightings=count, observations=observations,
-            confidence_before=before, confidence_after=after,
-        ))  # fmt: skip
+        effects.append(
+            SightingEffect(
+                indicator_id=indicator_id,
+                indicator_name=latest_name,
+                sightings=count,
+                observations=observations,
+                confidence_before=before,
+                confidence_after=after,
+            )
+        )
     effects.sort(key=lambda e: (-e.sightings, e.indicator_id))
     return Sightings(
         received=len(seen),
@@ -78,8 +89,9 @@ def sightings_section(session: Session, ctx: ReportContext) -> Sightings:
     )
 
 
-def _confidence_at(timeline: list[tuple[int, int, int | None, str | None, bool]], moment: int, *,
-                   inclusive: bool) -> int | None:  # fmt: skip
+def _confidence_at(
+    timeline: list[tuple[int, int, int | None, str | None, bool]], moment: int, *, inclusive: bool
+) -> int | None:
     """Confidence of the highest version stored before ``moment``."""
     stored = [entry for entry in timeline if entry[0] < moment or (inclusive and entry[0] == moment)]
     if not stored:
