@@ -15,6 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -22,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
 from indicator_exchange.audit.context import record_in
-from indicator_exchange.services import services
+from indicator_exchange.services import services, services_of
 from indicator_exchange.store import migrate
+from indicator_exchange.store.replicas import LSN_HEADER, primary_lsn
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # A client's own id is kept if it looks like one (so a partner can quote it); anything else gets ours.
@@ -67,7 +69,12 @@ class RequestObserver:
             nonlocal status_code
             if message["type"] == "http.response.start":
                 status_code = int(message["status"])
-                message = {**message, "headers": [*message.get("headers", []), header]}
+                added = [header]
+                if status_code < 400 and scope.get("method") not in _READS:
+                    lsn = await _write_position(scope)
+                    if lsn is not None:
+                        added.append((LSN_HEADER.lower().encode(), lsn.encode()))
+                message = {**message, "headers": [*message.get("headers", []), *added]}
             await send(message)
 
         try:
@@ -75,6 +82,29 @@ class RequestObserver:
         finally:
             _request_id.reset(token)
             _count(scope, status_code, time.perf_counter() - started)
+
+
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def _write_position(scope: Scope) -> str | None:
+    """With read replicas: the primary's WAL position after a write, for the client to send back in
+    ``X-IX-LSN`` on its next reads (read-your-writes). The write has committed by the time the answer starts."""
+    try:
+        app = services_of(scope["app"])
+    except RuntimeError:
+        return None
+    if app.replicas is None:
+        return None
+
+    def read() -> str | None:
+        try:
+            with app.sessions.writes() as session:
+                return primary_lsn(session)
+        except Exception:  # the answer goes out without it; the client's next read then uses the primary
+            return None
+
+    return await anyio.to_thread.run_sync(read)
 
 
 def _count(scope: Scope, status_code: int, seconds: float) -> None:
@@ -144,6 +174,9 @@ def readiness(request: Request) -> tuple[bool, dict[str, object]]:
     except Exception as exc:
         return False, {"status": "not ready", "database": "unreachable", "reason": str(exc).splitlines()[0][:200]}
     body: dict[str, object] = {"database": "reachable", "schema": found, "expected_schema": head}
+    replicas = services(request).replicas
+    if replicas is not None:  # informative: a replica out of rotation does not make this instance unready
+        body["replicas"] = replicas.describe()
     if found != head:
         return False, {"status": "not ready", **body, "reason": "the schema is not at head: run `db upgrade`"}
     return True, {"status": "ready", **body}

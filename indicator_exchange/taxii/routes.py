@@ -34,7 +34,9 @@ from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
 from indicator_exchange.store.catalog import CollectionEntry
+from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.store.models import Collection
+from indicator_exchange.store.replicas import LSN_HEADER, parse_lsn
 from indicator_exchange.taxii import resources, service
 from indicator_exchange.taxii.filters import PageRequest, parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
@@ -268,7 +270,23 @@ def read_objects_response(
     thread pool, two hops a poll does not need (this function already runs in it). Its statements run without
     a transaction (``statement_sessions``), so there is nothing to commit: it is only closed.
     """
-    with services(request).sessions.statements() as session:
+    app = services(request)
+    replica = None
+    if app.replicas is not None:
+        replica = app.replicas.choose(parse_lsn(request.headers.get(LSN_HEADER)))
+    if replica is not None and app.replicas is not None:
+        # Who the caller is, and its grants, come from the primary (a key revoked there is refused at once);
+        # the page, from the replica.
+        if record_of(request).caller_provisional:
+            caller = confirm_caller(request)
+        try:
+            with replica.statements() as session:
+                return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            app.replicas.failed(replica, exc)  # stopped mid-poll: this page, and the next ones, from the primary
+    with app.sessions.statements() as session:
         return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
 
 
