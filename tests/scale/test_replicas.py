@@ -132,7 +132,11 @@ def test_keyset_paging_on_a_lagging_replica_returns_a_prefix_never_a_hole(
         if not body.get("more"):
             break
         params = {"limit": 7, "next": body["next"]}
-    assert seen == [make_indicator(n)["id"] for n in range(40)]
+    # 40 from the paused replica; more only if it left the rotation mid-way (a loaded machine: the lag passed
+    # its bound) and the primary served the rest. Either way a prefix of the commit order: no hole, no repeat.
+    everything = [make_indicator(n)["id"] for n in range(80)]
+    assert len(seen) >= 40
+    assert seen == everything[: len(seen)]
 
 
 def test_a_replica_lagging_too_far_leaves_the_rotation_and_comes_back(
