@@ -91,32 +91,51 @@ def ingest(base: str, feed: Feed, first: int, count: int, clients: int = 2) -> d
     return {"objects": count, "rate": round(count / elapsed, 1)}
 
 
-def full_poll(base: str, feed: Feed, headers: dict[str, str] | None = None) -> int:
+REQUEST_SECONDS: list[float] = []  # time spent waiting for answers, parsing excluded (bench/run.py's way)
+
+
+def full_poll(
+    base: str, feed: Feed, headers: dict[str, str] | None = None, parse: Callable[[bytes], Any] = orjson.loads
+) -> int:
     """Page through the whole collection (limit 1000, ``next``), parsing every page; the objects received."""
     received = 0
     params: dict[str, str | int] = {"limit": 1000}
     with httpx.Client(base_url=base, timeout=120) as client:
         while True:
+            began = time.perf_counter()
             answer = client.get(feed.path, params=params, headers={**feed.key.basic, **(headers or {})})
+            REQUEST_SECONDS.append(time.perf_counter() - began)
             assert answer.status_code == 200, answer.text
-            body = orjson.loads(answer.content)
+            body = parse(answer.content)
             received += len(body.get("objects", []))
             if not body.get("more"):
                 return received
             params = {"limit": 1000, "next": body["next"]}
 
 
-def pollers(base: str, feed: Feed, count: int, *, headers: dict[str, str] | None = None) -> dict[str, float]:
-    """``count`` concurrent full polls; objects per second, all together, wall clock."""
+def pollers(
+    base: str,
+    feed: Feed,
+    count: int,
+    *,
+    headers: dict[str, str] | None = None,
+    parse: Callable[[bytes], Any] = orjson.loads,
+) -> dict[str, float]:
+    """``count`` concurrent full polls; objects per second, all together, wall clock (and, for one poller,
+    per second of request time alone, as bench/run.py's full poll counts it)."""
     totals: list[int] = []
+    REQUEST_SECONDS.clear()
 
     def one() -> None:
-        totals.append(full_poll(base, feed, headers))
+        totals.append(full_poll(base, feed, headers, parse))
 
     began = time.perf_counter()
     run_threads(one, count)
     elapsed = time.perf_counter() - began
-    return {"pollers": count, "objects": sum(totals), "rate": round(sum(totals) / elapsed, 1)}
+    figures = {"pollers": count, "objects": sum(totals), "rate": round(sum(totals) / elapsed, 1)}
+    if count == 1:
+        figures["rate_request_time_only"] = round(sum(totals) / sum(REQUEST_SECONDS), 1)
+    return figures
 
 
 def run_threads(target: Callable[[], None], count: int) -> None:
@@ -258,10 +277,19 @@ def bench_pollers(objects: int) -> dict[str, Any]:
             full_poll(server.base, feed)
             for round_no in range(2):  # alternating, twice
                 for count in (1, 8):
-                    got = pollers(server.base, feed, count)
-                    figures.setdefault(str(count), []).append(got["rate"])
-                    log(f"pollers={count} round {round_no}: {got['rate']} obj/s")
-    figures["ratio_8_vs_1"] = round(max(figures["8"]) / max(figures["1"]), 3)
+                    for parser, parse in (("orjson", orjson.loads), ("json", json.loads)):
+                        got = pollers(server.base, feed, count, parse=parse)
+                        figures.setdefault(f"{count}_{parser}", []).append(got["rate"])
+                        if count == 1:
+                            figures.setdefault(f"1_{parser}_request_time_only", []).append(
+                                got["rate_request_time_only"]
+                            )
+                        log(f"pollers={count} {parser} round {round_no}: {got}")
+    for parser in ("orjson", "json"):
+        figures[f"ratio_8_vs_1_{parser}"] = round(max(figures[f"8_{parser}"]) / max(figures[f"1_{parser}"]), 3)
+        figures[f"ratio_8_{parser}_vs_1_request_time_only"] = round(
+            max(figures[f"8_{parser}"]) / max(figures[f"1_{parser}_request_time_only"]), 3
+        )
     return figures
 
 
