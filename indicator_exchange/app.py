@@ -14,11 +14,11 @@ from indicator_exchange.error_handlers import install_error_handlers
 from indicator_exchange.forwarding import EdgeHeaders
 from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.match.routes import router as match_router
+from indicator_exchange.metrics import replica_measured, replica_read, watch_pool
 from indicator_exchange.metrics import router as metrics_router
-from indicator_exchange.metrics import watch_pool
 from indicator_exchange.observe import RequestObserver
 from indicator_exchange.observe import router as readiness_router
-from indicator_exchange.openapi import install_openapi
+from indicator_exchange.openapi_document import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
 from indicator_exchange.services import install, open_services, utc_now
@@ -44,6 +44,8 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
         async with open_services(settings, clock=clock) as built:
             install(app, built)
             watch_pool(built.engines.primary, "requests")
+            if built.replicas is not None:
+                built.replicas.on_measure, built.replicas.on_read = replica_measured, replica_read
             if built.engines.bookkeeping is not built.engines.primary:
                 watch_pool(built.engines.bookkeeping, "bookkeeping")
             yield

@@ -22,10 +22,11 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.registry import REGISTRY
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 
 from indicator_exchange.errors import NotFound
 from indicator_exchange.settings import Settings, address_in
+from indicator_exchange.store.engine import on_checkouts
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -170,5 +171,15 @@ def watch_pool(engine: Engine, name: str) -> None:
     if callable(size):
         POOL_CAPACITY.labels(name).inc(size() + max(0, overflow))
     gauge = POOL_CONNECTIONS.labels(name)
-    event.listen(pool, "checkout", lambda *_: gauge.inc())
-    event.listen(pool, "checkin", lambda *_: gauge.dec())
+    on_checkouts(engine, gauge.inc, gauge.dec)
+
+
+def replica_measured(name: str, lag_seconds: float, in_rotation: bool) -> None:
+    """``store.replicas``: a replica's lag (-1: unreachable) and whether it serves reads."""
+    REPLICA_LAG.labels(name).set(lag_seconds)
+    REPLICA_IN_ROTATION.labels(name).set(1 if in_rotation else 0)
+
+
+def replica_read(target: str) -> None:
+    """``store.replicas``: a read went to a ``replica`` or, none being fit, the ``primary``."""
+    REPLICA_READS.labels(target).inc()

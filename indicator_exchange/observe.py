@@ -18,11 +18,10 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
-from indicator_exchange.audit.context import record_in
+from indicator_exchange.audit.context import REQUEST_ID_KEY, record_in
 from indicator_exchange.services import services, services_of
 from indicator_exchange.store import migrate
 from indicator_exchange.store.replicas import LSN_HEADER, primary_lsn
@@ -33,17 +32,8 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("ix_request_id", default=None)
 
 
-_SCOPE_KEY = "indicator_exchange.request_id"
-
-
 def current_request_id() -> str | None:
     return _request_id.get()
-
-
-def request_id_in(scope: Scope) -> str | None:
-    """The request id ``RequestObserver`` gave the request of ``scope`` (for its audit row)."""
-    found = scope.get(_SCOPE_KEY)
-    return found if isinstance(found, str) else None
 
 
 class RequestObserver:
@@ -59,7 +49,7 @@ class RequestObserver:
         headers = dict(scope.get("headers") or [])
         offered = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = offered if _CLIENT_ID.match(offered) else uuid.uuid4().hex
-        scope[_SCOPE_KEY] = request_id
+        scope[REQUEST_ID_KEY] = request_id
         token = _request_id.set(request_id)
         started = time.perf_counter()
         status_code = 500
@@ -169,8 +159,7 @@ def readiness(request: Request) -> tuple[bool, dict[str, object]]:
     head = migrate.head_revision()
     engine = services(request).engines.primary
     try:
-        with engine.connect() as connection:
-            found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+        found = migrate.current_revision(engine)
     except Exception as exc:
         return False, {"status": "not ready", "database": "unreachable", "reason": str(exc).splitlines()[0][:200]}
     body: dict[str, object] = {"database": "reachable", "schema": found, "expected_schema": head}

@@ -139,6 +139,18 @@ class Settings(BaseSettings):
     max_detections_per_request: int = Field(
         10_000, ge=1, description="Most detections one ingest request, or events one match request, may carry."
     )
+    match_indexes: int = Field(
+        8,
+        ge=1,
+        description="Live match indexes a worker keeps (one per collections and clearance matched "
+        "against), least recently used dropped first; each holds its indicators in memory.",
+    )
+    match_overlay_limit: int = Field(
+        20_000,
+        ge=1,
+        description="Indicators changed since a match index's base was compiled before a new "
+        "base is compiled in the background.",
+    )
     default_requests_per_minute: int = Field(
         600, ge=0, description="Per-key request rate limit when the principal sets none (0 = unlimited)."
     )

@@ -19,12 +19,11 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
-from indicator_exchange.audit.context import RequestRecord, open_record
+from indicator_exchange.audit.context import RequestRecord, open_record, request_id_in
 from indicator_exchange.audit.service import AuditRecord
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
 from indicator_exchange.auth.limits import charge_quota
 from indicator_exchange.auth.service import InvalidKey
-from indicator_exchange.observe import request_id_in
 from indicator_exchange.services import AppServices, services_of
 
 UNAUDITED_PREFIXES = (

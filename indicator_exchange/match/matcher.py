@@ -41,10 +41,15 @@ from indicator_exchange.stix.pattern_terms import ANY_INDEX, Observation, Term, 
 
 _IP_TYPES = ("ipv4-addr", "ipv6-addr")
 _KINDS: dict[str, IndicatorKind] = {
-    "ipv4-addr": "proxy_ip", "ipv6-addr": "proxy_ip", "autonomous-system": "proxy_ip", "network-traffic": "proxy_ip",
-    "x-llm-prompt": "prompt_signature", "email-addr": "account_pattern", "user-account": "account_pattern",
+    "ipv4-addr": "proxy_ip",
+    "ipv6-addr": "proxy_ip",
+    "autonomous-system": "proxy_ip",
+    "network-traffic": "proxy_ip",
+    "x-llm-prompt": "prompt_signature",
+    "email-addr": "account_pattern",
+    "user-account": "account_pattern",
     "x-hashed-identifier": "account_pattern",
-}  # fmt: skip
+}
 VERIFIED_LSH_BANDS = 2  # (2/32)^(1/4) = 0.5: the similarity threshold measured in the reference
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # what ipaddress reads: 0-255, no leading zeros
 _DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z")
@@ -135,16 +140,22 @@ class _EventView:
         elif object_type == "email-addr":
             if event.email is None:
                 return []
-            attributes = {("value",): event.email, ("belongs_to_ref", "account_type"): "x-llm-api",
-                          ("belongs_to_ref", "account_login"): event.account_login,
-                          ("belongs_to_ref", "user_id"): event.account_id}  # fmt: skip
+            attributes = {
+                ("value",): event.email,
+                ("belongs_to_ref", "account_type"): "x-llm-api",
+                ("belongs_to_ref", "account_login"): event.account_login,
+                ("belongs_to_ref", "user_id"): event.account_id,
+            }
             value = attributes.get(path)
             return [value] if value is not None else []
         elif object_type == "user-account":
             if event.account_login is None and event.account_id is None:
                 return []
-            attributes = {("account_login",): event.account_login, ("user_id",): event.account_id,
-                          ("account_type",): "x-llm-api"}  # fmt: skip
+            attributes = {
+                ("account_login",): event.account_login,
+                ("user_id",): event.account_id,
+                ("account_type",): "x-llm-api",
+            }
             value = attributes.get(path)
             return [value] if value is not None else []
         return []
@@ -301,9 +312,15 @@ class CompiledIndicators:
 
     @classmethod
     def build(
-        cls, indicators: Iterable[Mapping[str, Any]], *, community_key: bytes, key_id: str, now: datetime | None = None,
-        campaigns: Mapping[str, list[str]] | None = None, min_lsh_bands: int = 2,
-    ) -> "CompiledIndicators":  # fmt: skip
+        cls,
+        indicators: Iterable[Mapping[str, Any]],
+        *,
+        community_key: bytes,
+        key_id: str,
+        now: datetime | None = None,
+        campaigns: Mapping[str, list[str]] | None = None,
+        min_lsh_bands: int = 2,
+    ) -> "CompiledIndicators":
         """Compile indicators; revoked or outside ``[valid_from, valid_until)`` at ``now`` are left out."""
         compiled = cls(community_key=community_key, key_id=key_id, min_lsh_bands=min_lsh_bands)
         moment = now or datetime.now(UTC)
@@ -322,6 +339,10 @@ class CompiledIndicators:
             compiled.add(indicator, (campaigns or {}).get(str(indicator["id"]), []))
         compiled._lsh_index()
         return compiled
+
+    def finish(self) -> None:
+        """Index what was added (the LSH band index), before the set is shared by matching threads."""
+        self._lsh_index()
 
     def add(self, indicator: Mapping[str, Any], campaigns: list[str]) -> None:
         indicator_id = str(indicator["id"])
@@ -358,8 +379,10 @@ class CompiledIndicators:
                 else:
                     self._networks[(network.version, network.prefixlen)][int(network.network_address)].append(entry)
                 return
-            if op == "=" and ((kind == "autonomous-system" and path == ("number",))
-                              or (kind in _IP_TYPES and path == ("belongs_to_refs", ANY_INDEX, "number"))):  # fmt: skip
+            if op == "=" and (
+                (kind == "autonomous-system" and path == ("number",))
+                or (kind in _IP_TYPES and path == ("belongs_to_refs", ANY_INDEX, "number"))
+            ):
                 self._asn[int(value)].append(entry)
                 return
             if kind == "x-llm-prompt" and path == ("hashes", "SHA-256") and op == "=":
@@ -459,11 +482,18 @@ class CompiledIndicators:
             return []
         event_id, timestamp = event.event_id, event.timestamp
         rows = (
-            {"event_index": index, "event_id": event_id, "timestamp": timestamp, "indicator_id": entry.indicator_id,
-             "kind": entry.kind, "campaign_ids": entry.campaigns, "matched": entry.described or _described(entry),
-             "verified": found[entry.indicator_id]}
+            {
+                "event_index": index,
+                "event_id": event_id,
+                "timestamp": timestamp,
+                "indicator_id": entry.indicator_id,
+                "kind": entry.kind,
+                "campaign_ids": entry.campaigns,
+                "matched": entry.described or _described(entry),
+                "verified": found[entry.indicator_id],
+            }
             for entry in matched
-        )  # fmt: skip
+        )
         return _match_list().validate_python(rows)
 
     def _holds(self, entry: _Compiled, view: _EventView, shared: int | None) -> bool:

@@ -17,13 +17,13 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from indicator_exchange import metrics
 from indicator_exchange.errors import BadRequest
 from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
 
@@ -95,6 +95,10 @@ class ReplicaSet:
                 Replica(safe_name(url), engine, make_sessionmaker(read_only_engine(engine, autocommit=True)))
             )
         self._turn = itertools.count()
+        # Where measurements and routing decisions are reported (the app wires /metrics in; store/ stays free
+        # of the web layer): (replica, lag or -1, in rotation), and "replica" or "primary" per read.
+        self.on_measure: Callable[[str, float, bool], None] = lambda _name, _lag, _healthy: None
+        self.on_read: Callable[[str], None] = lambda _target: None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,14 +137,13 @@ class ReplicaSet:
                     log.warning("replica %s %s", replica.name, "back in rotation" if healthy else f"out: {error}")
                 replica.healthy, replica.lag_seconds, replica.replayed = healthy, lag, replayed
                 replica.error, replica.checked_at = error, time.monotonic()
-            metrics.REPLICA_LAG.labels(replica.name).set(lag)
-            metrics.REPLICA_IN_ROTATION.labels(replica.name).set(1 if healthy else 0)
+            self.on_measure(replica.name, lag, healthy)
 
     def failed(self, replica: Replica, exc: BaseException) -> None:
         """A read on ``replica`` met a connection failure: out of rotation until the next good measurement."""
         with self._lock:
             replica.healthy, replica.error = False, str(exc).splitlines()[0][:200]
-        metrics.REPLICA_IN_ROTATION.labels(replica.name).set(0)
+        self.on_measure(replica.name, -1.0, False)
         replica.engine.dispose()
 
     def healthy(self) -> list[Replica]:
@@ -152,26 +155,26 @@ class ReplicaSet:
         ``None``: read from the primary."""
         candidates = self.healthy()
         if not candidates:
-            metrics.REPLICA_READS.labels("primary").inc()
+            self.on_read("primary")
             return None
         start = next(self._turn)
         ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
         if lsn is None:
-            metrics.REPLICA_READS.labels("replica").inc()
+            self.on_read("replica")
             return ordered[0]
         wanted = lsn_value(lsn)
         for replica in ordered:  # the last measurement may already show it
             if replica.replayed is not None and lsn_value(replica.replayed) >= wanted:
-                metrics.REPLICA_READS.labels("replica").inc()
+                self.on_read("replica")
                 return replica
         deadline = time.monotonic() + self.wait_seconds
         while True:
             for replica in ordered:
                 if self._has_replayed(replica, lsn):
-                    metrics.REPLICA_READS.labels("replica").inc()
+                    self.on_read("replica")
                     return replica
             if time.monotonic() >= deadline:
-                metrics.REPLICA_READS.labels("primary").inc()
+                self.on_read("primary")
                 return None
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 

@@ -20,7 +20,6 @@ from indicator_exchange.dependencies import (
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest
-from indicator_exchange.openapi import TaxiiResponse, taxii_responses
 from indicator_exchange.read_routes import (
     MANIFEST,
     OBJECT,
@@ -36,6 +35,7 @@ from indicator_exchange.store.replicas import LSN_HEADER, parse_lsn
 from indicator_exchange.taxii import resources, service
 from indicator_exchange.taxii.filters import parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
+from indicator_exchange.taxii.openapi import TaxiiResponse, taxii_responses
 from indicator_exchange.taxii.poll import PollContext, PollRequest, serve_poll
 
 

@@ -77,7 +77,7 @@ def client(pair: Pair) -> Iterator[TestClient]:
     _replay(pair, paused=False)
 
 
-def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
+def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "condition not reached"
