@@ -67,7 +67,7 @@ def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
         elif roll == 14:
             pattern = f"[ipv4-addr:value ISSUBSET '100.{i & 255}.{(i >> 8) & 255}.0/24']"
         elif roll == 15:
-            pattern = f"[ipv6-addr:value ISSUBSET '2001:db8:{i & 0xFFFF:x}::/48']"
+            pattern = f"[ipv6-addr:value ISSUBSET '2a00:1111:{i & 0xFFFF:x}::/48']"
         elif roll in (16, 17):
             pattern = f"[x-llm-prompt:hashes.'SHA-256' = '{uuid.UUID(int=i).hex * 2}']"
         elif roll == 18:

@@ -34,7 +34,7 @@ MATCH_DOC = {
                         ]
                     },
                 },
-                "example": [{"timestamp": "2026-01-01T00:00:00Z", "event_id": "e1", "source_ip": "203.0.113.57"}],
+                "example": [{"timestamp": "2026-01-01T00:00:00Z", "event_id": "e1", "source_ip": "46.91.113.57"}],
             },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One event JSON per line."}},
         },

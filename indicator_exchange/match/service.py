@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_read
 from indicator_exchange.errors import NotFound
+from indicator_exchange.lifecycle import enforcement
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.settings import Settings
@@ -36,6 +37,9 @@ class IndicatorSet:
     origin: dict[str, uuid.UUID]  # indicator id -> collection id
     indicators: dict[str, dict[str, object]]
     clocks: tuple[tuple[uuid.UUID, int], ...]
+    # The lifecycle's verdict (docs/lifecycle.md): live scores, and the active indicators not enforced, and why.
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 _CACHE: dict[tuple[tuple[uuid.UUID, ...], int, int], IndicatorSet] = {}
@@ -92,6 +96,9 @@ def load_indicator_set(
             elif _active(obj, now_us):
                 indicators[obj["id"]] = obj
                 origin[obj["id"]] = collection.id
+    assessed = enforcement.assess(session, indicators, settings=settings, now=now)
+    for skipped in assessed.skipped:
+        del indicators[skipped], origin[skipped]
     compiled = CompiledIndicators.build(
         indicators.values(),
         community_key=settings.community_key_bytes,
@@ -101,7 +108,14 @@ def load_indicator_set(
         min_lsh_bands=min_lsh_bands,
     )
     clocks = tuple((c.id, c.last_date_added) for c in collections)
-    return IndicatorSet(compiled=compiled, origin=origin, indicators=indicators, clocks=clocks)
+    return IndicatorSet(
+        compiled=compiled,
+        origin=origin,
+        indicators=indicators,
+        clocks=clocks,
+        scores=assessed.scores,
+        skipped=assessed.skipped,
+    )
 
 
 def cached_indicator_set(
@@ -139,8 +153,12 @@ def cached_indicator_set(
 
 
 def match_events(indicator_set: IndicatorSet, events: Iterable[tuple[int, TrafficEvent]]) -> list[Match]:
-    """The matches of events given as (input position, event), so ``event_index`` is the input's."""
-    return list(indicator_set.compiled.match_indexed(events))
+    """The matches of events given as (input position, event), so ``event_index`` is the input's; each carries
+    its indicator's live score."""
+    matches = list(indicator_set.compiled.match_indexed(events))
+    for match in matches:
+        match.score = indicator_set.scores.get(match.indicator_id)
+    return matches
 
 
 def readable_collections(session: Session, caller: Caller, requested: Sequence[str]) -> list[uuid.UUID]:
