@@ -17,6 +17,8 @@ from starlette.requests import HTTPConnection
 
 from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth.service import CallerCache
+from indicator_exchange.live.hub import Hub
+from indicator_exchange.live.listener import start_live, stop_live
 from indicator_exchange.runtime import MemoryReleaser, tune_garbage_collector
 from indicator_exchange.settings import Settings
 from indicator_exchange.store.catalog import CatalogCache
@@ -29,8 +31,8 @@ from indicator_exchange.store.engine import (
     make_sessionmaker,
     read_only_engine,
 )
+from indicator_exchange.store.read_ahead import ReadAhead
 from indicator_exchange.store.statistics import StatisticsKeeper
-from indicator_exchange.taxii.read_ahead import ReadAhead
 
 
 def utc_now() -> datetime:
@@ -72,6 +74,7 @@ class AppServices:
     audit_writer: AuditWriter
     statistics: StatisticsKeeper
     clock: Callable[[], datetime] = utc_now  # tests replace it to move time (rate windows, key expiry)
+    live_hub: Hub | None = None  # commit notifications for streams and long polls (live.hub); set while serving
 
 
 _ATTRIBUTE = "services"
@@ -148,6 +151,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
         clock=clock,
     )
     audit_writer.start()
+    built.live_hub, live_listener = start_live(settings, engine)
     if settings.statistics_interval_seconds > 0:
         built.statistics.start()
     tune_garbage_collector()
@@ -156,6 +160,7 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
     try:
         yield built
     finally:
+        stop_live(built.live_hub, live_listener)
         audit_writer.close()
         memory.stop()
         built.statistics.stop()

@@ -139,6 +139,18 @@ class Settings(BaseSettings):
     max_detections_per_request: int = Field(
         10_000, ge=1, description="Most detections one ingest request, or events one match request, may carry."
     )
+    match_indexes: int = Field(
+        8,
+        ge=1,
+        description="Live match indexes a worker keeps (one per collections and clearance matched "
+        "against), least recently used dropped first; each holds its indicators in memory.",
+    )
+    match_overlay_limit: int = Field(
+        20_000,
+        ge=1,
+        description="Indicators changed since a match index's base was compiled before a new "
+        "base is compiled in the background.",
+    )
     default_requests_per_minute: int = Field(
         600, ge=0, description="Per-key request rate limit when the principal sets none (0 = unlimited)."
     )
@@ -159,6 +171,19 @@ class Settings(BaseSettings):
         None,
         description='JSON file of public scaffold prompts ({"scaffolds": {name: text}}) refused at ingest, beside '
         "the built-in list.",
+    )
+    live_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=15, description="Longest a live stream stays silent: a heartbeat carries its position."
+    )
+    live_max_wait_seconds: int = Field(
+        30, ge=0, le=30, description="Longest a TAXII poll with `Prefer: wait=N` is held (larger N are clamped)."
+    )
+    live_batch_size: int = Field(1000, ge=1, description="Most objects one live stream event carries.")
+    live_max_waiters: int = Field(
+        1000, ge=1, description="Open streams and held long polls per worker; beyond, a new stream is answered 503."
+    )
+    live_poll_seconds: float = Field(
+        0.25, gt=0, description="SQLite (no NOTIFY): how often a worker with live waiters reads their clocks."
     )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")

@@ -90,9 +90,14 @@ def note_collection(
     request: HTTPConnection, collection: Collection | CollectionEntry, clock: int | None = None
 ) -> None:
     """``clock``: the collection's clock as the request's own read saw it (default: the resolved row's)."""
+    record_of(request).collection = collection_seen(collection, clock)
+
+
+def collection_seen(collection: Collection | CollectionEntry, clock: int | None = None) -> CollectionSeen:
+    """What the audit row keeps of a collection (plain values: the ORM row may be expired by then)."""
     if clock is None:
         clock = collection.last_date_added if isinstance(collection, Collection) else 0
-    record_of(request).collection = CollectionSeen(id=collection.id, default_tlp=collection.default_tlp, clock=clock)
+    return CollectionSeen(id=collection.id, default_tlp=collection.default_tlp, clock=clock)
 
 
 def note_served(request: HTTPConnection, count: int, first_added: int | None, last_added: int | None) -> None:

@@ -177,9 +177,14 @@ def list_events(
         principal_id = _principal_id(session, principal)
     since, until = _aware(since), _aware(until)
     events = store.list_events(
-        session, principal_id=principal_id, collection_id=collection_id, since=since, until=until,
-        before_id=before_id, limit=max(1, min(limit, 1000)),
-    )  # fmt: skip
+        session,
+        principal_id=principal_id,
+        collection_id=collection_id,
+        since=since,
+        until=until,
+        before_id=before_id,
+        limit=max(1, min(limit, 1000)),
+    )
     return [event_dict(e) for e in events]
 
 
@@ -260,11 +265,16 @@ def deliveries_of(
             for version in _served(event, route, object_id, versions):
                 found.append(
                     Delivery(
-                        event_id=event.id, at=event.at, principal_id=principal_id, key_id=event.key_id,
-                        collection_id=collection_id, kind=route.kind, version=version.modified,
+                        event_id=event.id,
+                        at=event.at,
+                        principal_id=principal_id,
+                        key_id=event.key_id,
+                        collection_id=collection_id,
+                        kind=route.kind,
+                        version=version.modified,
                         date_added=version.date_added,
                     )
-                )  # fmt: skip
+                )
     found.sort(key=lambda d: (d.at, d.event_id, d.date_added))
     return found
 

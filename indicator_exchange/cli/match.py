@@ -96,7 +96,7 @@ def match(
                 now=now,
                 min_lsh_bands=1 if candidates else 2,
             )
-            found = matching.match_events(indicator_set, parsed)
+            found = matching.match_events(indicator_set, parsed, settings=settings, now=now)
             if as_json:  # one document, written below once the sightings are known
                 pass
             elif output_format == "csv":

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
@@ -238,7 +239,7 @@ def _apply(
         elif plan.detection.false_positive:
             continue  # a false positive does not touch the campaign
         elif current is None:
-            updated, outcome = new, "created"
+            updated, outcome = cast("dict[str, object]", new), "created"  # stored as generated
         else:
             updated = merge(current, new, now)
             outcome = "unchanged" if updated is None else "versioned"

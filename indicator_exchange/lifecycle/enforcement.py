@@ -3,12 +3,14 @@ threshold of their kind (docs/lifecycle.md). The matcher asks once per compiled 
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.lifecycle import feedback, screen
+from indicator_exchange.lifecycle import feedback, model, screen
+from indicator_exchange.lifecycle.warninglists import cached
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import lifecycle as lifecycle_store
 
@@ -38,3 +40,69 @@ def assess(
                 f"score {score.score:.1f} below the {score.kind} threshold {score.decay.threshold:g}"
             )
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class LifecyclePolicy:
+    """The lifecycle's part of "is this indicator enforced?" for the live match index (``match.index.enforced``),
+    from the indicator alone: its warninglist hits, and its score without feedback. Feedback reaches the index as
+    new versions (a revocation by quorum, a ``valid_until`` extended by a true positive). Hashable: part of the
+    index's configuration."""
+
+    lifecycle_file: str | None
+    warninglists: bool
+    warninglist_file: str | None
+    max_prefix_v4: int
+    max_prefix_v6: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> "LifecyclePolicy":
+        return cls(
+            settings.lifecycle_file,
+            settings.warninglists,
+            settings.warninglist_file,
+            settings.warninglist_max_prefix_v4,
+            settings.warninglist_max_prefix_v6,
+        )
+
+    def score(self, indicator: Mapping[str, Any], now: datetime) -> model.Score:
+        return feedback.score_with(indicator, None, decays=model.cached_decays(self.lifecycle_file), now=now)
+
+    def reason(self, indicator: Mapping[str, Any], now_us: int) -> str | None:
+        """Why the lifecycle does not enforce it at ``now_us``, or None."""
+        listed = _listed(
+            str(indicator.get("pattern") or ""),
+            screen.FLAG_LABEL in (indicator.get("labels") or ()),
+            self if self.warninglists else None,
+        )
+        if listed is not None:
+            return listed
+        score = self.score(indicator, _moment(now_us))
+        if not score.enforced:
+            return f"score {score.score:.1f} below the {score.kind} threshold {score.decay.threshold:g}"
+        return None
+
+    def crossing(self, indicator: Mapping[str, Any], now_us: int) -> int | None:
+        """When (µs) the score will fall below the threshold, if later than ``now_us``."""
+        score = self.score(indicator, _moment(now_us))
+        decay = score.decay
+        if score.base <= decay.threshold or not score.enforced:
+            return None
+        elapsed = decay.tau * (1 - decay.threshold / score.base) ** decay.delta
+        at = int((score.anchor + elapsed).timestamp() * 1_000_000)
+        return at if at > now_us else None
+
+
+def _moment(now_us: int) -> datetime:
+    return datetime.fromtimestamp(now_us / 1_000_000, tz=UTC)
+
+
+@lru_cache(maxsize=65_536)
+def _listed(pattern: str, flagged: bool, policy: LifecyclePolicy | None) -> str | None:
+    if policy is None:
+        return None
+    lists = cached(policy.warninglist_file, policy.max_prefix_v4, policy.max_prefix_v6)
+    verdict = screen.indicator_verdict({"pattern": pattern, "labels": [screen.FLAG_LABEL] if flagged else []}, lists)
+    if verdict.clean:
+        return None
+    return "on a warninglist: " + "; ".join(sorted({hit.list_name for hit in (*verdict.refused, *verdict.flagged)}))

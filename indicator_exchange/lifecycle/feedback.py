@@ -51,7 +51,9 @@ def organisation_of(caller: Caller) -> str:
 
 
 def _readable(caller: Caller, copy: StoredIndicator) -> bool:
-    if not caller.access(copy.collection_id).can_read:
+    # A grant to read or to write the indicator's collection (the matcher's sightings job writes on a grant
+    # alone, for a requester who read the indicator), and a clearance for its marking.
+    if not caller.sees(copy.collection_id):
         return False
     level = copy.default_tlp if copy.tlp is None else copy.tlp
     return level <= caller.clearance
@@ -190,17 +192,24 @@ def tally(rows: Sequence[IndicatorFeedback]) -> Tally:
 
 def score_of(indicator: Mapping[str, Any], counted: Tally, *, settings: Settings, now: datetime) -> model.Score:
     """The live score of an indicator given its tally of feedback."""
+    return score_with(indicator, counted, decays=decays_of(settings), now=now)
+
+
+def score_with(
+    indicator: Mapping[str, Any], counted: Tally | None, *, decays: dict[model.Kind, model.Decay], now: datetime
+) -> model.Score:
+    """``score_of`` with the decays given; ``counted`` None: no feedback."""
     confidence = indicator.get("confidence")
     return model.compute(
         kind=kind_of(indicator),
         confidence=confidence if isinstance(confidence, int) else None,
         valid_from=_timestamp(indicator.get("valid_from"), _timestamp(indicator.get("created"), now)),
-        last_tp=counted.last_tp,
+        last_tp=counted.last_tp if counted else None,
         valid_until=_timestamp(indicator.get("valid_until"), now) if indicator.get("valid_until") else None,
-        tp=len(counted.true_positive),
-        fp=len(counted.false_positive),
+        tp=len(counted.true_positive) if counted else 0,
+        fp=len(counted.false_positive) if counted else 0,
         now=now,
-        decays=decays_of(settings),
+        decays=decays,
     )
 
 

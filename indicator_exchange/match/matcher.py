@@ -41,10 +41,15 @@ from indicator_exchange.stix.pattern_terms import ANY_INDEX, Observation, Term, 
 
 _IP_TYPES = ("ipv4-addr", "ipv6-addr")
 _KINDS: dict[str, IndicatorKind] = {
-    "ipv4-addr": "proxy_ip", "ipv6-addr": "proxy_ip", "autonomous-system": "proxy_ip", "network-traffic": "proxy_ip",
-    "x-llm-prompt": "prompt_signature", "email-addr": "account_pattern", "user-account": "account_pattern",
+    "ipv4-addr": "proxy_ip",
+    "ipv6-addr": "proxy_ip",
+    "autonomous-system": "proxy_ip",
+    "network-traffic": "proxy_ip",
+    "x-llm-prompt": "prompt_signature",
+    "email-addr": "account_pattern",
+    "user-account": "account_pattern",
     "x-hashed-identifier": "account_pattern",
-}  # fmt: skip
+}
 VERIFIED_LSH_BANDS = 2  # (2/32)^(1/4) = 0.5: the similarity threshold measured in the reference
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # what ipaddress reads: 0-255, no leading zeros
 _DOTTED_QUAD = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}\Z")
@@ -135,16 +140,22 @@ class _EventView:
         elif object_type == "email-addr":
             if event.email is None:
                 return []
-            attributes = {("value",): event.email, ("belongs_to_ref", "account_type"): "x-llm-api",
-                          ("belongs_to_ref", "account_login"): event.account_login,
-                          ("belongs_to_ref", "user_id"): event.account_id}  # fmt: skip
+            attributes = {
+                ("value",): event.email,
+                ("belongs_to_ref", "account_type"): "x-llm-api",
+                ("belongs_to_ref", "account_login"): event.account_login,
+                ("belongs_to_ref", "user_id"): event.account_id,
+            }
             value = attributes.get(path)
             return [value] if value is not None else []
         elif object_type == "user-account":
             if event.account_login is None and event.account_id is None:
                 return []
-            attributes = {("account_login",): event.account_login, ("user_id",): event.account_id,
-                          ("account_type",): "x-llm-api"}  # fmt: skip
+            attributes = {
+                ("account_login",): event.account_login,
+                ("user_id",): event.account_id,
+                ("account_type",): "x-llm-api",
+            }
             value = attributes.get(path)
             return [value] if value is not None else []
         return []
@@ -301,9 +312,15 @@ class CompiledIndicators:
 
     @classmethod
     def build(
-        cls, indicators: Iterable[Mapping[str, Any]], *, community_key: bytes, key_id: str, now: datetime | None = None,
-        campaigns: Mapping[str, list[str]] | None = None, min_lsh_bands: int = 2,
-    ) -> "CompiledIndicators":  # fmt: skip
+        cls,
+        indicators: Iterable[Mapping[str, Any]],
+        *,
+        community_key: bytes,
+        key_id: str,
+        now: datetime | None = None,
+        campaigns: Mapping[str, list[str]] | None = None,
+        min_lsh_bands: int = 2,
+    ) -> "CompiledIndicators":
         """Compile indicators; revoked or outside ``[valid_from, valid_until)`` at ``now`` are left out."""
         compiled = cls(community_key=community_key, key_id=key_id, min_lsh_bands=min_lsh_bands)
         moment = now or datetime.now(UTC)
@@ -322,6 +339,10 @@ class CompiledIndicators:
             compiled.add(indicator, (campaigns or {}).get(str(indicator["id"]), []))
         compiled._lsh_index()
         return compiled
+
+    def finish(self) -> None:
+        """Index what was added (the LSH band index), before the set is shared by matching threads."""
+        self._lsh_index()
 
     def add(self, indicator: Mapping[str, Any], campaigns: list[str]) -> None:
         indicator_id = str(indicator["id"])
@@ -358,8 +379,10 @@ class CompiledIndicators:
                 else:
                     self._networks[(network.version, network.prefixlen)][int(network.network_address)].append(entry)
                 return
-            if op == "=" and ((kind == "autonomous-system" and path == ("number",))
-                              or (kind in _IP_TYPES and path == ("belongs_to_refs", ANY_INDEX, "number"))):  # fmt: skip
+            if op == "=" and (
+                (kind == "autonomous-system" and path == ("number",))
+                or (kind in _IP_TYPES and path == ("belongs_to_refs", ANY_INDEX, "number"))
+            ):
                 self._asn[int(value)].append(entry)
                 return
             if kind == "x-llm-prompt" and path == ("hashes", "SHA-256") and op == "=":
@@ -437,8 +460,31 @@ class CompiledIndicators:
             yield self._domains.get(event.email.rpartition("@")[2].casefold(), ()), None
         yield self._scan, None
 
-    def match_one(self, event: TrafficEvent, index: int = 0) -> list[Match]:
-        view = _EventView(event=event, key=self.key, key_id=self.key_id)
+    def could_match(self, view: "_EventView") -> bool:
+        """False only when no observation can match the event: the hash-map lookups of ``_candidates`` alone,
+        so a small set (a live index's delta segment) costs an event a few dictionary probes."""
+        if self._scan or self._networks or self._group_entries:
+            return True
+        event = view.event
+        if self._exact_ip and event.source_ip and view.ip is not None and int(view.ip) in self._exact_ip:
+            return True
+        if self._asn and event.asn is not None and event.asn in self._asn:
+            return True
+        if self._sha and (event.prompt_text is not None or event.prompt_sha256 is not None):
+            prompt = view.prompt
+            if prompt is not None and prompt[0] in self._sha:
+                return True
+        if self._hmac and (event.identifiers or event.email) and any(d in self._hmac for _, d in view.hmacs):
+            return True
+        return bool(self._domains and event.email and event.email.rpartition("@")[2].casefold() in self._domains)
+
+    def view(self, event: TrafficEvent) -> "_EventView":
+        """The event as this set's patterns read it; reusable across sets compiled with the same key."""
+        return _EventView(event=event, key=self.key, key_id=self.key_id)
+
+    def match_one(self, event: TrafficEvent, index: int = 0, view: "_EventView | None" = None) -> list[Match]:
+        if view is None:
+            view = _EventView(event=event, key=self.key, key_id=self.key_id)
         # indicator id -> verified, and the observation that matched it; no per-match containers until the
         # Match objects themselves, which keeps the garbage collector's young generation small.
         found: dict[str, bool] = {}
@@ -459,11 +505,18 @@ class CompiledIndicators:
             return []
         event_id, timestamp = event.event_id, event.timestamp
         rows = (
-            {"event_index": index, "event_id": event_id, "timestamp": timestamp, "indicator_id": entry.indicator_id,
-             "kind": entry.kind, "campaign_ids": entry.campaigns, "matched": entry.described or _described(entry),
-             "verified": found[entry.indicator_id]}
+            {
+                "event_index": index,
+                "event_id": event_id,
+                "timestamp": timestamp,
+                "indicator_id": entry.indicator_id,
+                "kind": entry.kind,
+                "campaign_ids": entry.campaigns,
+                "matched": entry.described or _described(entry),
+                "verified": found[entry.indicator_id],
+            }
             for entry in matched
-        )  # fmt: skip
+        )
         return _match_list().validate_python(rows)
 
     def _holds(self, entry: _Compiled, view: _EventView, shared: int | None) -> bool:

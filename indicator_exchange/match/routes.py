@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from indicator_exchange.audit.context import note_detail
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
 from indicator_exchange.errors import PayloadTooLarge
 from indicator_exchange.fields import Name
@@ -80,18 +81,24 @@ async def match(
         indicator_set = matching.cached_indicator_set(
             session, ids, clearance=caller.clearance, settings=settings, now=now, min_lsh_bands=1 if candidates else 2
         )
-        found = matching.match_events(indicator_set, batch.events)
+        found = matching.match_events(indicator_set, batch.events, settings=settings, now=now)
         result: dict[str, object] = {
             "events": len(batch.events),
             "rejected": len(batch.rejections),
             "rejections": [r.model_dump(mode="json") for r in batch.rejections],
             "matches": [m.model_dump(mode="json") for m in found],
-            "indicators": indicator_set.compiled.indicator_count,
+            "indicators": indicator_set.indicator_count,
         }
         if sightings:
             verified = [m for m in found if m.verified]
-            result["sightings"] = matching.record_sightings(
+            posted = matching.record_sightings(
                 session, indicator_set, verified, settings=settings, caller=caller, now=now
+            )
+            result["sightings"] = posted
+            note_detail(
+                request,
+                f"sightings written by service caller {matching.SIGHTINGS_JOB} for {caller.name}: "
+                f"{posted['sightings']} stored, {posted['skipped']} skipped",
             )
         return result
 

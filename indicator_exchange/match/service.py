@@ -1,32 +1,49 @@
-"""Matching traffic against stored indicators: load the active ones a caller may see, compile them once,
-and keep the compiled index until a collection changes.
+"""Matching traffic against stored indicators: load the active ones a caller may see, compile them, and keep
+the compiled index current.
 
-The compiled index is a cache derived from the database and checked against each collection's clock
-(``last_date_added``) on every use, so any worker can build its own; nothing here is state another worker
-would need.
+The server keeps one live index per (collections, clearance) (``match.index``), refreshed by deltas read by
+``date_added`` position; a one-shot command compiles once (``load_indicator_set``). Either is a cache derived
+from the database, so any worker can build its own; nothing here is state another worker would need.
 """
 
-import dataclasses
-import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_read
+from indicator_exchange.auth.service_caller import service_caller
 from indicator_exchange.errors import NotFound
 from indicator_exchange.lifecycle import enforcement
 from indicator_exchange.match.events import Match, TrafficEvent
+from indicator_exchange.match.index import INDEXES, Generation, IndexConfig, enforced
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.settings import Settings
-from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
-from indicator_exchange.store.models import Collection, ObjectVersion
+from indicator_exchange.store import indicators as store
+from indicator_exchange.store.models import Collection
+
+SIGHTINGS_JOB = "match-sightings"
+
+
+class Matchable(Protocol):
+    """What a match and its sightings read: a one-shot ``IndicatorSet`` or a live index's ``Generation``."""
+
+    @property
+    def indicator_count(self) -> int: ...
+
+    @property
+    def indicators(self) -> Mapping[str, Mapping[str, Any]]: ...
+
+    @property
+    def origin(self) -> Mapping[str, uuid.UUID]: ...
+
+    def match_indexed(self, events: Iterable[tuple[int, TrafficEvent]]) -> Iterator[Match]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,38 +55,15 @@ class IndicatorSet:
     indicators: dict[str, dict[str, object]]
     clocks: tuple[tuple[uuid.UUID, int], ...]
     # The lifecycle's verdict (docs/lifecycle.md): live scores, and the active indicators not enforced, and why.
-    scores: dict[str, float] = dataclasses.field(default_factory=dict)
-    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+    scores: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def indicator_count(self) -> int:
+        return self.compiled.indicator_count
 
-_CACHE: dict[tuple[tuple[uuid.UUID, ...], int, int], IndicatorSet] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def _visible_latest(session: Session, collection: Collection, clearance: int, types: Sequence[str]) -> list[str]:
-    level_ok = ObjectVersion.tlp <= clearance
-    visible = level_ok if collection.default_tlp > clearance else (ObjectVersion.tlp.is_(None) | level_ok)
-    rows = session.execute(
-        select(ObjectVersion.raw).where(
-            ObjectVersion.collection_id == collection.id,
-            ObjectVersion.is_latest == true(),
-            ObjectVersion.stix_type.in_(types),
-            ObjectVersion.revoked.is_(False),
-            visible,
-        )
-    )
-    return [raw for (raw,) in rows]
-
-
-def _active(indicator: dict[str, object], now_us: int) -> bool:
-    try:
-        if "valid_from" in indicator and parse_timestamp_us(indicator["valid_from"]) > now_us:
-            return False
-        if "valid_until" in indicator and parse_timestamp_us(indicator["valid_until"]) <= now_us:
-            return False
-    except InvalidObject:
-        return False
-    return indicator.get("revoked") is not True
+    def match_indexed(self, events: Iterable[tuple[int, TrafficEvent]]) -> Iterator[Match]:
+        return self.compiled.match_indexed(events)
 
 
 def load_indicator_set(
@@ -82,18 +76,18 @@ def load_indicator_set(
     min_lsh_bands: int = 2,
 ) -> IndicatorSet:
     """Compile the active (not revoked, within validity, within clearance) indicators of ``collections``."""
-    now_us = int(now.timestamp() * 1_000_000)
+    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
     indicators: dict[str, dict[str, object]] = {}
     origin: dict[str, uuid.UUID] = {}
-    campaigns: dict[str, list[str]] = defaultdict(list)
+    campaigns: dict[str, set[str]] = defaultdict(set)
     for collection in collections:
-        for raw in _visible_latest(session, collection, clearance, ("indicator", "relationship")):
+        for raw in store.visible_latest(session, collection, clearance):
             obj = orjson.loads(raw)
             if obj.get("type") == "relationship":
                 target = str(obj.get("target_ref", ""))
                 if obj.get("relationship_type") == "indicates" and target.startswith("campaign--"):
-                    campaigns[str(obj.get("source_ref"))].append(target)
-            elif _active(obj, now_us):
+                    campaigns[str(obj.get("source_ref"))].add(target)
+            elif obj.get("type") == "indicator" and enforced(obj, now_us):
                 indicators[obj["id"]] = obj
                 origin[obj["id"]] = collection.id
     assessed = enforcement.assess(session, indicators, settings=settings, now=now)
@@ -104,7 +98,7 @@ def load_indicator_set(
         community_key=settings.community_key_bytes,
         key_id=settings.community_key_id,
         now=now,
-        campaigns={k: v for k, v in campaigns.items() if k in indicators},
+        campaigns={k: sorted(v) for k, v in campaigns.items() if k in indicators},
         min_lsh_bands=min_lsh_bands,
     )
     clocks = tuple((c.id, c.last_date_added) for c in collections)
@@ -126,38 +120,44 @@ def cached_indicator_set(
     settings: Settings,
     now: datetime,
     min_lsh_bands: int = 2,
-) -> IndicatorSet:
-    """``load_indicator_set``, reused while no collection has changed and the hour has not turned.
-
-    Validity windows move with time, so a cached set is also rebuilt at least hourly.
-    """
-    collections = []
+) -> Generation:
+    """The live index's current generation for these collections, brought up to date by deltas first."""
+    collections: list[Collection] = []
     for collection_id in sorted(set(collection_ids)):
         found = catalog.get_collection_by_id(session, collection_id)
         if found is None:
             raise NotFound(f"there is no collection {collection_id}")
         collections.append(found)
-    key = (tuple(c.id for c in collections), clearance, min_lsh_bands)
-    clocks = tuple((c.id, c.last_date_added) for c in collections)
-    with _CACHE_LOCK:
-        cached = _CACHE.get(key)
-    fresh = cached is not None and (now - cached.compiled.built_at).total_seconds() < 3600
-    if cached is not None and fresh and cached.clocks == clocks:
-        return cached
-    built = load_indicator_set(
-        session, collections, clearance=clearance, settings=settings, now=now, min_lsh_bands=min_lsh_bands
+    config = IndexConfig(
+        community_key=settings.community_key_bytes,
+        key_id=settings.community_key_id,
+        min_lsh_bands=min_lsh_bands,
+        overlay_limit=settings.match_overlay_limit,
+        lifecycle=enforcement.LifecyclePolicy.of(settings),
     )
-    with _CACHE_LOCK:
-        _CACHE[key] = built
-    return built
+    index = INDEXES.get([c.id for c in collections], clearance, config, max_indexes=settings.match_indexes)
+    return index.current(session, collections, now)
 
 
-def match_events(indicator_set: IndicatorSet, events: Iterable[tuple[int, TrafficEvent]]) -> list[Match]:
+def match_events(
+    indicator_set: Matchable,
+    events: Iterable[tuple[int, TrafficEvent]],
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> list[Match]:
     """The matches of events given as (input position, event), so ``event_index`` is the input's; each carries
-    its indicator's live score."""
-    matches = list(indicator_set.compiled.match_indexed(events))
+    its indicator's live score (with feedback for a one-shot ``IndicatorSet``, from the indicator alone for a
+    live index's generation, given ``settings``)."""
+    matches = list(indicator_set.match_indexed(events))
+    scores = indicator_set.scores if isinstance(indicator_set, IndicatorSet) else {}
+    policy = enforcement.LifecyclePolicy.of(settings) if settings is not None and not scores else None
+    moment = now or datetime.now(UTC)
     for match in matches:
-        match.score = indicator_set.scores.get(match.indicator_id)
+        if match.indicator_id in scores:
+            match.score = scores[match.indicator_id]
+        elif policy is not None and match.indicator_id in indicator_set.indicators:
+            match.score = round(policy.score(indicator_set.indicators[match.indicator_id], moment).score, 2)
     return matches
 
 
@@ -174,13 +174,19 @@ def readable_collections(session: Session, caller: Caller, requested: Sequence[s
 
 
 def record_sightings(
-    session: Session, indicator_set: IndicatorSet, matches: Sequence[Match], *, settings: Settings, caller: Caller,
+    session: Session,
+    indicator_set: Matchable,
+    matches: Sequence[Match],
+    *,
+    settings: Settings,
+    caller: Caller,
     now: datetime,
-) -> dict[str, int]:  # fmt: skip
+) -> dict[str, int]:
     """Store our sightings of matched indicators in the collections the indicators came from.
 
-    Sightings go through the TAXII write path (same validation, same per-object status); a collection the
-    caller may not write to is skipped and counted.
+    Sightings are the service's own objects (``created_by_ref`` = our identity), written through the TAXII write
+    path (same validation, same per-object status, same write rules) by a service caller that may write only
+    where ``caller`` may; a collection the caller may not write to is skipped and counted.
     """
     from indicator_exchange.ingest.convert import publisher_of
     from indicator_exchange.match.sightings import aggregate, by_origin
@@ -195,11 +201,11 @@ def record_sightings(
             continue
         root = catalog.get_api_root_by_id(session, collection.api_root_id)
         assert root is not None
-        # The sightings are the service's own objects (created_by_ref = our identity), written on the caller's
-        # grant: the caller was checked for write access above.
-        service = dataclasses.replace(caller, kind="admin", identity_ref=settings.identity_id, clearance=4)
+        writer = service_caller(
+            job=SIGHTINGS_JOB, identity_ref=settings.identity_id, on_behalf_of=caller, writable=[collection.id]
+        )
         status = taxii.add_objects(
-            session, root=root, collection=collection, caller=service, objects=list(items), lifecycle=settings
+            session, root=root, collection=collection, caller=writer, objects=list(items), lifecycle=settings
         )
         posted["sightings"] += status.success_count
         posted["skipped"] += status.failure_count

@@ -32,7 +32,7 @@ def build_report(
     published = published_section(session, ctx, activity["published"], now)
     received = received_section(session, ctx, activity["received"])
     shared = shared_section(session, ctx, activity)
-    exceptions = exceptions_section(session, ctx, request)
+    exceptions = exceptions_section(session, ctx)
     bucket, _ = bucket_for(request.start, request.end)
     return SharingReport(
         generated_at=now,

@@ -128,6 +128,17 @@ class ObjectVersion(Base):
     raw: Mapped[str] = mapped_column(Text)
 
 
+class ObjectDeletion(Base):
+    """An object's versions were deleted at this collection clock: a delete leaves no row to read by position,
+    so whoever follows a collection by ``date_added`` (the matcher's deltas) reads this instead."""
+
+    __tablename__ = "object_deletion"
+
+    collection_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("collection.id", ondelete="CASCADE"), primary_key=True)
+    date_added: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    stix_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+
+
 class Status(Base):
     """A TAXII status resource: the per-object outcome of one POST to a collection."""
 
@@ -229,6 +240,12 @@ class FeedSource(Base):
     objects_total: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected_total: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The live follower's status (``sync --follow``, docs/live.md): stream | long-poll | poll, connected since
+    # (``None``: not connected), last heard from the partner, and the partner's position then.
+    live_mode: Mapped[str | None] = mapped_column(String(16))
+    live_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_remote_position: Mapped[str | None] = mapped_column(String(64))
 
 
 class SyncRejection(Base):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from indicator_exchange.stix.markings import filed_tlp, tlp_of
 from indicator_exchange.stix.objects import ObjectMeta, canonical_json
 from indicator_exchange.store.bulk import insert_rows, one_of
+from indicator_exchange.store.indicators import record_deletion
 from indicator_exchange.store.models import Collection, ObjectVersion
 from indicator_exchange.store.read_filter import ReadFilter, Visibility
 
@@ -203,6 +204,7 @@ def delete_versions(
     session.execute(
         update(Collection).where(Collection.id == collection_id).values(last_date_added=Collection.last_date_added + 1)
     )
+    record_deletion(session, collection_id, stix_id)  # what went, at that clock: a delete leaves no row to read
     remaining = session.execute(
         select(func.min(ObjectVersion.version), func.max(ObjectVersion.version)).where(
             ObjectVersion.collection_id == collection_id, ObjectVersion.stix_id == stix_id

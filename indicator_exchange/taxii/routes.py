@@ -1,9 +1,11 @@
 """TAXII 2.1 endpoints (TAXII 2.1 §4 discovery and API roots, §5 collections, objects, manifests)."""
 
+from functools import partial
+
 import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from indicator_exchange.audit.context import note_accepted, note_collection, note_objects, note_served, record_of
 from indicator_exchange.auth.service import Caller
@@ -12,32 +14,30 @@ from indicator_exchange.dependencies import (
     CallerDep,
     ProvisionalCallerDep,
     SettingsDep,
-    assumed_epoch,
     check_objects_allowed,
     confirm_caller,
     objects_remaining,
     objects_written,
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
-from indicator_exchange.errors import BadRequest, ExchangeError
-from indicator_exchange.openapi import TaxiiResponse, taxii_responses
+from indicator_exchange.errors import BadRequest
+from indicator_exchange.live import longpoll
 from indicator_exchange.read_routes import (
-    ALL_MATCHES,
     MANIFEST,
     OBJECT,
     OBJECT_MATCHES,
     OBJECTS,
-    VERSION_MATCHES,
     VERSIONS,
+    ReadRoute,
 )
 from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
-from indicator_exchange.store.catalog import CollectionEntry
-from indicator_exchange.store.models import Collection
 from indicator_exchange.taxii import resources, service
-from indicator_exchange.taxii.filters import PageRequest, parse_page_request
+from indicator_exchange.taxii.filters import parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
+from indicator_exchange.taxii.openapi import TaxiiResponse, taxii_responses
+from indicator_exchange.taxii.poll import PollContext, PollRequest, Served, serve_poll
 
 
 async def negotiate(request: Request) -> None:
@@ -63,17 +63,6 @@ def _params(request: Request) -> dict[str, list[str]]:
     for key, value in request.query_params.multi_items():
         params.setdefault(key, []).append(value)
     return params
-
-
-def _page_request(request: Request, settings: Settings, allow: frozenset[str]) -> PageRequest:
-    # A key with a daily object quota gets pages no larger than what the quota has left.
-    remaining = objects_remaining(request)
-    return parse_page_request(
-        _params(request),
-        default_limit=settings.default_page_size,
-        max_limit=settings.max_page_size if remaining is None else max(1, min(settings.max_page_size, remaining)),
-        allow=allow,
-    )
 
 
 def _query(name: str, description: str, schema: dict[str, object]) -> dict[str, object]:
@@ -149,9 +138,11 @@ def discovery(request: Request, session: SessionDep, caller: CallerDep, settings
 
 
 @router.get(
-    "/{api_root}/", summary="API root information", response_model=resources.ApiRootResource,
+    "/{api_root}/",
+    summary="API root information",
+    response_model=resources.ApiRootResource,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: SettingsDep) -> Response:
     """TAXII 2.1 §4.2: title, supported versions and the largest accepted body."""
     root = service.resolve_root(session, api_root, caller)
@@ -166,9 +157,11 @@ def api_root(api_root: str, session: SessionDep, caller: CallerDep, settings: Se
 
 
 @router.get(
-    "/{api_root}/status/{status_id}/", summary="Status of a POST", response_model=resources.StatusResource,
+    "/{api_root}/status/{status_id}/",
+    summary="Status of a POST",
+    response_model=resources.StatusResource,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §4.3: per-object successes, failures and pendings of one POST."""
     root = service.resolve_root(session, api_root, caller)
@@ -177,9 +170,11 @@ def status(api_root: str, status_id: str, session: SessionDep, caller: CallerDep
 
 
 @router.get(
-    "/{api_root}/collections/", summary="Collections", response_model=resources.Collections,
+    "/{api_root}/collections/",
+    summary="Collections",
+    response_model=resources.Collections,
     responses=taxii_responses(403, 404),
-)  # fmt: skip
+)
 def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.1: the collections this caller has a grant on."""
     root = service.resolve_root(session, api_root, caller)
@@ -190,9 +185,11 @@ def collections(api_root: str, session: SessionDep, caller: CallerDep) -> Respon
 
 
 @router.get(
-    "/{api_root}/collections/{collection_id}/", summary="One collection",
-    response_model=resources.CollectionResource, responses=taxii_responses(403, 404),
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/",
+    summary="One collection",
+    response_model=resources.CollectionResource,
+    responses=taxii_responses(403, 404),
+)
 def collection(request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep) -> Response:
     """TAXII 2.1 §5.2."""
     root = service.resolve_root(session, api_root, caller)
@@ -203,109 +200,106 @@ def collection(request: Request, api_root: str, collection_id: str, session: Ses
 
 
 @router.get(
-    MANIFEST.path, summary="Object manifest", openapi_extra=LIST_DOC,
-    response_model=resources.Manifest, responses=taxii_responses(403, 404),
-)  # fmt: skip
-def manifest(
-    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
-    settings: SettingsDep,
-) -> Response:  # fmt: skip
+    MANIFEST.path,
+    summary="Object manifest",
+    openapi_extra=LIST_DOC,
+    response_model=resources.Manifest,
+    responses=taxii_responses(403, 404),
+)
+async def manifest(
+    request: Request, api_root: str, collection_id: str, caller: ProvisionalCallerDep, settings: SettingsDep
+) -> Response:
     """TAXII 2.1 §5.3: one manifest record per object version, paged by a keyset cursor."""
-    root = service.resolve_root(session, api_root, caller)
-    found = service.resolve_collection(session, root, collection_id)
-    note_collection(request, found)
-    service.authorise(caller, root, collection_id, found, read=True)
-    page = service.read_manifest(
-        session, collection=found, caller=caller, page=_page_request(request, settings, ALL_MATCHES)
-    )
-    note_served(request, page.count, page.first_added, page.last_added)
-    return _taxii(page.body, headers=page.headers)
+    return await _serve(request, caller, settings, MANIFEST, api_root, collection_id)
 
 
 @router.get(
-    OBJECTS.path, summary="Get objects", openapi_extra=LIST_DOC,
-    response_model=resources.Envelope, responses=taxii_responses(403, 404),
-)  # fmt: skip
-def get_objects(
+    OBJECTS.path,
+    summary="Get objects",
+    openapi_extra=LIST_DOC,
+    response_model=resources.Envelope,
+    responses=taxii_responses(403, 404),
+)
+async def get_objects(
     request: Request, api_root: str, collection_id: str, caller: ProvisionalCallerDep, settings: SettingsDep
 ) -> Response:
     """TAXII 2.1 §5.4: an envelope of objects; filters match[id|type|version|spec_version], added_after."""
-    return read_objects_response(request, api_root, collection_id, caller, settings, None, ALL_MATCHES)
+    return await _serve(request, caller, settings, OBJECTS, api_root, collection_id)
 
 
-async def read_ahead_response(
-    request: Request, api_root: str, collection_id: str, caller: Caller, settings: Settings
-) -> Response | None:
-    """A poll answered on the event loop from a page read ahead (``service.read_objects_ahead``); ``None``:
-    take ``read_objects_response``."""
-    app = services(request)
-    if app.loop_connection is None:
-        return None
-    try:
-        page_request = _page_request(request, settings, ALL_MATCHES)
-    except ExchangeError:  # read_objects_response gives the answer
-        return None
-    served = await service.read_objects_ahead(
-        app.loop_connection, app.read_ahead, app.catalog, caller=caller, epoch=assumed_epoch(request),
-        api_root=api_root, collection_key=collection_id, page=page_request,
-    )  # fmt: skip
-    if served is None:
-        return None
-    found, page = served
-    note_collection(request, found, clock=page.clock)
+def poll_request(
+    request: Request, settings: Settings, route: ReadRoute, api_root: str, collection_id: str, object_id: str | None
+) -> PollRequest:
+    """The poll a TAXII read asks for. A key with a daily object quota gets pages no larger than what the quota
+    has left."""
+    remaining = objects_remaining(request)
+    return PollRequest(
+        route=route,
+        api_root=api_root,
+        collection_key=collection_id,
+        params=_params(request),
+        default_limit=settings.default_page_size,
+        max_limit=settings.max_page_size if remaining is None else max(1, min(settings.max_page_size, remaining)),
+        object_id=object_id,
+    )
+
+
+def poll_context(request: Request, caller: Caller) -> PollContext:
+    """Who polls: the caller as the dependency found it, and how to confirm it if the cache proves stale."""
+    return PollContext(services(request), caller, record_of(request), partial(confirm_caller, request))
+
+
+async def _serve(
+    request: Request,
+    caller: Caller,
+    settings: Settings,
+    route: ReadRoute,
+    api_root: str,
+    collection_id: str,
+    object_id: str | None = None,
+) -> Response:
+    poll = poll_request(request, settings, route, api_root, collection_id, object_id)
+    ctx = poll_context(request, caller)
+    served = await serve_poll(ctx, poll)
+    waited = None
+    if route is OBJECTS:  # Prefer: wait (RFC 7240): an empty answer is held until a commit (live.longpoll)
+        served, waited = await longpoll.hold(
+            services(request).live_hub,
+            request.headers.getlist("prefer"),
+            settings.live_max_wait_seconds,
+            served,
+            partial(_poll_again, ctx, poll),
+        )
+    page = served.page
+    note_collection(request, served.collection, clock=page.clock)
     note_served(request, page.count, page.first_added, page.last_added)
-    return _taxii(page.body, headers=page.headers)
+    headers = page.headers if waited is None else {**page.headers, "Preference-Applied": f"wait={waited}"}
+    return _taxii(page.body, headers=headers)
 
 
-def read_objects_response(
-    request: Request, api_root: str, collection_id: str, caller: Caller, settings: Settings,
-    object_id: str | None, allow: frozenset[str],
-) -> Response:  # fmt: skip
-    """Get objects / get an object: from the worker's caches, checked in the page's own statement (one round
-    trip); failing that, resolved and authorised afresh.
-
-    The session is opened here, not by a dependency: a generator dependency enters and leaves through the
-    thread pool, two hops a poll does not need (this function already runs in it). Its statements run without
-    a transaction (``statement_sessions``), so there is nothing to commit: it is only closed.
-    """
-    with services(request).sessions.statements() as session:
-        return _read_objects_in(request, session, api_root, collection_id, caller, settings, object_id, allow)
-
-
-def _read_objects_in(
-    request: Request, session: Session, api_root: str, collection_id: str, caller: Caller, settings: Settings,
-    object_id: str | None, allow: frozenset[str],
-) -> Response:  # fmt: skip
-    page_request = _page_request(request, settings, allow)
-    cached = service.read_objects_cached(
-        session, services(request).catalog, caller=caller, epoch=assumed_epoch(request), api_root=api_root,
-        collection_key=collection_id, page=page_request, object_id=object_id,
-        read_ahead=services(request).read_ahead,
-    )  # fmt: skip
-    found: Collection | CollectionEntry
-    if cached is not None:
-        found, page = cached
-    else:
-        if record_of(request).caller_provisional:
-            caller = confirm_caller(request)
-        root = service.resolve_root(session, api_root, caller)
-        found = service.resolve_collection(session, root, collection_id)
-        note_collection(request, found)
-        service.authorise(caller, root, collection_id, found, read=True)
-        page = service.read_objects(session, collection=found, caller=caller, page=page_request, object_id=object_id)
-    note_collection(request, found, clock=page.clock)
-    note_served(request, page.count, page.first_added, page.last_added)
-    return _taxii(page.body, headers=page.headers)
+async def _poll_again(ctx: PollContext, poll: PollRequest, reauthenticate: bool) -> Served:
+    if reauthenticate:  # woken by a change to keys or grants: the caller as it is now
+        ctx.caller = await run_in_threadpool(ctx.confirm)
+    return await serve_poll(ctx, poll)
 
 
 @router.post(
-    "/{api_root}/collections/{collection_id}/objects/", summary="Add objects", status_code=202, openapi_extra=POST_DOC,
-    response_model=resources.StatusResource, responses=taxii_responses(403, 404, 413, 415),
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/objects/",
+    summary="Add objects",
+    status_code=202,
+    openapi_extra=POST_DOC,
+    response_model=resources.StatusResource,
+    responses=taxii_responses(403, 404, 413, 415),
+)
 def add_objects(
-    request: Request, api_root: str, collection_id: str, session: SessionDep, caller: CallerDep,
-    body: BodyDep, settings: SettingsDep,
-) -> Response:  # fmt: skip
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    body: BodyDep,
+    settings: SettingsDep,
+) -> Response:
     """TAXII 2.1 §5.5: store an envelope; answers 202 with a status resource listing each object."""
     check_content_type(request.headers.get("content-type"))
     root = service.resolve_root(session, api_root, caller)
@@ -329,25 +323,39 @@ def add_objects(
 
 
 @router.get(
-    OBJECT.path, summary="Get an object", openapi_extra=OBJECT_DOC,
-    response_model=resources.Envelope, responses=taxii_responses(403, 404),
-)  # fmt: skip
-def get_object(
-    request: Request, api_root: str, collection_id: str, object_id: str, caller: ProvisionalCallerDep,
+    OBJECT.path,
+    summary="Get an object",
+    openapi_extra=OBJECT_DOC,
+    response_model=resources.Envelope,
+    responses=taxii_responses(403, 404),
+)
+async def get_object(
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    caller: ProvisionalCallerDep,
     settings: SettingsDep,
-) -> Response:  # fmt: skip
+) -> Response:
     """TAXII 2.1 §5.6: the versions of one object (default: the latest)."""
-    return read_objects_response(request, api_root, collection_id, caller, settings, object_id, OBJECT_MATCHES)
+    return await _serve(request, caller, settings, OBJECT, api_root, collection_id, object_id)
 
 
 @router.delete(
-    "/{api_root}/collections/{collection_id}/objects/{object_id}/", summary="Delete an object",
-    openapi_extra=DELETE_DOC, responses={200: {"description": "Deleted (an empty body)."}, **taxii_responses(403, 404)},
-)  # fmt: skip
+    "/{api_root}/collections/{collection_id}/objects/{object_id}/",
+    summary="Delete an object",
+    openapi_extra=DELETE_DOC,
+    responses={200: {"description": "Deleted (an empty body)."}, **taxii_responses(403, 404)},
+)
 def delete_object(
-    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
-    caller: CallerDep, settings: SettingsDep,
-) -> Response:  # fmt: skip
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    session: SessionDep,
+    caller: CallerDep,
+    settings: SettingsDep,
+) -> Response:
     """TAXII 2.1 §5.7: delete an object's versions (all of them unless match[version] narrows it)."""
     root = service.resolve_root(session, api_root, caller)
     found = service.resolve_collection(session, root, collection_id)
@@ -368,21 +376,19 @@ def delete_object(
 
 
 @router.get(
-    VERSIONS.path, summary="Object versions",
-    openapi_extra=VERSIONS_DOC, response_model=resources.Versions, responses=taxii_responses(403, 404),
-)  # fmt: skip
-def versions(
-    request: Request, api_root: str, collection_id: str, object_id: str, session: SessionDep,
-    caller: CallerDep, settings: SettingsDep,
-) -> Response:  # fmt: skip
+    VERSIONS.path,
+    summary="Object versions",
+    openapi_extra=VERSIONS_DOC,
+    response_model=resources.Versions,
+    responses=taxii_responses(403, 404),
+)
+async def versions(
+    request: Request,
+    api_root: str,
+    collection_id: str,
+    object_id: str,
+    caller: ProvisionalCallerDep,
+    settings: SettingsDep,
+) -> Response:
     """TAXII 2.1 §5.8: the version timestamps of one object."""
-    root = service.resolve_root(session, api_root, caller)
-    found = service.resolve_collection(session, root, collection_id)
-    note_collection(request, found)
-    service.authorise(caller, root, collection_id, found, read=True)
-    page = service.read_versions(
-        session, collection=found, caller=caller, object_id=object_id,
-        page=_page_request(request, settings, VERSION_MATCHES),
-    )  # fmt: skip
-    note_served(request, page.count, page.first_added, page.last_added)
-    return _taxii(page.body, headers=page.headers)
+    return await _serve(request, caller, settings, VERSIONS, api_root, collection_id, object_id)

@@ -3,7 +3,6 @@
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from functools import partial
 
 import orjson
 from sqlalchemy.orm import Session
@@ -22,14 +21,13 @@ from indicator_exchange.stix.objects import (
     inspect_object,
 )
 from indicator_exchange.stix.validation import STRICT, validate_object
-from indicator_exchange.store import catalog, ownership, principals
+from indicator_exchange.store import catalog, ownership
 from indicator_exchange.store import objects as store
-from indicator_exchange.store.catalog import CatalogCache, CatalogSnapshot, CollectionEntry
-from indicator_exchange.store.engine import LoopConnection
+from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import ApiRoot, Collection, Status
+from indicator_exchange.store.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
-from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
 _ECHOED = 256  # characters of a client's id or version echoed into a status (a status row stays small)
 
@@ -147,9 +145,15 @@ def parse_envelope(body: bytes, *, max_objects: int) -> list[object]:
 
 
 def add_objects(
-    session: Session, *, root: ApiRoot, collection: Collection, caller: Caller, objects: list[object],
-    max_failures: int = 1000, lifecycle: Settings | None = None,
-) -> Status:  # fmt: skip
+    session: Session,
+    *,
+    root: ApiRoot,
+    collection: Collection,
+    caller: Caller,
+    objects: list[object],
+    max_failures: int = 1000,
+    lifecycle: Settings | None = None,
+) -> Status:
     """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status.
 
     A ``strict`` collection validates each object as STIX 2.1 (``stix.validation``); an invalid one is a failure
@@ -373,11 +377,12 @@ def read_objects(
     if body is None:
         body = _envelope(joined, collection.id, filters)
     if key is not None and read_ahead is not None and joined.more:
-        _read_next_page(read_ahead, key, collection.id, filters, visibility, joined.last_added)
-    return _page(checked, body)
+        read_next_page(read_ahead, key, collection.id, filters, visibility, joined.last_added)
+    return page_of(checked, body)
 
 
-def _page(checked: store.CheckedPage, body: bytes) -> Page:
+def page_of(checked: store.CheckedPage, body: bytes) -> Page:
+    """A page as served, from a page as read and its envelope."""
     joined = checked.page
     headers = _headers(joined.first_added, joined.last_added)
     return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
@@ -405,10 +410,14 @@ def _page_read_ahead(session: Session, read_ahead: ReadAhead, key: PollKey) -> P
     return ready if read_ahead.accept(ready[0], clock=clock, epoch=epoch) else None
 
 
-def _read_next_page(
-    read_ahead: ReadAhead, key: PollKey, collection_id: uuid.UUID, filters: store.ReadFilter,
-    visibility: store.Visibility, last_added: int | None,
-) -> None:  # fmt: skip
+def read_next_page(
+    read_ahead: ReadAhead,
+    key: PollKey,
+    collection_id: uuid.UUID,
+    filters: store.ReadFilter,
+    visibility: store.Visibility,
+    last_added: int | None,
+) -> None:
     """Start reading the page after this one, on the read-ahead thread."""
 
     def read(own: Session) -> PageRead:
@@ -416,95 +425,6 @@ def _read_next_page(
         return checked, _envelope(checked.page, collection_id, filters)
 
     read_ahead.start(replace(key, after=last_added), read)
-
-
-def read_objects_cached(
-    session: Session,
-    catalog_cache: CatalogCache,
-    *,
-    caller: Caller,
-    epoch: int | None,
-    api_root: str,
-    collection_key: str,
-    page: PageRequest,
-    object_id: str | None = None,
-    read_ahead: ReadAhead | None = None,
-) -> tuple[CollectionEntry, Page] | None:
-    """``read_objects`` with the API root and collection resolved from the worker's catalog snapshot, and the
-    snapshot and the caller checked by the page's own statement: one round trip for a poll.
-
-    ``None`` whenever something is not as cached or would be refused (PostgreSQL only): the route then takes
-    the checked path, which gives the authoritative answer, errors included.
-    """
-    if epoch is None or session.get_bind().dialect.name != "postgresql":
-        return None
-    snapshot = catalog_cache.get(epoch)
-    if snapshot is None:
-        current = principals.auth_epoch(session)
-        snapshot = catalog.load_snapshot(session)
-        if current is None:
-            return None
-        catalog_cache.put(current, snapshot)
-        if current != epoch:
-            return None
-    found = _readable(snapshot, caller, api_root, collection_key)
-    if found is None:
-        return None
-    try:
-        return found, read_objects(
-            session, collection=found, caller=caller, page=page, object_id=object_id, expected_epoch=epoch,
-            read_ahead=read_ahead,
-        )  # fmt: skip
-    except StaleCache:
-        return None
-
-
-async def read_objects_ahead(
-    loop_connection: LoopConnection,
-    read_ahead: ReadAhead,
-    catalog_cache: CatalogCache,
-    *,
-    caller: Caller,
-    epoch: int | None,
-    api_root: str,
-    collection_key: str,
-    page: PageRequest,
-) -> tuple[CollectionEntry, Page] | None:
-    """A poll's page from read-ahead, checked and served on the event loop: no trip through the thread pool,
-    one small statement (the collection's clock and the auth epoch, which must be those the page was read
-    under and ``epoch``, the one the caller was cached under). ``None`` whenever there is no such page or
-    anything is not as cached: the request then takes ``read_objects_cached``, which has the last word.
-    """
-    if epoch is None or not read_ahead.enabled:
-        return None
-    snapshot = catalog_cache.get(epoch)
-    found = None if snapshot is None else _readable(snapshot, caller, api_root, collection_key)
-    if found is None:
-        return None
-    if page.cursor is not None:
-        try:
-            check_cursor(page, found.id, page.filters)
-        except BadRequest:  # answered by the checked path, with the caller confirmed
-            return None
-    visibility = _visibility(caller, found)
-    key = poll_key(caller.principal_id, found.id, visibility, page.filters, after=page.after, limit=page.limit)
-    ready = None if key is None else await read_ahead.take_async(key)
-    if key is None or ready is None:
-        return None
-    now = await loop_connection.run(partial(store.clock_and_epoch_async, collection_id=found.id))
-    checked, body = ready
-    if now is None or now[1] != epoch or not read_ahead.accept(checked, clock=now[0], epoch=now[1]):
-        return None
-    if checked.page.more:
-        _read_next_page(read_ahead, key, found.id, page.filters, visibility, checked.page.last_added)
-    return found, _page(checked, body)
-
-
-def _readable(snapshot: CatalogSnapshot, caller: Caller, api_root: str, collection_key: str) -> CollectionEntry | None:
-    """The collection as cached, if the caller may read it (else ``None``: the checked path says why)."""
-    root_id = snapshot.roots.get(api_root)
-    found = None if root_id is None else snapshot.find_collection(root_id, collection_key)
-    return found if found is not None and caller.access(found.id).can_read else None
 
 
 def _first(rows: list[store.ObjectRow]) -> int | None:
@@ -523,9 +443,14 @@ def read_manifest(session: Session, *, collection: Collection, caller: Caller, p
     require_read(caller, collection)
     check_cursor(page, collection.id, page.filters)
     rows, more = store.read_page(
-        session, collection.id, page.filters, _visibility(caller, collection),
-        after=page.after, limit=page.limit, with_raw=False,
-    )  # fmt: skip
+        session,
+        collection.id,
+        page.filters,
+        _visibility(caller, collection),
+        after=page.after,
+        limit=page.limit,
+        with_raw=False,
+    )
     body = _envelope_head(_last(rows), more, collection.id, page.filters)
     if rows:
         records = [

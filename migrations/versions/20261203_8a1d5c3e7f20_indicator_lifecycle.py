@@ -1,7 +1,7 @@
 """indicator lifecycle: partner feedback and lifecycle events
 
 Revision ID: 8a1d5c3e7f20
-Revises: 3c7a9e5b1d42
+Revises: 8e2d6b4a9c17
 Create Date: 2026-12-03 18:40:00
 
 Two new tables (docs/lifecycle.md); no existing row changes, so a populated store upgrades in place.
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "8a1d5c3e7f20"
-down_revision: str | None = "3c7a9e5b1d42"
+down_revision: str | None = "8e2d6b4a9c17"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

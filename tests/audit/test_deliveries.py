@@ -37,8 +37,9 @@ class World:
         assert response.json()["success_count"] == len(objects)
 
     def read(self, key: Key, suffix: str = "", **params: str) -> dict[str, object]:
-        response = self.client.get(self.url.replace("objects/", suffix) if suffix else self.url,
-                                   params=params, headers=key.basic)  # fmt: skip
+        response = self.client.get(
+            self.url.replace("objects/", suffix) if suffix else self.url, params=params, headers=key.basic
+        )
         assert response.status_code in (200, 403, 404)
         body: dict[str, object] = response.json() if response.content else {}
         return body

@@ -12,8 +12,9 @@ AUDIT_REVISION = "5220dff662df"
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_upgrade_downgrade_upgrade(backend: str, request: pytest.FixtureRequest,
-                                   tmp_path_factory: pytest.TempPathFactory) -> None:  # fmt: skip
+def test_upgrade_downgrade_upgrade(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     admin_url = str(request.getfixturevalue("pg_admin_url")) if backend == "postgresql" else ""
     url = make_test_database(admin_url, tmp_path_factory, backend, "auditmigration")
     engine = make_engine(url, pool_size=1)
@@ -23,9 +24,10 @@ def test_upgrade_downgrade_upgrade(backend: str, request: pytest.FixtureRequest,
             with engine.connect() as conn:
                 tables = set(inspect(conn).get_table_names())
                 trigger = backend == "postgresql" and bool(
-                    conn.execute(text("SELECT count(*) FROM pg_trigger WHERE tgname = 'audit_event_immutable'"))
-                    .scalar_one()
-                )  # fmt: skip
+                    conn.execute(
+                        text("SELECT count(*) FROM pg_trigger WHERE tgname = 'audit_event_immutable'")
+                    ).scalar_one()
+                )
             return "audit_event" in tables, "rate_counter" in tables, trigger
 
         assert state() == (True, True, backend == "postgresql")

@@ -37,10 +37,10 @@ class TestReads:
         writer = make_key(session, "writer", write=[collection])
         reader = make_key(session, "reader", read=[collection], clearance="green")
         session.commit()
-        client.post(objects_url(collection), headers=writer.post,
-                    json=envelope(*(make_indicator(n) for n in range(3))))  # fmt: skip
-        response = client.get("/api1/collections/feed/objects/", headers=reader.basic,
-                              params={"match[type]": "indicator", "limit": "2"})  # fmt: skip
+        client.post(objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(3))))
+        response = client.get(
+            "/api1/collections/feed/objects/", headers=reader.basic, params={"match[type]": "indicator", "limit": "2"}
+        )
         event = _events(session)[-1]
         assert (event.principal_name, event.key_id, event.method) == ("reader", reader.key_id, "GET")
         assert event.route == "/{api_root}/collections/{collection_id}/objects/"
@@ -58,11 +58,16 @@ class TestReads:
         collection = make_collection(session)
         writer = make_key(session, "writer", write=[collection])
         session.commit()
-        client.post(objects_url(collection), headers=writer.post,
-                    json=envelope(make_indicator(1), {"type": "nonsense"}))  # fmt: skip
+        client.post(
+            objects_url(collection), headers=writer.post, json=envelope(make_indicator(1), {"type": "nonsense"})
+        )
         event = _events(session)[-1]
         assert (event.method, event.status_code, event.object_count, event.collection_id) == (
-            "POST", 202, 1, collection)  # fmt: skip
+            "POST",
+            202,
+            1,
+            collection,
+        )
 
     def test_health_and_docs_are_not_audited(self, client: TestClient, session: Session) -> None:
         client.get("/healthz")

@@ -53,10 +53,14 @@ def test_ingest_and_paging_through_the_pooler(db_url: str, session: Session, poo
 def test_without_the_direct_url_the_bookkeeping_option_is_refused(db_url: str, pooler: Pooler) -> None:
     """What IX_DIRECT_DATABASE_URL is for: PgBouncer refuses the startup option asynchronous commit needs."""
     refused = subprocess.run(
-        [IX.replace("indicator-exchange", "python"), "-c",
-         "import psycopg, sys; psycopg.connect(sys.argv[1], options='-c synchronous_commit=off')",
-         pooler.url(_database(db_url))],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            IX.replace("indicator-exchange", "python"),
+            "-c",
+            "import psycopg, sys; psycopg.connect(sys.argv[1], options='-c synchronous_commit=off')",
+            pooler.url(_database(db_url)),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert refused.returncode != 0
     assert "unsupported startup parameter" in refused.stderr

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
+from indicator_exchange.store.read_ahead import PollKey, poll_key
 from indicator_exchange.store.read_filter import ReadFilter, Visibility
 from indicator_exchange.taxii.filters import PageRequest, cursor_tag, encode_cursor
-from indicator_exchange.taxii.read_ahead import PollKey, poll_key
 from tests.conftest import empty_database
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 from tests.fixtures.live_server import live_server, self_signed
@@ -112,8 +112,10 @@ class TestNonDisclosure:
         assert (hidden.status_code, missing.status_code) == (404, 404), hidden.text
         assert hidden.headers["content-type"] == missing.headers["content-type"] == TAXII
         missing_key = missing_url.split("/")[3]
-        assert hidden.json() == {**missing.json(), "description": missing.json()["description"].replace(
-            missing_key, str(full))}  # fmt: skip
+        assert hidden.json() == {
+            **missing.json(),
+            "description": missing.json()["description"].replace(missing_key, str(full)),
+        }
 
     def test_an_api_root_without_any_grant_answers_as_a_missing_one(self, client: TestClient, session: Session) -> None:
         make_collection(session, root="other")
@@ -192,8 +194,12 @@ class TestNextTokens:
     )
     def test_a_crafted_token_is_400(self, client: TestClient, session: Session, token: str) -> None:
         full, _, owner, _ = _world(client, session)
-        for url in (objects_url(full), objects_url(full).replace("objects", "manifest"),
-                    f"{objects_url(full)}{OBJECT}/", f"{objects_url(full)}{OBJECT}/versions/"):  # fmt: skip
+        for url in (
+            objects_url(full),
+            objects_url(full).replace("objects", "manifest"),
+            f"{objects_url(full)}{OBJECT}/",
+            f"{objects_url(full)}{OBJECT}/versions/",
+        ):
             response = client.get(url, headers=owner.basic, params={"next": token})
             assert response.status_code == 400, (url, response.text)
             assert response.headers["content-type"] == TAXII
@@ -211,8 +217,11 @@ class TestNextTokens:
             response = client.get(objects_url(full), headers=owner.basic, params={"limit": 1, "next": token, **changed})
             assert response.status_code == 400, changed
         # limit and added_after are not bound: they may change between pages.
-        same = client.get(objects_url(full), headers=owner.basic,
-                          params={"limit": 5, "next": token, "added_after": "2020-01-01T00:00:00Z"})  # fmt: skip
+        same = client.get(
+            objects_url(full),
+            headers=owner.basic,
+            params={"limit": 5, "next": token, "added_after": "2020-01-01T00:00:00Z"},
+        )
         assert same.status_code == 200
         assert len(same.json()["objects"]) == 1
 
@@ -304,8 +313,10 @@ class TestOverTls:
                 assert posted.status_code == 202
                 assert empty_lists(posted.json()) == []
                 missing = http.get(f"/api1/collections/{uuid.uuid4()}/objects/", auth=auth["reader"])
-                for response in (http.get(url, auth=auth["reader"]), http.get(url.replace("objects/", ""),
-                                                                              auth=auth["reader"])):  # fmt: skip
+                for response in (
+                    http.get(url, auth=auth["reader"]),
+                    http.get(url.replace("objects/", ""), auth=auth["reader"]),
+                ):
                     assert response.status_code == missing.status_code == 404
                     assert response.json()["title"] == missing.json()["title"]
                 other = f"/api1/collections/{shared}/objects/"

@@ -19,8 +19,8 @@ from indicator_exchange.auth.limits import OBJECTS_SCOPE
 from indicator_exchange.services import services_of
 from indicator_exchange.store import counters
 from indicator_exchange.store.models import AuditEvent
+from indicator_exchange.store.read_ahead import ReadAhead
 from indicator_exchange.taxii import direct
-from indicator_exchange.taxii.read_ahead import ReadAhead
 from tests.conftest import make_settings
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
@@ -65,8 +65,9 @@ def _world(session: Session, client: TestClient, *, rpm: int, per_day: int) -> t
     admin.update_principal(session, name="reader", requests_per_minute=rpm, objects_per_day=per_day)
     admin.update_principal(session, name="writer", requests_per_minute=0, objects_per_day=0)
     session.commit()
-    posted = client.post(objects_url(collection), headers=writer.post,
-                         json=envelope(*(make_indicator(n) for n in range(OBJECTS))))  # fmt: skip
+    posted = client.post(
+        objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(OBJECTS)))
+    )
     assert posted.json()["success_count"] == OBJECTS
     return collection, reader
 
@@ -183,8 +184,9 @@ def test_limits_hold_over_http_against_serve(db_url: str, session: Session) -> N
     writer = make_key(session, "writer", write=[collection])
     session.commit()
     with live_server(db_url) as server, httpx.Client(base_url=server.base, timeout=30) as http:
-        posted = http.post(objects_url(collection), headers=writer.post,
-                           json=envelope(*(make_indicator(n) for n in range(OBJECTS))))  # fmt: skip
+        posted = http.post(
+            objects_url(collection), headers=writer.post, json=envelope(*(make_indicator(n) for n in range(OBJECTS)))
+        )
         assert posted.status_code == 202, posted.text
 
         def walk(key: Key) -> tuple[list[int], Any]:

@@ -44,8 +44,9 @@ class TestStrict:
     ) -> None:
         collection, key = writer
         bad = make_indicator(2, pattern=BROKEN_PATTERN)
-        posted = client.post(objects_url(collection), headers=key.post,
-                             json=envelope(make_indicator(1), bad, make_indicator(3)))  # fmt: skip
+        posted = client.post(
+            objects_url(collection), headers=key.post, json=envelope(make_indicator(1), bad, make_indicator(3))
+        )
         assert posted.status_code == 202, posted.text
         status = posted.json()
         assert (status["success_count"], status["failure_count"]) == (2, 1)
@@ -65,9 +66,13 @@ class TestStrict:
         ],
     )
     def test_other_musts_are_refused_naming_the_property(
-        self, client: TestClient, session: Session, writer: tuple[uuid.UUID, Key], prop: str,
+        self,
+        client: TestClient,
+        session: Session,
+        writer: tuple[uuid.UUID, Key],
+        prop: str,
         overrides: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         collection, key = writer
         bad = {k: v for k, v in make_indicator(2, **overrides).items() if v is not None}
         status = client.post(objects_url(collection), headers=key.post, json=envelope(bad)).json()
@@ -123,9 +128,13 @@ class TestUnstorable:
         ],
     )
     def test_per_object_failures_and_the_rest_stored(
-        self, client: TestClient, session: Session, writer: tuple[uuid.UUID, Key], expected: str,
+        self,
+        client: TestClient,
+        session: Session,
+        writer: tuple[uuid.UUID, Key],
+        expected: str,
         overrides: dict[str, Any],
-    ) -> None:  # fmt: skip
+    ) -> None:
         collection, key = writer
         bad = make_indicator(2, **overrides)
         posted = client.post(objects_url(collection), headers=key.post, json=envelope(make_indicator(1), bad))
@@ -148,8 +157,9 @@ class TestBounds:
         self, bounded_client: TestClient, session: Session, writer: tuple[uuid.UUID, Key]
     ) -> None:
         collection, key = writer
-        posted = bounded_client.post(objects_url(collection), headers=key.post,
-                                     json=envelope(*(make_indicator(i) for i in range(6))))  # fmt: skip
+        posted = bounded_client.post(
+            objects_url(collection), headers=key.post, json=envelope(*(make_indicator(i) for i in range(6)))
+        )
         assert posted.status_code == 413, posted.text
         assert posted.headers["content-type"] == "application/taxii+json;version=2.1"
         assert "IX_MAX_OBJECTS_PER_ENVELOPE" in posted.text
@@ -171,8 +181,9 @@ class TestBounds:
         self, bounded_client: TestClient, session: Session, writer: tuple[uuid.UUID, Key]
     ) -> None:
         collection, key = writer
-        posted = bounded_client.post(objects_url(collection), headers=key.post,
-                                     json=envelope(*(make_indicator(i) for i in range(5))))  # fmt: skip
+        posted = bounded_client.post(
+            objects_url(collection), headers=key.post, json=envelope(*(make_indicator(i) for i in range(5)))
+        )
         assert posted.status_code == 202, posted.text
         assert posted.json()["success_count"] == 5
 
