@@ -40,6 +40,8 @@ class Event:
     asn: int | None
     email_domain: str | None
     prompt: str | None
+    login: str | None = None
+    """In memory only: the detector keeps its shape (``signals.logins``), never the login."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,4 +230,5 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
             asn=data.get("asn"),
             email_domain=domain,
             prompt=data.get("prompt_text"),
+            login=data.get("account_login"),
         )
