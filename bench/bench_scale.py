@@ -191,15 +191,14 @@ def bench_instances(objects: int) -> dict[str, Any]:
 
 def bench_pooler(objects: int) -> dict[str, Any]:
     figures: dict[str, Any] = {}
-    with database() as url, pgbouncer(5432, pool_size=20) as pooler:
-        name = url.rsplit("/", 1)[1]
-        variants = {
-            "direct": (url, {}),
-            "pgbouncer": (pooler.url(name), {"IX_DIRECT_DATABASE_URL": url}),
-        }
-        for label, (target, extra) in variants.items():  # alternating would be fairer; one round each
-            feed = Feed(url)
-            with live_server(target, workers=2, env={**NO_LIMITS, **extra}) as server:
+    with pgbouncer(5432, pool_size=20) as pooler:
+        for label in ("direct", "pgbouncer"):
+            with contextlib.ExitStack() as stack:
+                url = stack.enter_context(database())  # a fresh database each: equal starting points
+                pooled = pooler.url(url.rsplit("/", 1)[1])
+                target, extra = (url, {}) if label == "direct" else (pooled, {"IX_DIRECT_DATABASE_URL": url})
+                feed = Feed(url)
+                server = stack.enter_context(live_server(target, workers=2, env={**NO_LIMITS, **extra}))
                 log(f"{label}: ingest {objects}")
                 put = ingest(server.base, feed, 0, objects)
                 full_poll(server.base, feed)  # warm
