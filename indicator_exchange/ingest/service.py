@@ -18,9 +18,8 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.auth.service import Caller, require_kind, require_write
 from indicator_exchange.errors import BadRequest, NotPermitted
-from indicator_exchange.ingest import convert
+from indicator_exchange.ingest import convert, screen
 from indicator_exchange.ingest.parsing import InputLine
-from indicator_exchange.lifecycle import screen
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.stix.versioning import kept_on_merge, merge, revoke
