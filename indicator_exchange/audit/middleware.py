@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
-from indicator_exchange.audit.context import RequestRecord, open_record
+from indicator_exchange.audit.context import RequestRecord, open_record, request_id_in
 from indicator_exchange.audit.service import AuditRecord
 from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
@@ -31,6 +31,7 @@ from indicator_exchange.auth.service import InvalidKey
 
 UNAUDITED_PREFIXES = (
     "/healthz",
+    "/readyz",
     "/docs",
     "/redoc",
     "/openapi.json",
@@ -174,6 +175,7 @@ def build_record(scope: Scope, facts: RequestRecord, status_code: int, error_bod
         api_root=_text(params.get("api_root"), secret),
         object_id=_text(params.get("object_id"), secret),
         filters=_filters(scope.get("query_string", b""), secret),
+        request_id=_text(request_id_in(scope), secret),
     )
 
     caller = facts.caller

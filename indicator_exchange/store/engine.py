@@ -285,3 +285,10 @@ class LoopConnection:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             await connection.close()
+
+
+def on_checkouts(engine: Engine, checked_out: Callable[[], object], checked_in: Callable[[], object]) -> None:
+    """Call ``checked_out`` / ``checked_in`` as ``engine``'s pool hands out and takes back connections (the
+    pool-use gauge of /metrics)."""
+    event.listen(engine.pool, "checkout", lambda *_: checked_out())
+    event.listen(engine.pool, "checkin", lambda *_: checked_in())
