@@ -1,5 +1,5 @@
-"""Warninglists applied to indicators: any indicator's verdict for the matcher and the lifecycle view (detections
-are screened at ingest by ``ingest.screen`` with the same lists)."""
+"""Warninglists applied to indicators: the process's lists, and any indicator's verdict for the matcher
+(detections are screened at ingest by ``ingest.screening``)."""
 
 import re
 from collections.abc import Mapping

@@ -114,12 +114,14 @@ class Warninglists:
                     names, str(ipaddress.IPv4Address(start) if version == 4 else ipaddress.IPv6Address(start)), verdict
                 )
             return verdict
+        names = index.overlap(start, end)
+        if prefix >= limit and not names:
+            return verdict  # the common case: no text is built
         network = ipaddress.IPv4Network((start, prefix)) if version == 4 else ipaddress.IPv6Network((start, prefix))
         shown = network.compressed
         if prefix < limit:
             setting = "IX_WARNINGLIST_MAX_PREFIX_V4" if version == 4 else "IX_WARNINGLIST_MAX_PREFIX_V6"
             verdict.refused.append(Hit(f"broader than /{limit} ({setting})", "refuse", shown))
-        names = index.overlap(start, end)
         if names:
             self._hits(names, shown, verdict)
         return verdict

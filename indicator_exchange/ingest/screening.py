@@ -1,5 +1,5 @@
-"""Warninglists at the door: a detection whose values a list holds is refused or flagged before it is stored
-(docs/lifecycle.md#warninglists)."""
+"""Warninglists at ingest (docs/lifecycle.md#warninglists): a detection whose values a ``refuse`` list holds is
+rejected naming the list; one a ``flag`` list holds is published labelled, and never enforced by the matcher."""
 
 from indicator_exchange.ingest.convert import Planned, Refused
 from indicator_exchange.ingest.schemas import AccountPatternDetection, ProxyIpDetection
