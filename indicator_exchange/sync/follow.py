@@ -9,7 +9,7 @@ Connection failures (the partner's or our own database's) are retried with backo
 
 The bookmark keeps its meaning across modes: the ``date_added`` of the last object received, as a TAXII
 timestamp. A stream's event id is a position of that server; ours is a ``next`` token whose position is that
-``date_added`` in µs, which a server running indicator-exchange also accepts as ``added_after``.
+``date_added`` in µs, which this project's server also accepts as ``added_after``.
 """
 
 import logging
@@ -62,7 +62,7 @@ Reporter = Callable[[FollowEvent], None]
 
 
 def stream_url(collection_url: str) -> str:
-    """Where a server running indicator-exchange streams the collection behind a TAXII collection URL."""
+    """Where this project's server streams the collection behind a TAXII collection URL."""
     parts = urlsplit(collection_url)
     collection_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
     return f"{parts.scheme}://{parts.netloc}/api/v1/collections/{collection_id}/stream"
