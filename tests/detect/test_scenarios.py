@@ -144,7 +144,7 @@ class TestHardNegatives:
         log.accounts(
             "corp",
             60,
-            ["192.0.2.10"],
+            ["46.133.2.10"],
             31000,
             per_account=6,
             prompt=honest_prompt,
@@ -228,7 +228,7 @@ class TestLargeCampaigns:
         members = [f"v6-{n:03d}" for n in range(12)]
         for name in members:
             for _ in range(10):
-                address = f"2001:db8:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
+                address = f"2a00:1111:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
                 at = log.rng.uniform(0, log.hours * 3600)
                 log.events.append(
                     {
@@ -241,4 +241,4 @@ class TestLargeCampaigns:
         outcome = detect(log.bytes())
         assert flagged(outcome) == set(members)
         ranges = {d.value for d in outcome.detections if d.kind == "proxy_ip"}
-        assert ranges == {"2001:db8:77::/48"}
+        assert ranges == {"2a00:1111:77::/48"}
