@@ -1,6 +1,13 @@
 """Matching throughput against a large active indicator set (mixed kinds), on one core.
 
     python bench/bench_match.py [--indicators 1000000] [--events 200000] [--lsh families|shared]
+    python bench/bench_match.py --live [--indicators 1000000] [--seconds 20] [--rate 20]
+
+``--live`` measures the server's live index (``match/index.py``) on a scratch PostgreSQL database holding the
+indicators: the full build at start; the time from a committed indicator to the first match request that
+matches it (each request: a session, the collection's clock, ``MatchIndex.current``, the match), against a
+warm request; and request throughput (100 IP/hash/identifier events each) for ``--seconds`` without writes,
+then as long again while another process commits ``--rate`` new indicators a second, side by side.
 
 Reports index build time and memory, events/s for IP/hash/identifier events and for prompt events, and the
 ratio against evaluating the same patterns with stix2-matcher (measured on a sample, since stix2-matcher
@@ -19,6 +26,7 @@ the Match objects wake).
 
 import argparse
 import gc
+import multiprocessing
 import random
 import resource
 import time
@@ -67,7 +75,7 @@ def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
         elif roll == 14:
             pattern = f"[ipv4-addr:value ISSUBSET '100.{i & 255}.{(i >> 8) & 255}.0/24']"
         elif roll == 15:
-            pattern = f"[ipv6-addr:value ISSUBSET '2001:db8:{i & 0xFFFF:x}::/48']"
+            pattern = f"[ipv6-addr:value ISSUBSET '2a00:1111:{i & 0xFFFF:x}::/48']"
         elif roll in (16, 17):
             pattern = f"[x-llm-prompt:hashes.'SHA-256' = '{uuid.UUID(int=i).hex * 2}']"
         elif roll == 18:
@@ -137,12 +145,196 @@ class GcClock:
             self.seconds += time.perf_counter() - self._started
 
 
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _stored(obj: dict[str, Any]) -> Any:
+    from indicator_exchange.stix.objects import inspect_object
+    from indicator_exchange.store.objects import version_of
+
+    return version_of(obj, inspect_object(obj))
+
+
+def _stix(obj: dict[str, Any]) -> dict[str, Any]:
+    stamp = "2026-11-01T00:00:00.000Z"
+    return {"spec_version": "2.1", "created": stamp, "modified": stamp, "pattern_type": "stix", **obj}
+
+
+def _commit(sessions: Any, collection_id: uuid.UUID, objs: list[dict[str, Any]]) -> None:
+    from indicator_exchange.store import objects as store
+
+    with sessions() as session:
+        store.lock_collection(session, collection_id)
+        now_us = int(time.time() * 1_000_000)
+        store.write_versions(session, collection_id, [_stored(_stix(o)) for o in objs], now_us=now_us, added_by=None)
+        session.commit()
+
+
+def _fresh_ip(k: int) -> str:
+    return f"250.{(k >> 16) & 255}.{(k >> 8) & 255}.{k & 255}"  # the bench's indicators never use 250/8
+
+
+def _writer(url: str, collection_id: uuid.UUID, rate: float, seconds: float, written: Any, started: Any) -> None:
+    """Commit one fresh indicator every 1/rate s for ``seconds`` (a separate process)."""
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker
+
+    sessions = make_sessionmaker(make_engine(url, pool_size=1))
+    _commit(sessions, collection_id, [])  # imports and connection warm before the clock starts
+    started.set()
+    ends = time.perf_counter() + seconds
+    k = 100_000
+    while time.perf_counter() < ends:
+        ip = _fresh_ip(k)
+        k += 1
+        pattern = f"[ipv4-addr:value = '{ip}']"
+        _commit(
+            sessions,
+            collection_id,
+            [{"type": "indicator", "id": f"indicator--{uuid.uuid4()}", "pattern": pattern, **VALID}],
+        )
+        written.value += 1
+        time.sleep(max(0.0, 1 / rate - 0.002))
+
+
+def live(args: argparse.Namespace) -> None:
+    """Commit-to-matchable and throughput with and without a stream of deltas (see the module docstring)."""
+    import statistics
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' factories and PostgreSQL helpers
+    from indicator_exchange.match.index import IndexConfig, MatchIndex
+    from indicator_exchange.store import catalog, migrate
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker
+    from tests.fixtures.factories import make_collection
+    from tests.fixtures.postgres import drop_database, fresh_database
+
+    name = f"ix_matchbench_{uuid.uuid4().hex[:8]}"
+    url = fresh_database(ADMIN_URL, name)
+    try:
+        migrate.upgrade(url)
+        engine = make_engine(url, pool_size=4)
+        sessions = make_sessionmaker(engine)
+        with sessions() as session:
+            collection_id = make_collection(session)
+            session.commit()
+        began = time.perf_counter()
+        active = indicators(args.indicators, random.Random(1), "families")
+        for start in range(0, len(active), 20_000):
+            _commit(sessions, collection_id, active[start : start + 20_000])
+        print(f"loaded {len(active):,} indicators into PostgreSQL in {time.perf_counter() - began:.0f} s")
+        del active
+        index = MatchIndex([collection_id], 4, IndexConfig(community_key=KEY, key_id="b"))
+
+        def request(batch: list[tuple[int, TrafficEvent]]) -> list[Any]:
+            with sessions() as session:
+                collection = catalog.get_collection_by_id(session, collection_id)
+                assert collection is not None
+                generation = index.current(session, [collection], datetime.now(UTC))
+                return list(generation.match_indexed(batch))
+
+        at = datetime.now(UTC)
+        probe = [(0, TrafficEvent(timestamp=at, source_ip="46.133.2.1"))]
+        began = time.perf_counter()
+        request(probe)
+        full = time.perf_counter() - began
+        print(f"full build at start (what every change cost before deltas): {full:.1f} s")
+
+        warm, fresh = [], []
+        for k in range(args.commits):
+            began = time.perf_counter()
+            request(probe)
+            warm.append(time.perf_counter() - began)
+            ip = _fresh_ip(k)
+            _commit(
+                sessions,
+                collection_id,
+                [
+                    {
+                        "type": "indicator",
+                        "id": f"indicator--{uuid.uuid4()}",
+                        "pattern": f"[ipv4-addr:value = '{ip}']",
+                        **VALID,
+                    }
+                ],
+            )
+            committed = time.perf_counter()
+            found = request([(0, TrafficEvent(timestamp=at, source_ip=ip))])
+            fresh.append(time.perf_counter() - committed)
+            assert found, f"{ip} committed but not matched"
+            time.sleep(0.05)
+        print(
+            f"commit -> matched ({args.commits} commits, first request after each): "
+            f"p50 {statistics.median(fresh) * 1000:.1f} ms, max {max(fresh) * 1000:.1f} ms; "
+            f"warm request p50 {statistics.median(warm) * 1000:.1f} ms; "
+            f"{index.refreshes} delta refreshes, {index.full_builds} full build(s)"
+        )
+
+        batch = list(enumerate(events(args.batch, random.Random(2), prompts=False)))
+
+        def throughput(seconds: float) -> tuple[float, float]:
+            """Events per wall second and per CPU second of this thread (what a loaded machine distorts less)."""
+            served = 0
+            cpu = time.thread_time()
+            ends = time.perf_counter() + seconds
+            while time.perf_counter() < ends:
+                request(batch)
+                served += len(batch)
+            return served / seconds, served / (time.thread_time() - cpu)
+
+        with sessions() as session:
+            elsewhere = make_collection(session, title="not matched")
+            session.commit()
+        spawn = multiprocessing.get_context("spawn")
+
+        def with_writer(target: uuid.UUID) -> tuple[tuple[float, float], int, int, float]:
+            """Throughput while another process commits to ``target`` (its CPU is not the matcher's, as a
+            detector posting to the server is not), with the commits, refreshes and refresh CPU it caused."""
+            written, started = spawn.Value("i", 0), spawn.Event()
+            writer = spawn.Process(target=_writer, args=(url, target, args.rate, args.seconds, written, started))
+            writer.start()
+            started.wait()
+            refreshes, cpu = index.refreshes, index.refresh_cpu_seconds
+            rates = throughput(args.seconds)
+            writer.join()
+            return rates, written.value, index.refreshes - refreshes, index.refresh_cpu_seconds - cpu
+
+        quiet = throughput(args.seconds)
+        control, _, _, _ = with_writer(elsewhere)
+        busy, written, refreshes, refresh_cpu = with_writer(collection_id)
+        generation = index.generation
+        assert generation is not None
+        print(
+            f"throughput ({args.batch}-event requests; events/s, then per CPU second of the matching thread): "
+            f"no writes {quiet[0]:,.0f} / {quiet[1]:,.0f}; another process committing {args.rate:.0f}/s to another "
+            f"collection {control[0]:,.0f} / {control[1]:,.0f}; the same committing to the matched collection "
+            f"{busy[0]:,.0f} / {busy[1]:,.0f} ({written} indicators, {refreshes} delta refreshes, "
+            f"{refresh_cpu / max(1, refreshes) * 1e3:.1f} ms CPU each)"
+        )
+        print(
+            f"ratio with deltas / without (same writer, other collection): {busy[0] / control[0]:.2f} wall, "
+            f"{busy[1] / control[1]:.2f} CPU; {len(generation.segments)} segment(s) holding "
+            f"{generation.overlay_size} indicators, {index.full_builds} full build(s)"
+        )
+        engine.dispose()
+    finally:
+        drop_database(ADMIN_URL, name)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--indicators", type=int, default=1_000_000)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--lsh", choices=["families", "shared"], default="families", help="LSH workload")
+    parser.add_argument("--live", action="store_true", help="The live index on PostgreSQL (see above).")
+    parser.add_argument("--seconds", type=float, default=20, help="--live: seconds per throughput run.")
+    parser.add_argument("--rate", type=float, default=20, help="--live: indicators committed per second.")
+    parser.add_argument("--commits", type=int, default=30, help="--live: commits timed to their first match.")
+    parser.add_argument("--batch", type=int, default=1000, help="--live: events per match request.")
     args = parser.parse_args()
+    if args.live:
+        live(args)
+        return
     rng = random.Random(1)
     active = indicators(args.indicators, rng, args.lsh)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -10,22 +10,10 @@ start, so any worker's scrape sums every worker's figures (prometheus-client's m
 
 import os
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.registry import REGISTRY
 from sqlalchemy import Engine
 
-from indicator_exchange.errors import NotFound
-from indicator_exchange.settings import Settings, address_in
 from indicator_exchange.store.engine import on_checkouts
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -55,28 +43,14 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
 )
 
-router = APIRouter(tags=["operations"])
 
-
-def _registry() -> CollectorRegistry:
+def registry() -> CollectorRegistry:
+    """The registry to expose: the multiprocess collector's when workers share a metrics directory."""
     if os.environ.get(MULTIPROCESS_ENV):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return registry
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
     return REGISTRY
-
-
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
-    """Prometheus text exposition; 404 to any client outside IX_METRICS_CLIENTS (the endpoint is not advertised)."""
-    # Imported here: the counters above are imported by the services this module would otherwise import.
-    from indicator_exchange.services import services
-
-    settings: Settings = services(request).settings
-    client = request.client.host if request.client else None
-    if not address_in(client, settings.metrics_networks):
-        raise NotFound("no such resource")
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 # ------------------------------------------------------------------------------------------- scale-out figures

@@ -41,7 +41,9 @@ VERSIONS = ReadRoute(
     object_scoped=True,
     all_versions=True,
 )
-READ_ROUTES: Mapping[str, ReadRoute] = {route.path: route for route in (OBJECTS, OBJECT, MANIFEST, VERSIONS)}
+# A live stream's batch (live.stream): every version after the position, audited one row per batch.
+STREAM = ReadRoute("/api/v1/collections/{collection_id}/stream", "objects", frozenset(), all_versions=True)
+READ_ROUTES: Mapping[str, ReadRoute] = {route.path: route for route in (OBJECTS, OBJECT, MANIFEST, VERSIONS, STREAM)}
 
 _TYPE = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 # The largest `limit` read as a number; the spec lets a server clamp large page sizes, not parse any length.

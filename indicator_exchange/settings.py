@@ -172,6 +172,19 @@ class Settings(BaseSettings):
         description='JSON file of public scaffold prompts ({"scaffolds": {name: text}}) refused at ingest, beside '
         "the built-in list.",
     )
+    live_heartbeat_seconds: float = Field(
+        15.0, gt=0, le=15, description="Longest a live stream stays silent: a heartbeat carries its position."
+    )
+    live_max_wait_seconds: int = Field(
+        30, ge=0, le=30, description="Longest a TAXII poll with `Prefer: wait=N` is held (larger N are clamped)."
+    )
+    live_batch_size: int = Field(1000, ge=1, description="Most objects one live stream event carries.")
+    live_max_waiters: int = Field(
+        1000, ge=1, description="Open streams and held long polls per worker; beyond, a new stream is answered 503."
+    )
+    live_poll_seconds: float = Field(
+        0.25, gt=0, description="SQLite (no NOTIFY): how often a worker with live waiters reads their clocks."
+    )
     api_title: str = Field("indicator-exchange", description="TAXII discovery title.")
     contact: str | None = Field(None, description="TAXII discovery contact.")
     # Scale-out (docs/scaling.md).
@@ -207,6 +220,45 @@ class Settings(BaseSettings):
         description="`json`: one JSON object per log line, with the request id (X-Request-ID, also in the audit "
         "row); `text`: uvicorn's usual lines.",
     )
+    lifecycle_file: str | None = Field(
+        None,
+        description="JSON file overriding the score model per indicator kind (tau, delta, threshold; "
+        "docs/lifecycle.md). Checked at start.",
+    )
+    fp_quorum: int = Field(
+        2, ge=1, description="Distinct organisations whose false-positive votes revoke one of our indicators."
+    )
+    warninglists: bool = Field(
+        True, description="Check detections and enforced indicators against the warninglists (docs/lifecycle.md)."
+    )
+    warninglist_file: str | None = Field(
+        None,
+        description="JSON file of warninglist policies (refuse, flag or off per list) and operator lists. "
+        "Checked at start.",
+    )
+    warninglist_max_prefix_v4: int = Field(
+        16, ge=0, le=32, description="IPv4 ranges broader than this prefix length are refused at ingest."
+    )
+    warninglist_max_prefix_v6: int = Field(
+        32, ge=0, le=128, description="IPv6 ranges broader than this prefix length are refused at ingest."
+    )
+
+    @field_validator("lifecycle_file")
+    @classmethod
+    def _lifecycle_file(cls, path: str | None) -> str | None:
+        """A bad score-model file stops the service at start, with the entry that is wrong."""
+        from indicator_exchange.lifecycle.model import load_decays
+
+        load_decays(path)
+        return path or None
+
+    @field_validator("warninglist_file")
+    @classmethod
+    def _warninglist_file(cls, path: str | None) -> str | None:
+        from indicator_exchange.lifecycle.warninglists import check_file
+
+        check_file(path)
+        return path or None
 
     @field_validator("scaffold_allowlist")
     @classmethod

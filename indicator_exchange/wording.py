@@ -1,6 +1,6 @@
 """Counted nouns in what the commands print: "1 indicator", "2 indicators", "1,000 matches"."""
 
-IRREGULAR = {"match": "matches", "retry": "retries", "entry": "entries"}
+IRREGULAR = {"match": "matches", "retry": "retries", "entry": "entries", "batch": "batches"}
 
 
 def plural(count: int, noun: str) -> str:

@@ -97,6 +97,14 @@ def sync(
     source: Annotated[str | None, typer.Option(help="Only this source (default: every enabled source).")] = None,
     once: Annotated[bool, typer.Option("--once", help="One pass, then exit (the default).")] = False,
     every: Annotated[str | None, typer.Option(help="Repeat every interval, e.g. 5m, until interrupted.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow",
+            help="Stay in step live until interrupted: the partner's stream, else a long poll (Prefer: wait), "
+            "else adaptive polling (docs/live.md).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Pull (or push) partner TAXII feeds incrementally; Ctrl-C stops cleanly after the current page."""
@@ -122,7 +130,14 @@ def sync(
     signal.signal(signal.SIGTERM, _stop)
     interval = parse_duration(every) if every else None
     failed = False
+    if follow and (once or every):
+        raise typer.BadParameter("--follow excludes --once and --every")
     try:
+        if follow:
+            from indicator_exchange.cli.follow import run_follow
+
+            run_follow(sessions, source, stop, as_json)
+            return
         while True:
             with session_scope(sessions) as session:
                 names = [source] if source else [s.name for s in source_store.list_sources(session, enabled_only=True)]

@@ -11,16 +11,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
+import numpy as np
+import numpy.typing as npt
+
 from indicator_exchange.detect import shingles
 from indicator_exchange.detect.clusters import Cluster, WindowData, analyse, merge
 from indicator_exchange.detect.config import DetectConfig
 from indicator_exchange.detect.reader import Event, LineError
+from indicator_exchange.detect.signals import logins
 from indicator_exchange.detect.signals.families import FamilyIndex
 from indicator_exchange.detect.signals.infra import InfraIndex
 from indicator_exchange.detect.signals.waves import WaveIndex
 
 _BATCH = 4096
-_KEY_CACHE = 1 << 18
 
 
 @dataclass(slots=True)
@@ -43,10 +46,27 @@ class _Window:
     families: FamilyIndex
     infra: InfraIndex
     waves: WaveIndex
-    prompts: dict[str, int] = field(default_factory=dict)
-    requests: dict[str, int] = field(default_factory=dict)
-    spans: dict[str, list[float]] = field(default_factory=dict)
     signup_domain: dict[str, str] = field(default_factory=dict)
+    login_shape: dict[str, str] = field(default_factory=dict)
+    places: dict[tuple[str | None, int | None], int] = field(default_factory=dict)
+    """(address, ASN) -> row of ``place_keys``: the infrastructure keys of a place, numbered once."""
+    place_keys: list[tuple[int, int, int]] = field(default_factory=list)
+    place_array: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
+    # Per account number (``infra.account_ids``), grown as accounts arrive.
+    first: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    last: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    requests: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    prompts: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def grow(self, accounts: int) -> None:
+        if accounts <= len(self.first):
+            return
+        size = max(accounts, 2 * len(self.first), 1024)
+        more = size - len(self.first)
+        self.first = np.concatenate([self.first, np.full(more, np.inf)])
+        self.last = np.concatenate([self.last, np.full(more, -np.inf)])
+        self.requests = np.concatenate([self.requests, np.zeros(more, dtype=np.int64)])
+        self.prompts = np.concatenate([self.prompts, np.zeros(more, dtype=np.int64)])
 
 
 class Detector:
@@ -67,7 +87,16 @@ class Detector:
         self._found: list[Cluster] = []
         self._since_prune = 0
         self._buckets = config.window_seconds // config.bucket_seconds
-        self._keys: dict[tuple[str | None, int | None], list[str]] = {}
+        # The current batch's events of the current window, as columns (flushed at the batch's end or the
+        # window's): account number, place row, time, whether a request, and the prompt rows to file.
+        self._band_rows: npt.NDArray[np.int64] = np.zeros((0, shingles.BANDS), dtype=np.int64)
+        self._accounts: list[int] = []
+        self._places: list[int] = []
+        self._stamps: list[float] = []
+        self._is_request: list[bool] = []
+        self._prompt_rows: list[int] = []
+        self._prompt_events: list[Event] = []
+        self._prompt_accounts: list[int] = []
 
     def _open(self, start: float) -> _Window:
         return _Window(
@@ -78,29 +107,73 @@ class Detector:
             waves=WaveIndex(self.config),
         )
 
+    def _flush(self) -> None:
+        """File the columns of the current batch and window: counters, infrastructure codes, prompts."""
+        window = self._window
+        if window is None or not self._accounts:
+            return
+        accounts = np.array(self._accounts, dtype=np.int64)
+        stamps = np.array(self._stamps, dtype=np.float64)
+        window.grow(len(window.infra.account_names))
+        np.minimum.at(window.first, accounts, stamps)
+        np.maximum.at(window.last, accounts, stamps)
+        np.add.at(window.requests, accounts, np.array(self._is_request, dtype=np.int64))
+        buckets = np.clip((stamps - window.start) // self.config.bucket_seconds, 0, self._buckets - 1).astype(np.int64)
+        known = len(window.place_array)
+        if len(window.place_keys) > known:  # only the places new in this batch are converted
+            new = np.array(window.place_keys[known:], dtype=np.int64).reshape(-1, 3)
+            window.place_array = np.concatenate([window.place_array, new])
+        window.infra.add_codes(accounts, window.place_array[np.array(self._places, dtype=np.int64)], buckets)
+        self._accounts, self._places, self._stamps, self._is_request = [], [], [], []
+        events = self._prompt_events
+        if not events:
+            return
+        np.add.at(window.prompts, np.array(self._prompt_accounts, dtype=np.int64), 1)
+        self._prompt_accounts = []
+        window.families.add_batch(
+            [e.account for e in events],
+            [e.ts for e in events],
+            self._band_rows[self._prompt_rows],
+            [e.prompt or "" for e in events],
+        )
+        self._since_prune += len(events)
+        self._prompt_rows, self._prompt_events = [], []
+        if self._since_prune >= self.config.prune_every:
+            self._since_prune = 0
+            self.counts.peak_state = max(self.counts.peak_state, self._state_size(window))
+            window.families.prune()
+
     def _close(self) -> None:
+        self._flush()
         window = self._window
         if window is None:
             return
         self.counts.windows += 1
         self.counts.peak_state = max(self.counts.peak_state, self._state_size(window))
+        names = window.infra.account_names
+        count = len(names)
+        prompts = window.prompts[:count].tolist()
         data = WindowData(
             start=window.start,
             end=window.end,
             families=window.families.merged(),
             infra=window.infra,
             waves=window.waves,
-            prompts=window.prompts,
-            requests=window.requests,
-            spans=window.spans,
+            prompts={n: p for n, p in zip(names, prompts, strict=True) if p},
+            requests={n: r for n, r in zip(names, window.requests[:count].tolist(), strict=True) if r},
+            spans={
+                n: [a, b]
+                for n, a, b in zip(names, window.first[:count].tolist(), window.last[:count].tolist(), strict=True)
+            },
             signup_domain=window.signup_domain,
+            login_shape=window.login_shape,
         )
         self._found += analyse(data, self.config)
         self._window = None
 
     @staticmethod
     def _state_size(window: _Window) -> int:
-        return window.families.size + len(window.infra.by_key) + len(window.infra.by_account) + len(window.spans)
+        return window.families.size + window.infra.size + len(window.infra.account_names) + len(window.places)
 
     def feed(self, items: Iterable[Event | LineError]) -> None:
         """Consume events (and report line errors) in batches; may be called more than once."""
@@ -118,9 +191,9 @@ class Detector:
                 elif self._keep(item):
                     events.append(item)
             texts = [e.prompt for e in events if e.prompt is not None and e.account is not None]
-            keys = iter(shingles.band_keys(texts))
-            for event in events:
-                self._event(event, next(keys) if event.prompt is not None and event.account is not None else None)
+            self._band_rows = shingles.band_key_matrix(texts)
+            self._events(events)
+            self._flush()
 
     def _keep(self, event: Event) -> bool:
         if self._shard is None:
@@ -132,59 +205,77 @@ class Detector:
         self.counts.other_shard += 1
         return False
 
-    def _event(self, event: Event, keys: list[int] | None) -> None:
+    def _events(self, events: list[Event]) -> None:
+        """The per-event part, kept to appending columns: everything else is done per batch in ``_flush``."""
         counts = self.counts
-        counts.events += 1
         window = self._window
-        ts = event.ts
-        if window is None:
-            window = self._window = self._open(ts)
-        elif ts >= window.end:
-            self._close()
-            start = window.start + (ts - window.start) // self.config.window_seconds * self.config.window_seconds
-            window = self._window = self._open(start)
-        account = event.account
-        if account is None:
-            counts.without_account += 1
-            return
-        bucket = min(self._buckets - 1, max(0, int((ts - window.start) // self.config.bucket_seconds)))
-        where = (event.ip, event.asn)
-        infra_keys = self._keys.get(where)
-        if infra_keys is None:
-            infra_keys = []
-            if event.ip is not None:
-                infra_keys += (f"ip:{event.ip}", f"net:{event.net}")
-            if event.asn is not None:
-                infra_keys.append(f"asn:{event.asn}")
-            if len(self._keys) >= _KEY_CACHE:
-                self._keys.clear()
-            self._keys[where] = infra_keys
-        window.infra.add(account, infra_keys, bucket)
-        span = window.spans.get(account)
-        if span is None:
-            window.spans[account] = [ts, ts]
-        else:
-            span[0] = min(span[0], ts)
-            span[1] = max(span[1], ts)
-        if event.signup:
-            counts.signups += 1
-            wave_keys = [k for k in infra_keys if not k.startswith("ip:")]
-            if event.email_domain is not None:
-                wave_keys.append(f"domain:{event.email_domain}")
-                window.signup_domain[account] = event.email_domain
-            window.waves.add(account, ts, wave_keys)
-        else:
-            counts.requests += 1
-            window.requests[account] = window.requests.get(account, 0) + 1
-        if keys is not None and event.prompt is not None:
-            counts.prompts += 1
-            window.prompts[account] = window.prompts.get(account, 0) + 1
-            window.families.add(account, ts, keys, event.prompt)
-            self._since_prune += 1
-            if self._since_prune >= self.config.prune_every:
-                self._since_prune = 0
-                counts.peak_state = max(counts.peak_state, self._state_size(window))
-                window.families.prune()
+        row = 0
+        accounts, places, stamps, is_request = self._accounts, self._places, self._stamps, self._is_request
+        prompt_rows, prompt_events = self._prompt_rows, self._prompt_events
+        end = window.end if window is not None else float("-inf")
+        for event in events:
+            counts.events += 1
+            ts = event.ts
+            if ts >= end or window is None:
+                if window is None:
+                    window = self._window = self._open(ts)
+                else:
+                    self._close()
+                    start = (
+                        window.start + (ts - window.start) // self.config.window_seconds * self.config.window_seconds
+                    )
+                    window = self._window = self._open(start)
+                accounts, places, stamps, is_request = self._accounts, self._places, self._stamps, self._is_request
+                prompt_rows, prompt_events = self._prompt_rows, self._prompt_events
+                end = window.end
+            account = event.account
+            if account is None:
+                counts.without_account += 1
+                continue
+            infra = window.infra
+            aid = infra.account_ids.get(account)
+            if aid is None:
+                aid = infra.account(account)
+            where = (event.ip, event.asn)
+            place = window.places.get(where)
+            if place is None:
+                place = window.places[where] = len(window.place_keys)
+                window.place_keys.append(self._place_keys(infra, event))
+            if event.login is not None and account not in window.login_shape:
+                found = logins.shape(event.login)
+                if found is not None:
+                    window.login_shape[account] = found
+            accounts.append(aid)
+            places.append(place)
+            stamps.append(ts)
+            if event.signup:
+                counts.signups += 1
+                is_request.append(False)
+                names = [infra.key_names[k] for k in window.place_keys[place] if k >= 0]
+                wave_keys = [k for k in names if not k.startswith("ip:")]
+                if event.email_domain is not None:
+                    wave_keys.append(f"domain:{event.email_domain}")
+                    window.signup_domain[account] = event.email_domain
+                window.waves.add(account, ts, wave_keys)
+            else:
+                counts.requests += 1
+                is_request.append(True)
+            if event.prompt is not None:
+                counts.prompts += 1
+                prompt_rows.append(row)
+                prompt_events.append(event)
+                self._prompt_accounts.append(aid)
+                row += 1
+
+    @staticmethod
+    def _place_keys(infra: InfraIndex, event: Event) -> tuple[int, int, int]:
+        names: list[str] = []
+        if event.ip is not None:
+            names += (f"ip:{event.ip}", f"net:{event.net}")
+        if event.asn is not None:
+            names.append(f"asn:{event.asn}")
+        ids = [*infra.keys(names), -1, -1, -1]
+        return ids[0], ids[1], ids[2]
 
     def finish(self) -> list[Cluster]:
         """Close the last window; the clusters of the whole stream, merged across windows."""

@@ -40,8 +40,14 @@ _TABLE = _table()
 
 def band_keys(texts: list[str]) -> list[list[int]]:
     """The ``BANDS`` LSH keys of each text (0 = a band with an empty bin, never a key)."""
+    result: list[list[int]] = band_key_matrix(texts).tolist()
+    return result
+
+
+def band_key_matrix(texts: list[str]) -> npt.NDArray[np.int64]:
+    """``band_keys`` as one (texts, BANDS) array: what the family index files a batch at a time."""
     if not texts:
-        return []
+        return np.zeros((0, BANDS), dtype=np.int64)
     encoded = [t.encode("utf-8", "surrogatepass") for t in texts]
     lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
     raw = b"\x00".join(encoded) + bytes(8)
@@ -67,5 +73,5 @@ def band_keys(texts: list[str]) -> list[list[int]]:
     keys >>= np.uint64(1)  # fits a signed 64-bit int: cheap Python ints and dict keys
     keys |= np.uint64(1)  # never 0, which marks "no key"
     keys[empty] = 0
-    result: list[list[int]] = keys.tolist()
+    result: npt.NDArray[np.int64] = keys.view(np.int64)
     return result

@@ -21,6 +21,7 @@ generation reaching the first of them is refreshed (without a database read) lik
 import heapq
 import logging
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
@@ -42,6 +44,7 @@ from indicator_exchange.store.models import Collection
 log = logging.getLogger(__name__)
 
 NEVER = 2**63 - 1
+SMALL_SEGMENT = 64  # changes recompiled together rather than kept as a segment of their own (~1.5 ms)
 GONE = -1
 
 
@@ -55,10 +58,11 @@ def _picture(collections: Sequence[Collection]) -> tuple[tuple[int, datetime], .
     return tuple((int(c.default_tlp), c.created_at) for c in collections)
 
 
-def enforced(indicator: Mapping[str, Any], now_us: int) -> bool:
-    """Whether an indicator is matched at ``now_us``: a STIX pattern, not revoked, within its validity.
+def enforced(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> bool:
+    """Whether an indicator is matched at ``now_us``: a STIX pattern, not revoked, within its validity, and (with
+    a ``policy``) on no warninglist and scoring at or above its kind's threshold (docs/lifecycle.md).
 
-    The one place that decides; a per-indicator policy (a score threshold) belongs here.
+    The one place that decides.
     """
     if indicator.get("revoked") is True or indicator.get("pattern_type", "stix") != "stix":
         return False
@@ -69,11 +73,16 @@ def enforced(indicator: Mapping[str, Any], now_us: int) -> bool:
             return False
     except InvalidObject:
         return False
-    return True
+    return policy is None or policy.reason(indicator, now_us) is None
 
 
-def _transitions(indicator: Mapping[str, Any], now_us: int) -> Iterator[int]:
-    """The future moments at which ``enforced`` may change its answer for this indicator."""
+def _transitions(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> Iterator[int]:
+    """The future moments at which ``enforced`` may change its answer for this indicator (the score's fall below
+    its threshold among them)."""
+    if policy is not None:
+        crossing = policy.crossing(indicator, now_us)
+        if crossing is not None:
+            yield crossing
     for name in ("valid_from", "valid_until"):
         if name in indicator:
             try:
@@ -170,11 +179,14 @@ class Generation:
             yield from base.match_indexed(events)
             return
         for index, event in events:
-            for found in base.match_one(event, index):
+            view = base.view(event)  # addresses parsed and identifiers hashed once for every layer
+            for found in base.match_one(event, index, view):
                 if found.indicator_id not in owner:
                     yield found
             for number, segment in enumerate(segments):
-                for found in segment.compiled.match_one(event, index):
+                if not segment.compiled.could_match(view):
+                    continue
+                for found in segment.compiled.match_one(event, index, view):
                     if owner.get(found.indicator_id) == number:
                         yield found
 
@@ -188,10 +200,11 @@ class _State:
     relations: list[dict[str, tuple[str, str]]]  # per collection: relationship id -> (indicator, campaign)
     campaign_refs: dict[str, dict[str, int]] = field(default_factory=dict)  # indicator -> campaign -> count
     due: list[tuple[int, str]] = field(default_factory=list)  # heap of (moment, indicator id)
+    policy: LifecyclePolicy | None = None
 
     def put_object(self, position: int, obj: dict[str, Any], now_us: int) -> None:
         self.objects[position][obj["id"]] = obj
-        for at in _transitions(obj, now_us):
+        for at in _transitions(obj, now_us, self.policy):
             heapq.heappush(self.due, (at, obj["id"]))
 
     def put_relation(self, position: int, obj: Mapping[str, Any]) -> str | None:
@@ -221,7 +234,7 @@ class _State:
         """The version matched for an id: the last collection's (in index order) that is enforced."""
         for position in range(len(self.objects) - 1, -1, -1):
             obj = self.objects[position].get(indicator_id)
-            if obj is not None and enforced(obj, now_us):
+            if obj is not None and enforced(obj, now_us, self.policy):
                 return obj, self.collections[position]
         return None
 
@@ -252,6 +265,7 @@ class _State:
             relations=[dict(t) for t in self.relations],
             campaign_refs={k: dict(v) for k, v in self.campaign_refs.items()},
             due=list(self.due),
+            policy=self.policy,
         )
 
 
@@ -261,6 +275,7 @@ class IndexConfig:
     key_id: str
     min_lsh_bands: int = 2
     overlay_limit: int = 20_000  # indicators in segments before the base is compiled again (in the background)
+    lifecycle: LifecyclePolicy | None = None  # scores and warninglists (docs/lifecycle.md)
 
 
 def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig, now: datetime) -> Layer:
@@ -298,6 +313,8 @@ class MatchIndex:
         self._dirty_since_snapshot: set[str] | None = None  # ids changed while a new base is compiled
         self.full_builds = 0
         self.refreshes = 0
+        self.refresh_cpu_seconds = 0.0
+        self.compactions = 0
         self._wake: dict[uuid.UUID, int] = {}  # clocks announced by note_commit, not yet read
 
     @property
@@ -341,7 +358,9 @@ class MatchIndex:
             if generation is None or self._state is None or generation.picture != picture:
                 built = self._full_build(session, collections, now)
             else:
+                cpu = time.thread_time()
                 built = self._apply_deltas(session, collections, generation, self._state, now)
+                self.refresh_cpu_seconds += time.thread_time() - cpu
             self._generation = built
             return built
 
@@ -351,6 +370,7 @@ class MatchIndex:
             collections=[c.id for c in collections],
             objects=[{} for _ in collections],
             relations=[{} for _ in collections],
+            policy=self.config.lifecycle,
         )
         for position, collection in enumerate(collections):
             for raw in store.visible_latest(session, collection, self.clearance):
@@ -359,7 +379,7 @@ class MatchIndex:
                     state.put_relation(position, obj)
                 elif obj.get("type") == "indicator":
                     state.objects[position][obj["id"]] = obj
-                    for at in _transitions(obj, now_us):
+                    for at in _transitions(obj, now_us, state.policy):
                         state.due.append((at, obj["id"]))
         heapq.heapify(state.due)
         base = _compile(state, state.all_ids(), now_us, self.config, now)
@@ -388,10 +408,8 @@ class MatchIndex:
             clocks.append((collection.id, max(clock, had)))
             if clock <= had:
                 continue
-            touched = sorted(store.touched_since(session, collection.id, had, clock))
-            latest = store.latest_of(session, collection, self.clearance, touched)
-            for stix_id in touched:
-                raw = latest.get(stix_id)
+            changed = store.changed_since(session, collection, self.clearance, had, clock)
+            for stix_id, raw in sorted(changed.items()):
                 if stix_id.startswith("relationship--"):
                     source = state.drop_relation(position, stix_id)
                     if source is not None:
@@ -433,9 +451,12 @@ class MatchIndex:
         segments = list(old.segments)
         owner = dict(old.owner)
         ids = set(dirty)
-        # Merge the tail while the segment before it is no more than twice its size: sizes fall geometrically,
-        # so an id is recompiled O(log overlay) times and a match visits few segments.
-        while segments and len(segments[-1].indicators) <= 2 * max(len(ids), 1):
+        # Merge the tail while it is no larger than what is being compiled (a binary counter), or while both fit
+        # in one small segment: sizes fall geometrically, so an id is recompiled O(log overlay) times, and every
+        # segment costs each event a few probes, so a trickle of single changes stays in one.
+        while segments and (
+            len(segments[-1].indicators) <= len(ids) or len(segments[-1].indicators) + len(ids) <= SMALL_SEGMENT
+        ):
             last = len(segments) - 1
             ids.update(key for key, where in owner.items() if where == last)
             segments.pop()
@@ -487,6 +508,7 @@ class MatchIndex:
                 )
                 # What changed while the base compiled; what fell due since is left to the next refresh.
                 self._generation = self._with_segment(fresh, current, dirty, datetime.now(UTC))
+                self.compactions += 1
 
         self._compacting = threading.Thread(target=compact, name="match-compact", daemon=True)
         self._compacting.start()

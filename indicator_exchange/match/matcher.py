@@ -460,8 +460,31 @@ class CompiledIndicators:
             yield self._domains.get(event.email.rpartition("@")[2].casefold(), ()), None
         yield self._scan, None
 
-    def match_one(self, event: TrafficEvent, index: int = 0) -> list[Match]:
-        view = _EventView(event=event, key=self.key, key_id=self.key_id)
+    def could_match(self, view: "_EventView") -> bool:
+        """False only when no observation can match the event: the hash-map lookups of ``_candidates`` alone,
+        so a small set (a live index's delta segment) costs an event a few dictionary probes."""
+        if self._scan or self._networks or self._group_entries:
+            return True
+        event = view.event
+        if self._exact_ip and event.source_ip and view.ip is not None and int(view.ip) in self._exact_ip:
+            return True
+        if self._asn and event.asn is not None and event.asn in self._asn:
+            return True
+        if self._sha and (event.prompt_text is not None or event.prompt_sha256 is not None):
+            prompt = view.prompt
+            if prompt is not None and prompt[0] in self._sha:
+                return True
+        if self._hmac and (event.identifiers or event.email) and any(d in self._hmac for _, d in view.hmacs):
+            return True
+        return bool(self._domains and event.email and event.email.rpartition("@")[2].casefold() in self._domains)
+
+    def view(self, event: TrafficEvent) -> "_EventView":
+        """The event as this set's patterns read it; reusable across sets compiled with the same key."""
+        return _EventView(event=event, key=self.key, key_id=self.key_id)
+
+    def match_one(self, event: TrafficEvent, index: int = 0, view: "_EventView | None" = None) -> list[Match]:
+        if view is None:
+            view = _EventView(event=event, key=self.key, key_id=self.key_id)
         # indicator id -> verified, and the observation that matched it; no per-match containers until the
         # Match objects themselves, which keeps the garbage collector's young generation small.
         found: dict[str, bool] = {}

@@ -5,6 +5,7 @@ Inputs are the small typed records of ``stix.detections`` so this package depend
 cluster with the relationships, and the context objects every reader needs to resolve them.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -20,6 +21,7 @@ from indicator_exchange.stix.extensions import (
 from indicator_exchange.stix.ids import deterministic_id, stix_seconds, stix_timestamp
 from indicator_exchange.stix.indicators import account_indicators, prompt_indicators, proxy_indicators
 from indicator_exchange.stix.markings import Tlp, tlp_of
+from indicator_exchange.stix.shapes import Campaign, Indicator
 
 # MITRE ATLAS techniques, by MITRE's own STIX ids (docs/reference/stix-model.md §4.2). Referenced, never stubbed.
 ATLAS_EXTRACT_MODEL = "attack-pattern--3f567912-629a-5e0b-ab0c-0102977c2d6c"  # AML.T0024.002
@@ -33,13 +35,15 @@ class Conversion:
     """The STIX of one detection: versioned objects (indicators, the campaign) and immutable context, and
     ``adjusted``: where the published objects differ from what the detection asked for, and why."""
 
-    indicators: list[dict[str, Any]] = field(default_factory=list)
-    campaign: dict[str, Any] | None = None
+    indicators: list[Indicator] = field(default_factory=list)
+    campaign: Campaign | None = None
+    # Immutable objects every reader needs to resolve the versioned ones: identity, extension definitions,
+    # relationships, marking definitions.
     context: list[dict[str, Any]] = field(default_factory=list)
     adjusted: list[str] = field(default_factory=list)
 
     @property
-    def versioned(self) -> list[dict[str, Any]]:
+    def versioned(self) -> list[Indicator | Campaign]:
         return [*self.indicators, *([self.campaign] if self.campaign else [])]
 
 
@@ -157,6 +161,6 @@ def convert(detection: DetectionInput, *, publisher: Publisher, now: datetime, g
     return result
 
 
-def _level(obj: dict[str, Any]) -> int:
+def _level(obj: Mapping[str, Any]) -> int:
     level = tlp_of(obj)
     return int(level) if level is not None else int(Tlp.AMBER)

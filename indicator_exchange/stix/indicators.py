@@ -16,6 +16,7 @@ from indicator_exchange.stix.identifiers import hmac_identifier
 from indicator_exchange.stix.ids import deterministic_id, stix_seconds, stix_timestamp
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.patterns import domain_regex, stix_string
+from indicator_exchange.stix.shapes import Indicator
 
 # Lifetimes by kind (docs/design.md#d8-lifetimes).
 LIFETIME = {
@@ -54,12 +55,12 @@ def base_indicator(
     tlp: Tlp,
     generation: int,
     labels: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Indicator:
     created = stix_timestamp(now)
     valid_until = common.valid_until or (common.last_seen + lifetime)
     valid_from = min(common.first_seen, valid_until - timedelta(seconds=1))
     description = common.description or name
-    indicator: dict[str, Any] = {
+    indicator: Indicator = {
         "type": "indicator",
         "spec_version": "2.1",
         "id": deterministic_id("indicator", publisher.identity_id, pattern, generation),
@@ -82,9 +83,7 @@ def base_indicator(
     return indicator
 
 
-def proxy_indicators(
-    detection: ProxyInput, publisher: Publisher, now: datetime, generation: int
-) -> list[dict[str, Any]]:
+def proxy_indicators(detection: ProxyInput, publisher: Publisher, now: datetime, generation: int) -> list[Indicator]:
     common = detection.common
     kind = detection.proxy_kind
     labels = [f"{kind}-proxy"]
@@ -128,9 +127,7 @@ def proxy_indicators(
     return [indicator]
 
 
-def prompt_indicators(
-    detection: PromptInput, publisher: Publisher, now: datetime, generation: int
-) -> list[dict[str, Any]]:
+def prompt_indicators(detection: PromptInput, publisher: Publisher, now: datetime, generation: int) -> list[Indicator]:
     common = detection.common
     label, title = CAPABILITY_LABELS.get(detection.capability, CAPABILITY_LABELS["other"])
     exact = f"[x-llm-prompt:hashes.'SHA-256' = {stix_string(detection.sha256)}]"
@@ -172,7 +169,7 @@ def prompt_indicators(
 
 def account_indicators(
     detection: AccountInput, publisher: Publisher, now: datetime, generation: int
-) -> list[dict[str, Any]]:
+) -> list[Indicator]:
     common = detection.common
     kinds = ["anomalous-activity"]
     if detection.email_domains:

@@ -3,10 +3,10 @@
 import json
 import uuid
 from functools import lru_cache
-from typing import Any
 
 from indicator_exchange.stix.extensions import EXT_LLM_PROMPT
 from indicator_exchange.stix.fingerprint import NORMALIZATION, PromptFingerprint
+from indicator_exchange.stix.shapes import PromptObservable
 
 
 def stix_string(text: str) -> str:
@@ -30,7 +30,7 @@ def domain_regex(domain: str) -> str:
     return domain.strip().casefold().replace(".", "\\.")
 
 
-def prompt_observable(fingerprint: PromptFingerprint) -> dict[str, Any]:
+def prompt_observable(fingerprint: PromptFingerprint) -> PromptObservable:
     """The ``x-llm-prompt`` SCO a partner builds from its own traffic (no raw text), for matching with
     stix2-matcher. The id is UUIDv5 in the SCO namespace over the id-contributing properties."""
     contributing = {"hashes": {"SHA-256": fingerprint.sha256}, "normalization": NORMALIZATION}

@@ -1,5 +1,6 @@
 """New versions of stored objects: merging a re-detection, saying what it kept, revoking (STIX 2.1 §3.6)."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +21,7 @@ def later(previous: str, now: datetime) -> str:
 _SHARED_MERGE = ("confidence", "valid_from", "valid_until", "labels", "indicator_types", "first_seen", "last_seen")
 
 
-def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[str, Any] | None:
+def merge(existing: dict[str, Any], new: Mapping[str, Any], now: datetime) -> dict[str, Any] | None:
     """The next version of ``existing`` given a re-detection ``new`` of the same object, or ``None`` when no
     shared property changes (no version is emitted for a repeat).
 
@@ -54,7 +55,7 @@ def merge(existing: dict[str, Any], new: dict[str, Any], now: datetime) -> dict[
     return merged
 
 
-def kept_on_merge(existing: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def kept_on_merge(existing: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """What a re-detection ``new`` asked for that the next version of ``existing`` does not take (``merge``
     keeps the stored object's TLP marking and proxy kind), each as a message saying why."""
     kept = []

@@ -255,7 +255,7 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 class LoopConnection:
     """One PostgreSQL connection for the few statements a worker runs on its event loop, where a trip through
-    the thread pool and back would cost more than the statement (``taxii.read_ahead``). Statements take turns;
+    the thread pool and back would cost more than the statement (``store.read_ahead``). Statements take turns;
     the connection opens on first use and again after a failure. ``run`` answers ``None`` when the database
     cannot be reached: its callers then take the ordinary, threaded path, which reports the error.
     """

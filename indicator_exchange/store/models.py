@@ -240,6 +240,12 @@ class FeedSource(Base):
     objects_total: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected_total: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The live follower's status (``sync --follow``, docs/live.md): stream | long-poll | poll, connected since
+    # (``None``: not connected), last heard from the partner, and the partner's position then.
+    live_mode: Mapped[str | None] = mapped_column(String(16))
+    live_connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    live_remote_position: Mapped[str | None] = mapped_column(String(64))
 
 
 class SyncRejection(Base):
@@ -352,3 +358,45 @@ class RateCounter(Base):
     window_no: Mapped[int] = mapped_column(BigInteger)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
     previous_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class IndicatorFeedback(Base):
+    """One partner verdict on one indicator (a sighting or an opinion), kept per organisation (docs/lifecycle.md).
+
+    No foreign key to a collection: feedback outlives the copy it arrived with, and names indicators by STIX id.
+    """
+
+    __tablename__ = "indicator_feedback"
+    __table_args__ = (
+        UniqueConstraint("indicator_id", "feedback_id", "feedback_version"),
+        Index("ix_indicator_feedback_indicator", "indicator_id", "organisation"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    indicator_id: Mapped[str] = mapped_column(String(128))
+    feedback_id: Mapped[str] = mapped_column(String(128))
+    feedback_version: Mapped[str] = mapped_column(String(40))
+    feedback_type: Mapped[str] = mapped_column(String(16))  # sighting | opinion
+    organisation: Mapped[str] = mapped_column(String(256))
+    verdict: Mapped[str] = mapped_column(String(8))  # tp | fp | neutral
+    opinion: Mapped[str | None] = mapped_column(String(32))
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    principal_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LifecycleEvent(Base):
+    """What the lifecycle did to one of our indicators: ``extended`` (valid_until) or ``revoked`` (by feedback)."""
+
+    __tablename__ = "lifecycle_event"
+    __table_args__ = (Index("ix_lifecycle_event_indicator", "indicator_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    indicator_id: Mapped[str] = mapped_column(String(128))
+    collection_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    organisations: Mapped[list[str]] = mapped_column(PortableJSON, default=list)
+    version: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.errors import BadRequest, Conflict, NotFound
+from indicator_exchange.lifecycle import feedback
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.objects import InvalidObject, format_timestamp_us, inspect_object, parse_timestamp_us
 from indicator_exchange.stix.validation import STRICT, validate_object
@@ -107,6 +108,33 @@ def source_dict(source: FeedSource) -> dict[str, object]:
         "last_error": source.last_error,
         "objects_total": source.objects_total,
         "rejected_total": source.rejected_total,
+        "live": live_status(source),
+    }
+
+
+def live_status(source: FeedSource, *, now: datetime | None = None) -> dict[str, object]:
+    """The ``sync --follow`` status: how it follows, whether a follower is connected now (it heard from the
+    partner recently: a killed follower cannot clear its own flag), its position and how far behind the
+    partner's last reported position it is (seconds of ``date_added``)."""
+    now = now or datetime.now(UTC)
+    patience = 60.0 if source.live_mode != "poll" else 2.0 * source.interval_seconds + 60.0
+    seen = source.live_seen_at
+    connected = source.live_connected_at is not None and seen is not None and (now - seen).total_seconds() < patience
+    lag = None
+    if source.bookmark and source.live_remote_position:
+        try:
+            behind = parse_timestamp_us(source.live_remote_position) - parse_timestamp_us(source.bookmark)
+            lag = max(0.0, behind / 1_000_000)
+        except InvalidObject:
+            lag = None
+    return {
+        "mode": source.live_mode,
+        "connected": connected,
+        "connected_at": source.live_connected_at.isoformat() if source.live_connected_at else None,
+        "seen_at": seen.isoformat() if seen else None,
+        "position": source.bookmark,
+        "remote_position": source.live_remote_position,
+        "lag_seconds": lag,
     }
 
 
@@ -193,6 +221,12 @@ def _now_us() -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
+def store_batch(session: Session, source: FeedSource, objects: list[object], result: SyncResult) -> None:
+    """Store one batch received from ``source`` in the caller's transaction (which also moves the bookmark)."""
+    result.received += len(objects)
+    _store_page(session, source, objects, result)
+
+
 def _store_page(session: Session, source: FeedSource, objects: list[object], result: SyncResult) -> None:
     """Validate and store one page's objects in the local collection; record the invalid ones (once).
 
@@ -224,6 +258,7 @@ def _store_page(session: Session, source: FeedSource, objects: list[object], res
         result.stored += outcome.stored
         source.objects_total += outcome.stored
         result.duplicates += outcome.results.count("duplicate")
+        feedback.record_synced(session, source.local_collection_id, objects)  # docs/lifecycle.md#feedback
     if rejections:
         # Every run reads the bookmark's timestamp again, so its rejections come back: record each once.
         known: set[tuple[str | None, str]] = set()
@@ -256,8 +291,14 @@ def pull(
     retry: RetryPolicy | None = None,
     stop: threading.Event | None = None,
     on_page: PageCallback | None = None,
+    prefer_wait: int | None = None,
+    exact: bool = False,
 ) -> SyncResult:
-    """Pull one source until the remote has nothing more (or ``stop`` is set); commits page by page."""
+    """Pull one source until the remote has nothing more (or ``stop`` is set); commits page by page.
+
+    ``prefer_wait``: ask the server to hold an empty answer that long (``Prefer: wait``, a long poll);
+    ``exact``: resume strictly after the bookmark (a server whose ``date_added`` values are unique, as ours):
+    the boundary object is not read again, so a caught-up long poll is empty and held."""
     result = SyncResult(source=name)
     with session_scope(sessions) as session:
         source = sources.get_source(session, name)
@@ -271,8 +312,8 @@ def pull(
     result.bookmark = bookmark
     remote: RemoteCollection | None = None
     try:
-        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry, stop=stop)
-        _pull_pages(sessions, source_id, remote, bookmark, limit, result, stop, on_page)
+        remote = RemoteCollection(url, secret=resolve_credentials(ref), retry=retry, stop=stop, prefer_wait=prefer_wait)
+        _pull_pages(sessions, source_id, remote, bookmark, limit, result, stop, on_page, exact=exact)
     except Interrupted:
         result.outcome = "stopped"
     except (RemoteError, BadRequest) as exc:
@@ -298,8 +339,10 @@ def _pull_pages(
     result: SyncResult,
     stop: threading.Event | None,
     on_page: PageCallback | None,
+    *,
+    exact: bool = False,
 ) -> None:
-    added_after = _step_back(bookmark)
+    added_after = bookmark if exact else _step_back(bookmark)
     next_token: str | None = None
     seen_tokens: set[str] = set()
     seen_objects: set[int] = set()  # versions received since the run (re)started paging

@@ -90,6 +90,7 @@ class RemoteCollection:
         sleep: Callable[[float], None] = time.sleep,
         verify: bool = True,
         stop: threading.Event | None = None,
+        prefer_wait: int | None = None,
     ) -> None:
         self.url = url if url.endswith("/") else url + "/"
         self.retry = retry or RetryPolicy()
@@ -99,6 +100,9 @@ class RemoteCollection:
         self._last_headers: dict[str, str] = {}
         session: requests.Session = self._collection._conn.session
         session.hooks["response"].append(self._capture)
+        if prefer_wait is not None:  # a long poll (RFC 7240): the server may hold an empty answer this long
+            session.headers["Prefer"] = f"wait={prefer_wait}"
+            timeout = max(timeout, prefer_wait + 30.0)
         original = session.request
 
         def with_timeout(*args: Any, **kwargs: Any) -> requests.Response:

@@ -3,7 +3,7 @@ by ``serve_poll``, through ordered strategies, each of which may decline (``None
 the next:
 
 1. **read-ahead page** (objects route, on the event loop): the page read ahead for this very poll
-   (``taxii.read_ahead``), checked against the collection's clock and the auth epoch in one small statement;
+   (``store.read_ahead``), checked against the collection's clock and the auth epoch in one small statement;
 2. **cached catalog** (objects and object routes, stores with one-statement pages): the API root and
    collection from the worker's catalog snapshot, the caller as cached, all checked by the page's own
    statement — one round trip;
@@ -32,9 +32,9 @@ from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CatalogSnapshot, CollectionEntry
 from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.store.models import Collection
+from indicator_exchange.store.read_ahead import poll_key
 from indicator_exchange.taxii import service
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, parse_page_request
-from indicator_exchange.taxii.read_ahead import poll_key
 from indicator_exchange.taxii.service import Page, StaleCache
 
 

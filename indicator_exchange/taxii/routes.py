@@ -4,6 +4,7 @@ from functools import partial
 
 import orjson
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from indicator_exchange.audit.context import note_accepted, note_collection, note_objects, note_served, record_of
@@ -20,6 +21,7 @@ from indicator_exchange.dependencies import (
 )
 from indicator_exchange.dependencies import StatementSessionDep as SessionDep  # TAXII reads: no BEGIN/COMMIT
 from indicator_exchange.errors import BadRequest
+from indicator_exchange.live import longpoll
 from indicator_exchange.read_routes import (
     MANIFEST,
     OBJECT,
@@ -36,7 +38,7 @@ from indicator_exchange.taxii import resources, service
 from indicator_exchange.taxii.filters import parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
 from indicator_exchange.taxii.openapi import TaxiiResponse, taxii_responses
-from indicator_exchange.taxii.poll import PollContext, PollRequest, serve_poll
+from indicator_exchange.taxii.poll import PollContext, PollRequest, Served, serve_poll
 
 
 async def negotiate(request: Request) -> None:
@@ -264,11 +266,28 @@ async def _serve(
     object_id: str | None = None,
 ) -> Response:
     poll = poll_request(request, settings, route, api_root, collection_id, object_id)
-    served = await serve_poll(poll_context(request, caller), poll)
+    ctx = poll_context(request, caller)
+    served = await serve_poll(ctx, poll)
+    waited = None
+    if route is OBJECTS:  # Prefer: wait (RFC 7240): an empty answer is held until a commit (live.longpoll)
+        served, waited = await longpoll.hold(
+            services(request).live_hub,
+            request.headers.getlist("prefer"),
+            settings.live_max_wait_seconds,
+            served,
+            partial(_poll_again, ctx, poll),
+        )
     page = served.page
     note_collection(request, served.collection, clock=page.clock)
     note_served(request, page.count, page.first_added, page.last_added)
-    return _taxii(page.body, headers=page.headers)
+    headers = page.headers if waited is None else {**page.headers, "Preference-Applied": f"wait={waited}"}
+    return _taxii(page.body, headers=headers)
+
+
+async def _poll_again(ctx: PollContext, poll: PollRequest, reauthenticate: bool) -> Served:
+    if reauthenticate:  # woken by a change to keys or grants: the caller as it is now
+        ctx.caller = await run_in_threadpool(ctx.confirm)
+    return await serve_poll(ctx, poll)
 
 
 @router.post(
@@ -297,7 +316,13 @@ def add_objects(
     objects = service.parse_envelope(body, max_objects=settings.max_objects_per_envelope)
     check_objects_allowed(request, len(objects))
     result = service.add_objects(
-        session, root=root, collection=found, caller=caller, objects=objects, max_failures=settings.max_status_failures
+        session,
+        root=root,
+        collection=found,
+        caller=caller,
+        objects=objects,
+        max_failures=settings.max_status_failures,
+        lifecycle=settings,
     )
     note_accepted(request, result.success_count, found.id)
     objects_written(request)

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from indicator_exchange.auth import policy
 from indicator_exchange.auth.service import Caller, require_grant, require_read, require_write, visibility_for
 from indicator_exchange.errors import BadRequest, Hidden, NotFound, NotPermitted, PayloadTooLarge
+from indicator_exchange.lifecycle import feedback
+from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import tlp_of
 from indicator_exchange.stix.objects import (
     InvalidObject,
@@ -23,9 +25,9 @@ from indicator_exchange.store import catalog, ownership
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import ApiRoot, Collection, Status
+from indicator_exchange.store.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
-from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
 _ECHOED = 256  # characters of a client's id or version echoed into a status (a status row stays small)
 
@@ -150,6 +152,7 @@ def add_objects(
     caller: Caller,
     objects: list[object],
     max_failures: int = 1000,
+    lifecycle: Settings | None = None,
 ) -> Status:
     """Store an envelope's objects; each one succeeds or fails on its own and is reported in the status.
 
@@ -195,6 +198,7 @@ def add_objects(
         checked.append((meta, obj, version))
 
     candidates: list[tuple[store.NewVersion, str]] = []
+    accepted: list[dict[str, object]] = []  # feedback the lifecycle takes (sightings, opinions)
     if checked:
         store.lock_collection(session, collection.id)
         owned = {} if caller.is_admin else ownership.owners(session, collection.id, {m.stix_id for m, _, _ in checked})
@@ -207,6 +211,8 @@ def add_objects(
             verdict, message = policy.write_verdict(
                 caller, meta, obj, stored=owned.get(meta.stix_id), principal_identities=identities
             )
+            if verdict == policy.STORE and lifecycle is not None:
+                verdict, message = feedback.screen(session, caller, obj, accepted)  # docs/lifecycle.md#feedback
             if verdict == policy.STORE:
                 candidates.append((version, meta.modified or ""))
             elif verdict == policy.ACKNOWLEDGE:
@@ -230,6 +236,8 @@ def add_objects(
                 )
             else:
                 successes.append(_detail(version.stix_id, shown))
+        if lifecycle is not None:
+            feedback.record(session, collection_id=collection.id, objects=accepted, caller=caller, settings=lifecycle)
     status = Status(
         id=uuid.uuid4(),
         api_root_id=root.id,

@@ -1,7 +1,7 @@
 """audit request id
 
 Revision ID: 8e2b6d4f9a17
-Revises: 8e2d6b4a9c17
+Revises: b7d2e4f1a9c3
 Create Date: 2026-12-03 19:00:00
 
 Each audit row carries the request id the server logged and answered in ``X-Request-ID`` (``IX_LOG_FORMAT``),
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "8e2b6d4f9a17"
-down_revision: str | None = "8e2d6b4a9c17"
+down_revision: str | None = "b7d2e4f1a9c3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,8 @@
 """The live match index kept by deltas agrees with a full rebuild after every step of a random history of
 adds, versions, revocations, expiries, TLP changes, campaign links and deletes — on both backends."""
 
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,28 +12,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import Match, TrafficEvent
-from indicator_exchange.match.index import IndexConfig, MatchIndex
+from indicator_exchange.match.index import IndexConfig, IndexRegistry, MatchIndex
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import format_timestamp_us, inspect_object
 from indicator_exchange.store import catalog
 from indicator_exchange.store import objects as store
+from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
 from tests.conftest import make_settings
 from tests.fixtures.factories import make_collection
 
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 IDS = [f"indicator--{uuid.UUID(int=n)}" for n in range(1, 5)]
 CAMPAIGNS = ["campaign--" + str(uuid.UUID(int=100 + n)) for n in range(2)]
-IPS = ["203.0.113.1", "203.0.113.2", "198.51.100.7"]
+IPS = ["46.91.113.1", "46.91.113.2", "46.112.100.7"]
 CLEARANCE = int(Tlp.AMBER)
 
 add = st.tuples(
     st.just("add"),
     st.integers(0, 1),  # collection
     st.integers(0, len(IDS) - 1),
-    st.sampled_from([*IPS, "198.51.100.0/24"]),
+    st.sampled_from([*IPS, "46.112.100.0/24"]),
     st.sampled_from([None, Tlp.GREEN, Tlp.AMBER, Tlp.RED]),  # RED: above the index's clearance, so hidden
     st.integers(-2, 2),  # valid_from, hours after the test clock
     st.sampled_from([1, 2, 4, None]),  # hours from valid_from to valid_until (None: no end)
@@ -161,16 +165,28 @@ class TestDeltasAgreeWithFullRebuild:
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     )
     @given(history=steps)
-    def test_after_every_step(self, session: Session, ix_settings: Settings, history: list[tuple[Any, ...]]) -> None:
+    @pytest.mark.parametrize("overlay_limit", [20_000, 3], ids=["segments", "compacting"])
+    def test_after_every_step(
+        self, session: Session, ix_settings: Settings, overlay_limit: int, history: list[tuple[Any, ...]]
+    ) -> None:
+        """``compacting``: past 3 changed indicators a new base is compiled in the background, installed here
+        before each comparison, with whatever changed meanwhile laid over it."""
         ids = [make_collection(session, default_tlp="amber"), make_collection(session, default_tlp="green")]
         session.commit()
-        config = IndexConfig(community_key=ix_settings.community_key_bytes, key_id=ix_settings.community_key_id)
+        config = IndexConfig(
+            community_key=ix_settings.community_key_bytes,
+            key_id=ix_settings.community_key_id,
+            overlay_limit=overlay_limit,
+            lifecycle=LifecyclePolicy.of(ix_settings),  # as the service configures it: scores and warninglists
+        )
         writes = History(session, ids)
         live = MatchIndex(sorted(ids), CLEARANCE, config)
         live.current(session, collections_of(session, ids), writes.now)
         for step in history:
             writes.apply(step)
             collections = collections_of(session, ids)
+            delta = live.current(session, collections, writes.now)
+            live.wait_compaction()
             delta = live.current(session, collections, writes.now)
             full = MatchIndex(sorted(ids), CLEARANCE, config).current(session, collections, writes.now)
             legacy = matching.load_indicator_set(
@@ -181,3 +197,89 @@ class TestDeltasAgreeWithFullRebuild:
             assert seen(list(delta.match_indexed(probes()))) == seen(list(full.match_indexed(probes()))), step
             assert seen(list(full.match_indexed(probes()))) == seen(list(legacy.match_indexed(probes()))), step
         assert live.full_builds == 1, "a delta step fell back to a full rebuild"
+
+
+def add_step(n: int, value: str) -> tuple[Any, ...]:
+    return ("add", 0, n, value, None, 0, None)
+
+
+class TestRefresher:
+    def test_concurrent_requests_that_see_a_change_refresh_once(
+        self, session: Session, db_url: str, ix_settings: Settings
+    ) -> None:
+        engine = make_engine(db_url, pool_size=10)  # a connection per request thread
+        sessions = make_sessionmaker(read_only_engine(engine))  # SQLite: readers begin DEFERRED
+        ids = [make_collection(session)]
+        session.commit()
+        config = IndexConfig(community_key=ix_settings.community_key_bytes, key_id=ix_settings.community_key_id)
+        writes = History(session, ids)
+        live = MatchIndex(ids, CLEARANCE, config)
+        live.current(session, collections_of(session, ids), writes.now)
+        writes.apply(add_step(0, IPS[0]))
+        barrier = threading.Barrier(8)
+        seen_by: list[int] = []
+
+        def request() -> None:
+            with sessions() as own:
+                collections = collections_of(own, ids)
+                barrier.wait()
+                generation = live.current(own, collections, writes.now)
+                seen_by.append(generation.indicator_count)
+
+        threads = [threading.Thread(target=request) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+        assert seen_by == [1] * 8
+        assert (live.refreshes, live.full_builds) == (1, 1)
+
+    def test_a_compacted_base_keeps_what_changed_while_it_compiled(
+        self, session: Session, ix_settings: Settings
+    ) -> None:
+        ids = [make_collection(session)]
+        session.commit()
+        config = IndexConfig(
+            community_key=ix_settings.community_key_bytes, key_id=ix_settings.community_key_id, overlay_limit=2
+        )
+        writes = History(session, ids)
+        live = MatchIndex(ids, CLEARANCE, config)
+        live.current(session, collections_of(session, ids), writes.now)
+        for n, value in enumerate(IPS):
+            writes.apply(add_step(n, value))
+            live.current(session, collections_of(session, ids), writes.now)
+        live.wait_compaction()
+        writes.apply(("revoke", 0, 0))
+        generation = live.current(session, collections_of(session, ids), writes.now)
+        assert live.compactions >= 1
+        assert len(generation.base.indicators) >= 2, "the compacted base holds the indicators added before it"
+        assert sorted(generation.indicators) == sorted(IDS[1:3])
+        assert [m.indicator_id for m in generation.match_indexed(probes())] == [IDS[1], IDS[2]]
+
+    def test_a_commit_notification_refreshes_without_a_request(
+        self, session: Session, db_url: str, ix_settings: Settings
+    ) -> None:
+        engine = make_engine(db_url, pool_size=2)
+        registry = IndexRegistry()
+        config = IndexConfig(community_key=ix_settings.community_key_bytes, key_id=ix_settings.community_key_id)
+        ids = [make_collection(session)]
+        session.commit()
+        writes = History(session, ids)
+        index = registry.get(ids, CLEARANCE, config, max_indexes=2)
+        index.current(session, collections_of(session, ids), datetime.now(UTC))
+        registry.start_refresher(make_sessionmaker(read_only_engine(engine)))
+        try:
+            writes.apply(("add", 0, 0, IPS[0], None, -1, None))
+            clock = collections_of(session, ids)[0].last_date_added
+            registry.note_commit(ids[0], clock)
+            deadline = time.monotonic() + 5
+            while index.refreshes == 0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            registry.stop_refresher()
+            engine.dispose()
+        generation = index.generation
+        assert generation is not None
+        assert index.refreshes == 1, "the refresher did not wake"
+        assert sorted(generation.indicators) == [IDS[0]]

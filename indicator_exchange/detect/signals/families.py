@@ -10,10 +10,13 @@ marked allowlisted: prompts near them join those and never count. Families that 
 not merged either: templates that share a phrase ("show your reasoning") chained into one family that way.
 """
 
-from array import array
 from dataclasses import dataclass, field
 
+import numpy as np
+import numpy.typing as npt
+
 from indicator_exchange.detect.config import DetectConfig
+from indicator_exchange.detect.keytable import KeyTable
 
 
 @dataclass(slots=True)
@@ -29,91 +32,164 @@ class Family:
 
 
 @dataclass(slots=True)
-class _Single:
-    account: str | None
-    ts: float
-    keys: "array[int]"
-    """Packed: a list of 16 Python ints costs five times as much, and most prompts stay single."""
-    text: str
+class _Block:
+    """The prompts of one batch, of which those still alone (``alone``) are one-prompt families.
+
+    Kept per batch rather than per prompt: most prompts of honest traffic stay single, and one object each
+    was most of the cost of filing them. The prompt in row ``r`` has family id ``first + r``.
+    """
+
+    first: int
+    accounts: list[str | None]
+    stamps: list[float]
+    keys: npt.NDArray[np.int64]
+    texts: list[str]
+    alone: npt.NDArray[np.bool_]
+
+    def take(self, row: int) -> tuple[str | None, float, str, int]:
+        """Account, time, text and key count of the single in ``row``, which stops being one."""
+        self.alone[row] = False
+        text, self.texts[row] = self.texts[row], ""
+        return self.accounts[row], self.stamps[row], text, int(np.count_nonzero(self.keys[row]))
 
 
 class FamilyIndex:
     def __init__(self, config: DetectConfig, allowlist: list[list[int]]) -> None:
         self._config = config
-        self._key_family: dict[int, int] = {}
+        self._table = KeyTable()
+        """Band key -> family id (a one-prompt family's id until it grows)."""
         self.families: dict[int, Family] = {}
-        self._young: dict[int, _Single] = {}
-        self._old: dict[int, _Single] = {}
+        self._young: list[_Block] = []
+        self._old: list[_Block] = []
         self._next = 1
         for keys in allowlist:
-            fid = self._new_id()
+            fid = self._next
+            self._next += 1
             self.families[fid] = Family(first_seen=0.0, last_seen=0.0, allowlisted=True)
-            self._register(fid, keys)
-
-    def _new_id(self) -> int:
-        self._next += 1
-        return self._next - 1
-
-    def _register(self, fid: int, keys: list[int]) -> int:
-        added = 0
-        table = self._key_family
-        for key in keys:
-            if key and key not in table:
-                table[key] = fid
-                added += 1
-        return added
+            wanted = np.unique(np.array([k for k in keys if k], dtype=np.int64))
+            wanted = wanted[self._table.get(wanted) == 0]
+            self._table.put(wanted, np.full(len(wanted), fid, dtype=np.int64))
 
     def add(self, account: str | None, ts: float, keys: list[int], text: str) -> int:
         """File one prompt; answers its family id."""
-        table = self._key_family
+        return self.add_batch([account], [ts], np.array([keys], dtype=np.int64).reshape(1, -1), [text])[0]
+
+    def add_batch(
+        self, accounts: list[str | None], stamps: list[float], keys: npt.NDArray[np.int64], texts: list[str]
+    ) -> list[int]:
+        """File prompts in order, as ``add`` one by one would; answers their family ids.
+
+        The table is probed for the whole batch at once, and for most prompts the answer is decided from that
+        alone, in numpy: the family the prompt reaches on most keys (the first such, in key order) if on
+        ``family_min_bands`` of them, else a family of its own. Only prompts that share a key the table does
+        not hold yet with another prompt of the batch depend on the order of the batch; they go one by one,
+        through a small dict of the keys the batch files.
+        """
+        rows = len(texts)
+        if not rows:
+            return []
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        probed, stops = self._table.probe(keys.ravel())
+        found = probed.reshape(keys.shape)
+        missing = (found == 0) & (keys != 0)
+        _, inverse, counts = np.unique(keys[missing], return_inverse=True, return_counts=True)
+        shared = np.zeros(keys.shape, dtype=bool)
+        shared[missing] = counts[inverse] > 1
+        ordered = np.any(shared, axis=1)
+        votes = ((found[:, :, None] == found[:, None, :]) & (found[:, None, :] != 0)).sum(axis=2)
+        best = votes.argmax(axis=1)
+        index = np.arange(rows)
+        target = np.where(votes[index, best] >= self._config.family_min_bands, found[index, best], 0)
+        first = self._next
+        self._next += rows
+        alone = ~ordered & (target == 0)
+        fids = np.where(alone, first + index, target)
+        take = np.where(alone, np.count_nonzero(missing, axis=1), 0)
+        block = _Block(first, list(accounts), list(stamps), keys, list(texts), alone)
+        self._young.append(block)
+        filed: dict[int, int] = {}
+        fresh_counts = np.count_nonzero(missing, axis=1)
+        for i in np.flatnonzero(~alone).tolist():
+            if ordered[i]:
+                fids[i] = self._one(block, i, keys[i].tolist(), found[i].tolist(), filed)
+                continue
+            account, ts, text = accounts[i], stamps[i], texts[i]
+            block.texts[i] = ""
+            family = self._grown(int(fids[i]))
+            self._file(family, account, ts, text)
+            room = 0 if family.allowlisted else self._config.family_max_keys - family.keys
+            take[i] = min(max(0, room), int(fresh_counts[i]))
+            family.keys += int(take[i])
+        # The fresh keys of the prompts decided in numpy are theirs alone in the batch: file them in one go.
+        chosen = missing & (np.cumsum(missing, axis=1) <= take[:, None])
+        owners = np.broadcast_to(fids[:, None], keys.shape)
+        self._table.put(keys[chosen], owners[chosen], stops.reshape(keys.shape)[chosen])
+        if filed:
+            self._table.put(
+                np.fromiter(filed, dtype=np.int64, count=len(filed)),
+                np.fromiter(filed.values(), dtype=np.int64, count=len(filed)),
+            )
+        result: list[int] = fids.tolist()
+        return result
+
+    def _grown(self, fid: int) -> Family:
+        """The family ``fid``, made one out of its one-prompt family when a second prompt joins."""
+        family = self.families.get(fid)
+        if family is None:
+            for block in (*self._young, *self._old):
+                if block.first <= fid < block.first + len(block.texts):
+                    account, ts, text, keys = block.take(fid - block.first)
+                    break
+            else:
+                raise KeyError(fid)
+            family = Family(first_seen=ts, last_seen=ts)
+            self.families[fid] = family
+            self._file(family, account, ts, text)
+            family.keys = keys
+        return family
+
+    def _one(self, block: _Block, i: int, row: list[int], found_row: list[int], filed: dict[int, int]) -> int:
+        """File the prompt in ``row`` of ``block``, whose keys other prompts of its batch share: ``filed``
+        holds the keys the batch filed so far."""
         # One family is the common answer (or none): count it without a dict, fall back to one on a second.
-        # Each key is looked up once: setdefault files it under the id a new family would take, and the keys
-        # filed so are moved (or dropped) below if the prompt joins a family after all.
-        candidate = self._next
         fresh: list[int] = []
         fid = count = 0
         hits: dict[int, int] | None = None
-        for key in keys:
-            if key:
-                found = table.setdefault(key, candidate)
-                if found == candidate:
+        for key, found in zip(row, found_row, strict=True):
+            if not key:
+                continue
+            if not found:
+                found = filed.get(key, 0)
+                if not found:
                     fresh.append(key)
                     continue
-                if found == fid:
-                    count += 1
-                elif not fid:
-                    fid, count = found, 1
-                else:
-                    if hits is None:
-                        hits = {fid: count}
-                    hits[found] = hits.get(found, 0) + 1
-        needed = self._config.family_min_bands
+            if found == fid:
+                count += 1
+            elif not fid:
+                fid, count = found, 1
+            else:
+                if hits is None:
+                    hits = {fid: count}
+                hits[found] = hits.get(found, 0) + 1
         if hits is not None:
             hits[fid] = count
-            joined = [f for f, n in hits.items() if n >= needed]
+            joined = [f for f, n in hits.items() if n >= self._config.family_min_bands]
             fid = max(joined, key=hits.__getitem__) if joined else 0
-        elif count < needed:
+        elif count < self._config.family_min_bands:
             fid = 0
         if not fid:
-            fid = self._new_id()
-            self._young[fid] = _Single(account, ts, array("q", keys), text)
+            fid = block.first + i
+            block.alone[i] = True
+            for key in fresh:
+                filed[key] = fid
             return fid
-        family = self.families.get(fid)
-        if family is None:
-            single = self._young.pop(fid, None) or self._old.pop(fid)
-            family = Family(first_seen=single.ts, last_seen=single.ts)
-            self.families[fid] = family
-            self._file(family, single.account, single.ts, single.text)
-            family.keys = sum(1 for k in single.keys if k)
-        self._file(family, account, ts, text)
+        family = self._grown(fid)
+        self._file(family, block.accounts[i], block.stamps[i], block.texts[i])
+        block.texts[i] = ""
         room = 0 if family.allowlisted else self._config.family_max_keys - family.keys
-        for key in fresh:
-            if room > 0:
-                table[key] = fid
-                room -= 1
-                family.keys += 1
-            else:
-                del table[key]
+        for key in fresh[: max(0, room)]:
+            filed[key] = fid
+            family.keys += 1
         return fid
 
     def _file(self, family: Family, account: str | None, ts: float, text: str) -> None:
@@ -137,20 +213,26 @@ class FamilyIndex:
 
         The first prompts of a template arrive before its family has keys to catch them: each starts a family
         of its own. At close the family is known, so they (often the whole traffic of a thin account) join it.
+        The keys of every one-prompt family are probed at once; only those reaching a family on enough keys
+        are looked at one by one.
         """
-        table, needed = self._key_family, self._config.family_min_bands
-        for singles in (self._old, self._young):
-            for fid in list(singles):
-                single = singles[fid]
+        needed = self._config.family_min_bands
+        known = np.fromiter(self.families, dtype=np.int64, count=len(self.families))
+        for block in (*self._old, *self._young):
+            rows = np.flatnonzero(block.alone)
+            if not rows.size:
+                continue
+            keys = block.keys[rows]
+            found = self._table.get(keys.ravel()).reshape(keys.shape)
+            valid = np.isin(found, known) & (found != (block.first + rows)[:, None])
+            for pick in np.flatnonzero(np.count_nonzero(valid, axis=1) >= needed).tolist():
                 hits: dict[int, int] = {}
-                for key in single.keys:
-                    found = table.get(key) if key else None
-                    if found is not None and found != fid and found in self.families:
-                        hits[found] = hits.get(found, 0) + 1
-                best = max(hits, key=hits.__getitem__, default=0)
-                if best and hits[best] >= needed and not self.families[best].allowlisted:
-                    self._file(self.families[best], single.account, single.ts, single.text)
-                    del singles[fid]
+                for value in found[pick][valid[pick]].tolist():
+                    hits[value] = hits.get(value, 0) + 1
+                best = max(hits, key=hits.__getitem__)
+                if hits[best] >= needed and not self.families[best].allowlisted:
+                    account, ts, text, _ = block.take(int(rows[pick]))
+                    self._file(self.families[best], account, ts, text)
 
     def merged(self) -> dict[int, Family]:
         """The families at close, one-prompt families folded into those they reach."""
@@ -159,14 +241,15 @@ class FamilyIndex:
 
     def prune(self) -> None:
         """Forget the one-prompt families older than one period, and their keys."""
-        table = self._key_family
-        for fid, single in self._old.items():
-            for key in single.keys:
-                if key and table.get(key) == fid:
-                    del table[key]
-        self._old, self._young = self._young, {}
+        for block in self._old:
+            rows = np.flatnonzero(block.alone)
+            keys = block.keys[rows]
+            owners = np.repeat(block.first + rows, keys.shape[1])
+            self._table.remove(keys.ravel(), owners)
+        self._old, self._young = self._young, []
 
     @property
     def size(self) -> int:
         """Entries held: band keys, families and one-prompt families (the bench reports it)."""
-        return len(self._key_family) + len(self.families) + len(self._young) + len(self._old)
+        singles = sum(int(np.count_nonzero(b.alone)) for b in (*self._young, *self._old))
+        return len(self._table) + len(self.families) + singles

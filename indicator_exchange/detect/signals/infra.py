@@ -12,10 +12,17 @@ buckets in which two or more of the family's accounts were active on it.
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from indicator_exchange.detect.config import DetectConfig
 
 _MAX_KEYS_PER_ACCOUNT = 512
 """Keys remembered per account: a proxy-rotating account beyond it is still linked through the first 512."""
+
+
+_KEY_BITS = 28
+_KEY_MASK = (1 << _KEY_BITS) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,35 +34,150 @@ class SyncLink:
 
 
 class InfraIndex:
+    """Who used which key in which bucket, filed as packed (account, key, bucket) codes a batch at a time.
+
+    Accounts and keys are numbered as they arrive; a batch appends its codes to a numpy buffer, compacted
+    (sorted, duplicates dropped) as it grows. The graph itself (``by_key``, ``by_account``) is built once, at
+    close, from the distinct codes: per event there is no dictionary to update.
+    """
+
     def __init__(self, config: DetectConfig) -> None:
         self._limit = config.key_max_accounts
-        self.by_key: dict[str, dict[str, int]] = {}
-        self.overflow: dict[str, int] = defaultdict(int)
-        self.by_account: dict[str, set[str]] = {}
-        self.parents: dict[str, tuple[str, ...]] = {}
-        """Address key -> the range and ASN keys it was seen under (to check a range before publishing it)."""
+        self._bits = max(1, (config.window_seconds // config.bucket_seconds - 1).bit_length())
+        self.account_ids: dict[str, int] = {}
+        self.account_names: list[str] = []
+        self.key_ids: dict[str, int] = {}
+        self.key_names: list[str] = []
+        self._parents: dict[int, tuple[int, ...]] = {}
+        self._codes: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._pending: list[npt.NDArray[np.int64]] = []
+        self._pending_size = 0
+        self._graph: tuple[dict[str, dict[str, int]], dict[str, int], dict[str, set[str]], dict[str, tuple[str, ...]]]
+        self._graph = ({}, {}, {}, {})
+        self._dirty = False
+
+    def account(self, name: str) -> int:
+        found = self.account_ids.get(name)
+        if found is None:
+            found = self.account_ids[name] = len(self.account_names)
+            self.account_names.append(name)
+        return found
+
+    def keys(self, names: list[str]) -> tuple[int, ...]:
+        """Numbers of ``names`` (an address, its range, its ASN), noting an address's parents on first sight."""
+        ids = []
+        new_address = -1
+        for name in names:
+            found = self.key_ids.get(name)
+            if found is None:
+                found = self.key_ids[name] = len(self.key_names)
+                self.key_names.append(name)
+                if name.startswith("ip:"):
+                    new_address = found
+            ids.append(found)
+        if new_address >= 0:
+            self._parents[new_address] = tuple(i for i in ids if i != new_address)
+        return tuple(ids)
 
     def add(self, account: str, keys: list[str], bucket: int) -> None:
-        bit = 1 << bucket
-        mine = self.by_account.get(account)
-        if mine is None:
-            mine = self.by_account[account] = set()
-        by_key = self.by_key
-        for key in keys:
+        """One event (the engine files whole batches through ``add_codes``)."""
+        aid = self.account(account)
+        kids = np.array(self.keys(keys), dtype=np.int64)
+        self.add_codes(np.array([aid], dtype=np.int64), kids.reshape(1, -1), np.array([bucket], dtype=np.int64))
+
+    def add_codes(
+        self, accounts: npt.NDArray[np.int64], keys: npt.NDArray[np.int64], buckets: npt.NDArray[np.int64]
+    ) -> None:
+        """File events: ``accounts[i]`` used ``keys[i]`` (numbers, -1 = none) in ``buckets[i]``."""
+        self._dirty = True
+        if not keys.size:
+            return
+        if len(self.account_names) >= 1 << (63 - _KEY_BITS - self._bits) or len(self.key_names) > _KEY_MASK:
+            raise RuntimeError("too many accounts or keys in one window: shard the log (--shard) or shorten --window")
+        codes = (((accounts[:, None] << _KEY_BITS) | keys) << self._bits) | buckets[:, None]
+        codes = codes[keys >= 0]
+        self._pending.append(codes)
+        self._pending_size += len(codes)
+        if self._pending_size > max(1 << 20, len(self._codes)):
+            self._compact()
+
+    def _compact(self) -> None:
+        if self._pending:
+            self._codes = np.unique(np.concatenate([self._codes, *self._pending]))
+            self._pending, self._pending_size = [], 0
+
+    @property
+    def size(self) -> int:
+        """Codes held (the bench reports it)."""
+        return len(self._codes) + self._pending_size
+
+    def _build(self) -> None:
+        """The bipartite graph from the distinct codes: key -> account -> bucket mask, and its inverse."""
+        self._compact()
+        self._dirty = False
+        codes = self._codes
+        buckets = codes & ((1 << self._bits) - 1)
+        pairs = codes >> self._bits
+        starts = np.flatnonzero(np.r_[True, pairs[1:] != pairs[:-1]]) if len(pairs) else np.zeros(0, dtype=np.int64)
+        unique_pairs = pairs[starts]
+        if self._bits < 6:
+            masks: list[int] = np.bitwise_or.reduceat(np.left_shift(1, buckets), starts).tolist() if len(starts) else []
+        else:
+            bucket_list, ends = buckets.tolist(), [*starts.tolist()[1:], len(buckets)]
+            masks = []
+            for begin, end in zip(starts.tolist(), ends, strict=True):
+                mask = 0
+                for b in bucket_list[begin:end]:
+                    mask |= 1 << b
+                masks.append(mask)
+        names, key_names = self.account_names, self.key_names
+        by_key: dict[str, dict[str, int]] = {}
+        overflow: dict[str, int] = defaultdict(int)
+        by_account: dict[str, set[str]] = {name: set() for name in names}
+        # Pairs sorted by account: accounts are numbered in order of arrival, so a key keeps its first accounts.
+        for pair, mask in zip(unique_pairs.tolist(), masks, strict=True):
+            account, key = names[pair >> _KEY_BITS], key_names[pair & _KEY_MASK]
             accounts = by_key.get(key)
             if accounts is None:
                 accounts = by_key[key] = {}
-                if key.startswith("ip:"):
-                    self.parents[key] = tuple(k for k in keys if k != key)
-            mask = accounts.get(account)
-            if mask is not None:
-                accounts[account] = mask | bit
-            elif len(accounts) < self._limit:
-                accounts[account] = bit
+            if len(accounts) < self._limit:
+                accounts[account] = mask
+                mine = by_account[account]
                 if len(mine) < _MAX_KEYS_PER_ACCOUNT:
                     mine.add(key)
             else:
-                self.overflow[key] += 1
+                overflow[key] += 1
+        parents = {
+            key_names[kid]: tuple(key_names[p] for p in above if p >= 0)
+            for kid, above in self._parents.items()
+            if key_names[kid] in by_key
+        }
+        self._graph = (by_key, overflow, by_account, parents)
+
+    @property
+    def by_key(self) -> dict[str, dict[str, int]]:
+        if self._dirty:
+            self._build()
+        return self._graph[0]
+
+    @property
+    def overflow(self) -> dict[str, int]:
+        if self._dirty:
+            self._build()
+        return self._graph[1]
+
+    @property
+    def by_account(self) -> dict[str, set[str]]:
+        if self._dirty:
+            self._build()
+        return self._graph[2]
+
+    @property
+    def parents(self) -> dict[str, tuple[str, ...]]:
+        """Address key -> the range and ASN keys it was seen under (to check a range before publishing it)."""
+        if self._dirty:
+            self._build()
+        return self._graph[3]
 
     def accounts_on(self, key: str) -> int:
         """Distinct accounts seen on a key (an over-count past ``key_max_accounts``: conservative)."""

@@ -5,37 +5,29 @@ from collections import Counter
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.reports.context import ReportContext, ReportRequest, from_us
+from indicator_exchange.reports.context import ReportContext, from_us
 from indicator_exchange.reports.model import Exceptions, KeyEvent, ReasonCount, Refusal, Rejection
 from indicator_exchange.store import reports as store
-from indicator_exchange.store.models import ApiKey, Principal
+from indicator_exchange.store.models import ApiKey, IngestRefusal, Principal
 
 MAX_LISTED = 200
 
 
-def exceptions_section(session: Session, ctx: ReportContext, request: ReportRequest) -> Exceptions:
+def exceptions_section(session: Session, ctx: ReportContext) -> Exceptions:
     start, end = from_us(ctx.start_us), from_us(ctx.end_us)
     principal_id = ctx.partner.id if ctx.partner else None
     only_source = ctx.partner is None and ctx.partner_source is not None
-    reasons = (
-        []
-        if only_source
-        else store.refusal_reasons(
-            session, start=start, end=end, collection_ids=ctx.scope.collection_ids, principal_id=principal_id
+    # Refused detections are ours (ingest); a feed source alone has none.
+    reasons: list[tuple[str, int]] = []
+    recent: list[IngestRefusal] = []
+    if not only_source:
+        collections = ctx.scope.collection_ids
+        reasons = store.refusal_reasons(
+            session, start=start, end=end, collection_ids=collections, principal_id=principal_id
         )
-    )
-    recent = (
-        []
-        if only_source
-        else store.recent_refusals(
-            session,
-            start=start,
-            end=end,
-            collection_ids=ctx.scope.collection_ids,
-            principal_id=principal_id,
-            limit=MAX_LISTED,
+        recent = store.recent_refusals(
+            session, start=start, end=end, collection_ids=collections, principal_id=principal_id, limit=MAX_LISTED
         )
-    )
 
     rejections: list[Rejection] = []
     rejection_reasons: Counter[str] = Counter()
