@@ -1,14 +1,16 @@
 """Speed and memory of ``indicator-exchange detect``: events per CPU-second on one core, and peak RSS at growing
 log sizes (memory must stay flat: state is bounded by the window, not the log).
 
-    python bench/bench_detect.py [--sizes 1000000,4000000] [--days 4] [--accounts 20000]
+    python bench/bench_detect.py [--sizes 1000000,4000000] [--days 4] [--accounts 20000] [--before DIR]
     python bench/bench_detect.py --unionfind     # our union-find against networkx on the same edges
 
 A base log from ``gen_traffic.py`` (cached under ``bench/.data/``) is replayed as many times as a size needs,
 each replay shifted by the base log's length in days, into a fresh worker process that runs the detector on
 standard input; the worker reports its own CPU time, wall time and peak RSS. CPU time is the figure to read
 on a shared machine: wall time includes waiting for the core. ``loop ns`` (a fixed pure-Python loop) is printed
-beside it so runs on machines of different speed or load can be compared.
+beside it so runs on machines of different speed or load can be compared. ``--before DIR`` (a checkout of
+an earlier commit, e.g. ``git worktree add /tmp/before HEAD~3``) runs that code's detector on the same events
+just before each size, in the same run, and prints the ratio.
 """
 
 import argparse
@@ -84,27 +86,36 @@ def _replay(base: Path, days: int, events: int, sink: "subprocess.Popen[bytes]")
     sink.stdin.close()
 
 
-def speed(sizes: list[int], days: int, accounts: int) -> None:
+def _measure(base: Path, days: int, size: int, code: str | None) -> dict[str, float]:
+    env = os.environ | {"PYTHONHASHSEED": "0"}
+    if code is not None:
+        env["PYTHONPATH"] = code  # the earlier checkout's package shadows the installed one
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+    )
+    _replay(base, days, size, child)
+    assert child.stdout is not None
+    out = child.stdout.read()
+    if child.wait() != 0:
+        raise SystemExit(f"the worker failed at {size:,} events")
+    result: dict[str, float] = json.loads(out)
+    return result
+
+
+def speed(sizes: list[int], days: int, accounts: int, before: str | None) -> None:
     base = _base(days, accounts)
     print(f"base log {base.name}: {sum(1 for _ in base.open('rb')):,} events")
-    print("events       CPU s   events/CPU-s   wall s   peak RSS MiB   clusters   loop ns")
+    print("code     events       CPU s   events/CPU-s   wall s   peak RSS MiB   clusters   loop ns")
     for size in sizes:
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=os.environ | {"PYTHONHASHSEED": "0"},
-        )
-        _replay(base, days, size, child)
-        assert child.stdout is not None
-        out = child.stdout.read()
-        if child.wait() != 0:
-            raise SystemExit(f"the worker failed at {size:,} events")
-        r = json.loads(out)
-        print(
-            f"{r['events']:>10,}  {r['cpu']:6.1f}   {r['events'] / r['cpu']:12,.0f}   {r['wall']:6.1f}   "
-            f"{r['rss_mib']:12.0f}   {r['clusters']:8d}   {r['loop_ns']:.0f}"
-        )
+        runs = [("before", before), ("after", None)] if before else [("this", None)]
+        rates = {}
+        for label, code in runs:
+            r = _measure(base, days, size, code)
+            rates[label] = r["events"] / r["cpu"]
+            print(f"{label:6s} {r['events']:>10,}  {r['cpu']:6.1f}   {rates[label]:12,.0f}   {r['wall']:6.1f}   "
+                  f"{r['rss_mib']:12.0f}   {r['clusters']:8.0f}   {r['loop_ns']:.0f}")  # fmt: skip
+        if before:
+            print(f"       after/before: {rates['after'] / rates['before']:.2f}x events per CPU-second")
 
 
 def unionfind(edges: int) -> None:
@@ -139,6 +150,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000000,4000000")
     parser.add_argument("--days", type=int, default=4)
     parser.add_argument("--accounts", type=int, default=20_000)
+    parser.add_argument("--before", help="A checkout of earlier code to measure side by side (its top directory).")
     parser.add_argument("--unionfind", action="store_true")
     parser.add_argument("--edges", type=int, default=1_000_000)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -148,7 +160,7 @@ def main() -> None:
     elif args.unionfind:
         unionfind(args.edges)
     else:
-        speed([int(s) for s in args.sizes.split(",")], args.days, args.accounts)
+        speed([int(s) for s in args.sizes.split(",")], args.days, args.accounts, args.before)
 
 
 if __name__ == "__main__":

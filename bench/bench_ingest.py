@@ -38,7 +38,7 @@ def detection(kind: str, i: int, rng: random.Random) -> dict[str, Any]:
         return {
             "kind": kind,
             "detector": "proxy-graph",
-            "value": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+            "value": f"46.154.{i >> 8 & 255}.{i & 255}",  # an ordinary /16 on no warninglist (10/8 is refused)
             "proxy_kind": "residential",
             "tlp": "amber",
             **WINDOW,

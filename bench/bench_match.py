@@ -75,7 +75,7 @@ def indicators(n: int, rng: random.Random, lsh: str) -> list[dict[str, Any]]:
         elif roll == 14:
             pattern = f"[ipv4-addr:value ISSUBSET '100.{i & 255}.{(i >> 8) & 255}.0/24']"
         elif roll == 15:
-            pattern = f"[ipv6-addr:value ISSUBSET '2001:db8:{i & 0xFFFF:x}::/48']"
+            pattern = f"[ipv6-addr:value ISSUBSET '2a00:1111:{i & 0xFFFF:x}::/48']"
         elif roll in (16, 17):
             pattern = f"[x-llm-prompt:hashes.'SHA-256' = '{uuid.UUID(int=i).hex * 2}']"
         elif roll == 18:
@@ -234,7 +234,7 @@ def live(args: argparse.Namespace) -> None:
                 return list(generation.match_indexed(batch))
 
         at = datetime.now(UTC)
-        probe = [(0, TrafficEvent(timestamp=at, source_ip="192.0.2.1"))]
+        probe = [(0, TrafficEvent(timestamp=at, source_ip="46.133.2.1"))]
         began = time.perf_counter()
         request(probe)
         full = time.perf_counter() - began

@@ -67,6 +67,8 @@ class Phase:
     latencies: list[float] = field(default_factory=list)
     unmatched: int = 0
     subscriber_latencies: list[float] = field(default_factory=list)
+    at_b: list[float] = field(default_factory=list)  # A's 200 to the object's event on B's own stream
+    match_seconds: list[float] = field(default_factory=list)  # duration of each match request at B
     match_requests: int = 0
     exact: str = "-"
 
@@ -141,8 +143,12 @@ class Follower:
 
 
 @contextmanager
-def subscribers(a: Lab, key: Key, count: int, phase: Phase, posted: dict[str, float]) -> Iterator[None]:
-    """``count`` stream subscribers on A, on their own event loop; each notes when an IP's indicator arrives."""
+def subscribers(
+    a: Lab, key: Key, count: int, phase: Phase, posted: dict[str, float], into: list[float] | None = None
+) -> Iterator[None]:
+    """``count`` stream subscribers on ``a``, on their own event loop; each notes when an IP's indicator arrives
+    (in ``into``, default the phase's subscriber latencies)."""
+    noted = phase.subscriber_latencies if into is None else into
     if count == 0:
         yield
         return
@@ -162,7 +168,7 @@ def subscribers(a: Lab, key: Key, count: int, phase: Phase, posted: dict[str, fl
                         pattern = str(obj.get("pattern", ""))
                         for ip, at in list(posted.items()):
                             if f"'{ip}'" in pattern:
-                                phase.subscriber_latencies.append(now - at)
+                                noted.append(now - at)
 
     async def run() -> None:
         limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
@@ -215,10 +221,12 @@ def run_phase(
                     continue
                 now = datetime.now(UTC).isoformat()
                 events = [{"timestamp": now, "event_id": ip, "source_ip": ip} for ip in pending]
+                sent = time.monotonic()
                 answer = client.post(
                     "/api/v1/match", json=events, headers={"Authorization": b.key.bearer["Authorization"]}
                 )
                 at = time.monotonic()
+                phase.match_seconds.append(at - sent)
                 phase.match_requests += 1
                 assert answer.status_code == 200, answer.text
                 for match in answer.json()["matches"]:
@@ -234,6 +242,7 @@ def run_phase(
     with ExitStack() as stack:
         if subscriber_key is not None:
             stack.enter_context(subscribers(a, subscriber_key, subscriber_count, phase, posted))
+        stack.enter_context(subscribers(b, b.key, 1, phase, posted, into=phase.at_b))
         thread = threading.Thread(target=matcher, daemon=True)
         thread.start()
         with httpx.Client(base_url=a.server.base, timeout=30) as client:
@@ -372,14 +381,20 @@ def main() -> None:
         f"{args.rate:g} detections/s at A for {args.seconds:g} s per phase ({args.kill_seconds:g} s for kill -9); "
         f"load average {load[0]:.1f} {load[1]:.1f} on {os.cpu_count()} cores"
     )
-    print("| phase | samples | p50 | p95 | p99 | max | unmatched | exactly once at B |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| phase | samples | p50 | p95 | p99 | max | unmatched | exactly once at B | stored at B p50 / p99 "
+        "| match request p50 / p99 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for phase in phases:
         values = phase.latencies or [float("nan")]
         quantiles = " | ".join(f"{percentile(values, q):.3f} s" for q in (0.5, 0.95, 0.99))
+        at_b = phase.at_b or [float("nan")]
+        request = phase.match_seconds or [float("nan")]
         print(
             f"| {phase.name} | {len(phase.latencies)} | {quantiles} | {max(values):.3f} s | {phase.unmatched} | "
-            f"{phase.exact} |"
+            f"{phase.exact} | {percentile(at_b, 0.5):.3f} / {percentile(at_b, 0.99):.3f} s | "
+            f"{percentile(request, 0.5):.3f} / {percentile(request, 0.99):.3f} s |"
         )
     sub = phases[1].subscriber_latencies
     if sub:

@@ -16,11 +16,14 @@ from indicator_exchange.ingest.routes import router as ingest_router
 from indicator_exchange.lifecycle.routes import router as lifecycle_router
 from indicator_exchange.match.index import INDEXES
 from indicator_exchange.match.routes import router as match_router
-from indicator_exchange.metrics import router as metrics_router
+from indicator_exchange.metrics import replica_measured, replica_read, watch_pool
+from indicator_exchange.metrics_route import router as metrics_router
+from indicator_exchange.observe import RequestObserver
+from indicator_exchange.observe import router as readiness_router
 from indicator_exchange.openapi_document import install_openapi
 from indicator_exchange.reports.dashboard import router as dashboard_router
 from indicator_exchange.reports.routes import router as reports_router
-from indicator_exchange.services import install, open_services, utc_now
+from indicator_exchange.services import install, open_services, services_of, utc_now
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.stream.routes import router as live_router
 from indicator_exchange.taxii.direct import DirectPolls
@@ -46,6 +49,11 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
                 built.live_hub.on_commit(INDEXES.note_commit)
                 INDEXES.start_refresher(built.sessions.reads)
             install(app, built)
+            watch_pool(built.engines.primary, "requests")
+            if built.replicas is not None:
+                built.replicas.on_measure, built.replicas.on_read = replica_measured, replica_read
+            if built.engines.bookkeeping is not built.engines.primary:
+                watch_pool(built.engines.bookkeeping, "bookkeeping")
             yield
             INDEXES.stop_refresher()
 
@@ -62,7 +70,10 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
     install_openapi(app)
     app.add_middleware(DirectPolls)
     # Outside the routes and their transactions: every request is audited, failed and rolled-back ones too.
-    app.add_middleware(AuditMiddleware)
+    app.add_middleware(AuditMiddleware, services=lambda: services_of(app))
+    # Around the audit trail (which records its request id): the request id, latency and object counts
+    # (indicator_exchange.observe). Inside EdgeHeaders, which hands the app a scope of its own.
+    app.add_middleware(RequestObserver)
     # Outermost: the audit trail, the metrics allow-list and every URL built see the real client and scheme.
     app.add_middleware(EdgeHeaders, settings=settings)
 
@@ -73,6 +84,7 @@ def create_app(settings: Settings | None = None, *, clock: Callable[[], datetime
 
     install_api_docs(app)
     app.include_router(metrics_router)
+    app.include_router(readiness_router)
     app.include_router(admin_router)
     app.include_router(ingest_router)
     app.include_router(lifecycle_router)

@@ -4,12 +4,13 @@ import shlex
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
-from indicator_exchange.auth.service import Caller
+from indicator_exchange.auth.service import Access, Caller
 from indicator_exchange.ingest.parsing import InputLine
 from indicator_exchange.ingest.scenario import hydra_scenario
 from indicator_exchange.ingest.service import ingest
@@ -31,6 +32,9 @@ class DemoInfo:
     detections: dict[str, int] = field(default_factory=dict)
 
     revoked: int = 0
+    # The lifecycle loop (docs/lifecycle.md): a partner sighting, an FP quorum revoking one indicator, and a
+    # detection a warninglist refused.
+    lifecycle: list[str] = field(default_factory=list)
     database: str = ""
     # What the CLI example needs to find this database from any directory (never a PostgreSQL password).
     database_env: str = ""
@@ -51,6 +55,7 @@ class DemoInfo:
             f"  collection      : {url}",
             f"  detections      : {self.detections}",
             f"  STIX objects    : {self.objects_loaded} (latest versions)",
+            *(f"  lifecycle       : {line}" for line in self.lifecycle),
             "",
             "  API keys (shown once; each run of the demo issues new ones"
             + (f" and revoked the {self.revoked} of the previous run):" if self.revoked else "):"),
@@ -73,6 +78,99 @@ class DemoInfo:
             "",
         ]
         return "\n".join(lines)
+
+
+# A public DNS resolver reported as a proxy: the MISP warninglist of public resolvers refuses it.
+REFUSED_DETECTION: dict[str, object] = {
+    "kind": "proxy_ip",
+    "detector": "proxy-graph",
+    "value": "8.8.8.8",
+    "proxy_kind": "datacenter",
+    "confidence": 90,
+    "tlp": "green",
+    "first_seen": "2026-12-01T00:00:00Z",
+    "last_seen": "2026-12-01T06:00:00Z",
+}
+
+
+def _feedback(session: Session, settings: Settings, refused: dict[str, str] | None, ids: list[list[str]]) -> list[str]:
+    """Partner Lab sights one of our indicators; Partner Lab and Second Lab both call another a false positive,
+    which revokes it (IX_FP_QUORUM = 2). Posted through the TAXII write path, as partners would."""
+    from indicator_exchange.stix.ids import stix_timestamp
+    from indicator_exchange.taxii import service as taxii
+
+    lines = [f"detection refused: {refused['message']}" if refused else "no detection refused"]
+    # The first proxy exit is the scenario's own false positive (revoked by its detector): the next two serve.
+    indicators = [stix_id for group in ids[1:3] for stix_id in group]
+    if len(indicators) < 2:
+        return lines
+    sighted, disputed = indicators[0], indicators[1]
+    now = datetime.now(UTC)
+    root = catalog.get_api_root(session, DEMO_ROOT)
+    inbox = catalog.get_collection_by_id(session, PARTNER_COLLECTION_ID)
+    assert root is not None
+    assert inbox is not None
+    stamp = stix_timestamp(now)
+    for name, objects in (
+        (
+            "demo-partner",
+            [
+                {
+                    "type": "sighting",
+                    "spec_version": "2.1",
+                    "id": f"sighting--{uuid.uuid4()}",
+                    "created": stamp,
+                    "modified": stamp,
+                    "sighting_of_ref": sighted,
+                    "count": 12,
+                    "first_seen": stamp,
+                    "last_seen": stamp,
+                },
+                {
+                    "type": "opinion",
+                    "spec_version": "2.1",
+                    "id": f"opinion--{uuid.uuid4()}",
+                    "created": stamp,
+                    "modified": stamp,
+                    "opinion": "disagree",
+                    "object_refs": [disputed],
+                    "explanation": "A university NAT: thousands of students behind it.",
+                },
+            ],
+        ),
+        (
+            "demo-partner-2",
+            [
+                {
+                    "type": "opinion",
+                    "spec_version": "2.1",
+                    "id": f"opinion--{uuid.uuid4()}",
+                    "created": stamp,
+                    "modified": stamp,
+                    "opinion": "strongly-disagree",
+                    "object_refs": [disputed],
+                },
+            ],
+        ),
+    ):
+        principal = principals.get_principal(session, name)
+        assert principal is not None
+        partner = Caller(
+            principal_id=principal.id,
+            name=name,
+            kind=principal.kind,
+            clearance=principal.clearance,
+            key_id="demo",
+            identity_ref=None,
+            organisation=principal.organisation,
+            grants={DEMO_COLLECTION_ID: Access(True, False), PARTNER_COLLECTION_ID: Access(True, True)},
+        )
+        taxii.add_objects(
+            session, root=root, collection=inbox, caller=partner, objects=list(objects), lifecycle=settings
+        )
+    lines.append(f"partner sighting of {sighted} (Partner Lab): a true positive")
+    lines.append(f"false-positive quorum (Partner Lab, Second Lab) revoked {disputed}")
+    return lines
 
 
 def cli_path() -> Path:
@@ -114,6 +212,12 @@ def load_demo(session: Session, settings: Settings) -> DemoInfo:
         )
         admin.grant(session, principal="demo-partner", collection_id=DEMO_COLLECTION_ID, read=True, write=False)
         admin.grant(session, principal="demo-partner", collection_id=PARTNER_COLLECTION_ID, read=True, write=True)
+        # A second partner organisation, without a key: its opinion makes the false-positive quorum of the demo.
+        admin.create_principal(
+            session, name="demo-partner-2", kind="partner", clearance="amber", organisation="Second Lab"
+        )
+        admin.grant(session, principal="demo-partner-2", collection_id=DEMO_COLLECTION_ID, read=True, write=False)
+        admin.grant(session, principal="demo-partner-2", collection_id=PARTNER_COLLECTION_ID, read=True, write=True)
         admin.grant(session, principal="demo-detector", collection_id=DEMO_COLLECTION_ID, read=True, write=True)
     info = DemoInfo(collection_id=DEMO_COLLECTION_ID)
     for name in DEMO_PRINCIPALS:
@@ -136,8 +240,10 @@ def load_demo(session: Session, settings: Settings) -> DemoInfo:
         key_id="demo",
         identity_ref=detector.identity_ref,
     )
-    lines = [InputLine(line=n + 1, value=d) for n, d in enumerate(hydra_scenario())]
+    detections = [*hydra_scenario(), REFUSED_DETECTION]
+    lines = [InputLine(line=n + 1, value=d) for n, d in enumerate(detections)]
     result = ingest(session, caller=caller, collection=collection, lines=lines, settings=settings)
+    info.lifecycle = _feedback(session, settings, result.results[-1].error, [r.stix_ids for r in result.results])
     info.objects_loaded = store.count_objects(session, collection.id, store.Visibility(clearance=4, default_tlp=2))
     info.detections = result.counts()
     return info

@@ -188,11 +188,6 @@ def _admit(request: Request, caller: Caller) -> None:
             raise allowance.refusal
 
 
-def assumed_epoch(request: Request) -> int | None:
-    """The auth epoch the request's caller was authenticated under (``None``: the cache is off)."""
-    return record_of(request).auth_epoch
-
-
 def _auth_epoch(app: AppServices) -> int | None:
     """Read before authenticating, so a change racing with a cache fill leaves an entry that is never used."""
     with session_scope(app.sessions.statements) as session:

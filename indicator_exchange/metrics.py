@@ -1,5 +1,8 @@
-"""Prometheus metrics of the edge: requests by route and status, database outages, the audit spool, failed
-authentications; served at ``/metrics`` to the addresses of ``IX_METRICS_CLIENTS`` only.
+"""Prometheus metrics: requests by route and status and their latency, objects served and ingested, rate-limit
+refusals, database outages and pool use, the audit spool and failed audit writes, failed authentications,
+replica lag, stream subscribers, sync lag per source, the matcher's index; served at ``/metrics`` to the
+addresses of ``IX_METRICS_CLIENTS`` only. Other modules report through the small functions at the end
+(``stream_subscribed``, ``sync_lag``, ``matcher_refreshed``, ``watch_pool``).
 
 With several workers ``serve`` points ``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the workers
 start, so any worker's scrape sums every worker's figures (prometheus-client's multiprocess mode).
@@ -7,13 +10,11 @@ start, so any worker's scrape sums every worker's figures (prometheus-client's m
 
 import os
 
-from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.registry import REGISTRY
+from sqlalchemy import Engine
 
-from indicator_exchange.errors import NotFound
-from indicator_exchange.settings import Settings, address_in
+from indicator_exchange.store.engine import on_checkouts
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -42,25 +43,117 @@ CONNECTIONS_CLOSED = Counter(
     ["reason"],
 )
 
-router = APIRouter(tags=["operations"])
 
-
-def _registry() -> CollectorRegistry:
+def registry() -> CollectorRegistry:
+    """The registry to expose: the multiprocess collector's when workers share a metrics directory."""
     if os.environ.get(MULTIPROCESS_ENV):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return registry
+        collected = CollectorRegistry()
+        multiprocess.MultiProcessCollector(collected)  # type: ignore[no-untyped-call]
+        return collected
     return REGISTRY
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
-def metrics(request: Request) -> Response:
-    """Prometheus text exposition; 404 to any client outside IX_METRICS_CLIENTS (the endpoint is not advertised)."""
-    # Imported here: the counters above are imported by the services this module would otherwise import.
-    from indicator_exchange.services import services
+# ------------------------------------------------------------------------------------------- scale-out figures
+# Latency buckets from a cached page (about a millisecond) to a large export.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
-    settings: Settings = services(request).settings
-    client = request.client.host if request.client else None
-    if not address_in(client, settings.metrics_networks):
-        raise NotFound("no such resource")
-    return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
+REQUEST_SECONDS = Histogram(
+    "ix_http_request_seconds",
+    "Time from request to the last byte of the answer, by route template.",
+    ["method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+OBJECTS_SERVED = Counter("ix_objects_served", "STIX objects sent in TAXII pages (polls, manifests, versions).")
+OBJECTS_INGESTED = Counter("ix_objects_ingested", "STIX objects accepted by TAXII POSTs and ingest requests.")
+RATE_LIMITED = Counter(
+    "ix_rate_limited", "Requests refused 429 by a key's rate limit or daily quota (not the failure throttle)."
+)
+AUDIT_WRITE_FAILED = Counter(
+    "ix_audit_write_failures", "Audit rows whose write failed (then spooled, or logged as lost)."
+)
+POOL_CONNECTIONS = Gauge(
+    "ix_db_pool_connections",
+    "Database connections checked out of each pool now, all workers together.",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+POOL_CAPACITY = Gauge(
+    "ix_db_pool_capacity",
+    "Most connections each pool may hold (size plus overflow), all workers together.",
+    ["pool"],
+    multiprocess_mode="livesum",
+)
+REPLICA_LAG = Gauge(
+    "ix_replica_lag_seconds",
+    "Replay lag of each read replica as last measured (-1: unreachable).",
+    ["replica"],
+    multiprocess_mode="livemax",
+)
+REPLICA_IN_ROTATION = Gauge(
+    "ix_replica_in_rotation",
+    "1 while a replica serves reads, 0 while it is down or lags too far.",
+    ["replica"],
+    multiprocess_mode="livemin",
+)
+REPLICA_READS = Counter("ix_replica_reads", "Reads sent to a replica or, failing one, the primary.", ["target"])
+STREAM_SUBSCRIBERS = Gauge(
+    "ix_stream_subscribers",
+    "Clients subscribed to a live stream now, all workers together.",
+    multiprocess_mode="livesum",
+)
+SYNC_LAG = Gauge(
+    "ix_sync_lag_seconds",
+    "How far behind each feed source the local copy is (seconds since the newest object synced was added upstream).",
+    ["source"],
+    multiprocess_mode="mostrecent",
+)
+MATCHER_INDEX_SIZE = Gauge(
+    "ix_matcher_index_patterns",
+    "Patterns in the matcher's index after its last refresh.",
+    multiprocess_mode="livemax",
+)
+MATCHER_REFRESH_SECONDS = Histogram(
+    "ix_matcher_refresh_seconds", "Time to (re)build the matcher's index.", buckets=_LATENCY_BUCKETS
+)
+
+
+def stream_subscribed() -> None:
+    """A stream (SSE) client connected; pair with ``stream_unsubscribed`` when it goes."""
+    STREAM_SUBSCRIBERS.inc()
+
+
+def stream_unsubscribed() -> None:
+    STREAM_SUBSCRIBERS.dec()
+
+
+def sync_lag(source: str, seconds: float) -> None:
+    """After a sync run of ``source``: how old the newest object it brought is, upstream."""
+    SYNC_LAG.labels(source).set(seconds)
+
+
+def matcher_refreshed(patterns: int, seconds: float) -> None:
+    """After the matcher rebuilt its index: its size and how long the rebuild took."""
+    MATCHER_INDEX_SIZE.set(patterns)
+    MATCHER_REFRESH_SECONDS.observe(seconds)
+
+
+def watch_pool(engine: Engine, name: str) -> None:
+    """Count ``engine``'s checked-out connections in ``ix_db_pool_connections{pool=name}`` (pool events)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    overflow = getattr(pool, "_max_overflow", 0)
+    if callable(size):
+        POOL_CAPACITY.labels(name).inc(size() + max(0, overflow))
+    gauge = POOL_CONNECTIONS.labels(name)
+    on_checkouts(engine, gauge.inc, gauge.dec)
+
+
+def replica_measured(name: str, lag_seconds: float, in_rotation: bool) -> None:
+    """``store.replicas``: a replica's lag (-1: unreachable) and whether it serves reads."""
+    REPLICA_LAG.labels(name).set(lag_seconds)
+    REPLICA_IN_ROTATION.labels(name).set(1 if in_rotation else 0)
+
+
+def replica_read(target: str) -> None:
+    """``store.replicas``: a read went to a ``replica`` or, none being fit, the ``primary``."""
+    REPLICA_READS.labels(target).inc()

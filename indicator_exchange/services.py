@@ -31,8 +31,9 @@ from indicator_exchange.store.engine import (
     make_sessionmaker,
     read_only_engine,
 )
+from indicator_exchange.store.read_ahead import ReadAhead
+from indicator_exchange.store.replicas import ReplicaSet
 from indicator_exchange.store.statistics import StatisticsKeeper
-from indicator_exchange.taxii.read_ahead import ReadAhead
 
 
 def utc_now() -> datetime:
@@ -75,6 +76,7 @@ class AppServices:
     statistics: StatisticsKeeper
     clock: Callable[[], datetime] = utc_now  # tests replace it to move time (rate windows, key expiry)
     live_hub: Hub | None = None  # commit notifications for streams and long polls (live.hub); set while serving
+    replicas: ReplicaSet | None = None  # IX_READ_REPLICA_URLS (store.replicas); None: every read on the primary
 
 
 _ATTRIBUTE = "services"
@@ -142,16 +144,28 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
         sessions=factories,
         callers=callers,
         catalog=CatalogCache(),
+        # With replicas the poll path reads there; read-ahead (which reads on the primary) stays off.
         read_ahead=ReadAhead(
-            factories.statements, capacity=settings.read_ahead_pages if store.one_statement_pages else 0
+            factories.statements,
+            capacity=settings.read_ahead_pages if store.one_statement_pages and not settings.replica_urls else 0,
         ),
         loop_connection=LoopConnection(settings.session_database_url) if store.loop_connection else None,
         audit_writer=audit_writer,
         statistics=StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds),
         clock=clock,
+        replicas=ReplicaSet(
+            settings.replica_urls,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            wait_seconds=settings.replica_wait_seconds,
+            check_seconds=settings.replica_check_seconds,
+        )
+        if settings.replica_urls
+        else None,
     )
     audit_writer.start()
     built.live_hub, live_listener = start_live(settings, engine)
+    if built.replicas is not None:
+        built.replicas.start()
     if settings.statistics_interval_seconds > 0:
         built.statistics.start()
     tune_garbage_collector()
@@ -162,6 +176,8 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
     finally:
         stop_live(built.live_hub, live_listener)
         audit_writer.close()
+        if built.replicas is not None:
+            built.replicas.close()
         memory.stop()
         built.statistics.stop()
         built.read_ahead.close()

@@ -26,6 +26,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from indicator_exchange import metrics
 from indicator_exchange.audit.middleware import RECORDED_PARAMETERS
+from indicator_exchange.observe import json_log_config
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import PoolBudget, connection_allowance, is_sqlite
 
@@ -217,11 +218,11 @@ class QueryRedactor(logging.Filter):
         return True
 
 
-def log_config() -> dict[str, Any]:
+def log_config(log_format: str = "text") -> dict[str, Any]:
     config = copy.deepcopy(LOGGING_CONFIG)
     config.setdefault("filters", {})["redact_query"] = {"()": "indicator_exchange.serving.QueryRedactor"}
     config["handlers"]["access"]["filters"] = ["redact_query"]
-    return config
+    return json_log_config(config) if log_format == "json" else config
 
 
 def check_tls(cert: str, key: str) -> None:
@@ -292,7 +293,7 @@ def run(
         ssl_certfile=tls_cert,
         ssl_keyfile=tls_key,
         log_level=log_level,
-        log_config=log_config(),
+        log_config=log_config(settings.log_format),
         http="indicator_exchange.serving:GuardedProtocol",
         # Forwarded headers are believed from IX_TRUSTED_PROXIES only (indicator_exchange.forwarding).
         proxy_headers=False,

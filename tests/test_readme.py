@@ -16,12 +16,12 @@ README = (ROOT / "README.md").read_text()
 
 class TestReadme:
     def test_every_setting_is_documented(self) -> None:
-        documented = set(re.findall(r"`(IX_[A-Z_]+)`", README))
+        documented = set(re.findall(r"`(IX_[A-Z0-9_]+)`", README))
         expected = {f"IX_{name.upper()}" for name in Settings.model_fields}
         assert expected - documented == set()
 
     def test_no_documented_setting_is_unknown(self) -> None:
-        documented = set(re.findall(r"\| `(IX_[A-Z_]+)` \|", README))
+        documented = set(re.findall(r"\| `(IX_[A-Z0-9_]+)` \|", README))
         expected = {f"IX_{name.upper()}" for name in Settings.model_fields}
         assert documented - expected == set()
 

@@ -67,6 +67,15 @@ class RequestRecord:
         return None if self.allowance is None else self.allowance.objects_remaining
 
 
+REQUEST_ID_KEY = "indicator_exchange.request_id"  # set in the scope by ``observe.RequestObserver``
+
+
+def request_id_in(scope: Scope) -> str | None:
+    """The request id the server answered in ``X-Request-ID`` (for the audit row)."""
+    found = scope.get(REQUEST_ID_KEY)
+    return found if isinstance(found, str) else None
+
+
 def open_record(scope: Scope) -> RequestRecord:
     """A fresh record for the request of ``scope`` (the audit middleware, before the request runs)."""
     record = RequestRecord()

@@ -10,24 +10,28 @@ secret from anything it records in case a client put it in the URL.
 
 import re
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
+from typing import Protocol
 from urllib.parse import parse_qsl
 
 import anyio
 import orjson
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from indicator_exchange import metrics
-from indicator_exchange.audit.context import RequestRecord, open_record
+from indicator_exchange.audit.context import RequestRecord, open_record, request_id_in
 from indicator_exchange.audit.service import AuditRecord
+from indicator_exchange.audit.writer import AuditWriter
 from indicator_exchange.auth.keys import KEY_ID_PREFIX, parse_authorization
 from indicator_exchange.auth.limits import charge_quota
 from indicator_exchange.auth.service import InvalidKey
-from indicator_exchange.services import AppServices, services_of
 
 UNAUDITED_PREFIXES = (
     "/healthz",
+    "/readyz",
     "/docs",
     "/redoc",
     "/openapi.json",
@@ -65,15 +69,33 @@ _MAX_PARAMETERS = 32
 _REDACTED = "[redacted]"
 
 
+class _Sessions(Protocol):
+    @property
+    def bookkeeping_statements(self) -> sessionmaker[Session]: ...
+
+
+class AuditServices(Protocol):
+    """What the middleware needs of the worker's services (``services.AppServices`` has it; passed in by the
+    app, so ``audit/`` does not import the module that holds the app's context)."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+    @property
+    def audit_writer(self) -> AuditWriter: ...
+    @property
+    def sessions(self) -> _Sessions: ...
+
+
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, services: Callable[[], AuditServices]) -> None:
         self.app = app
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or str(scope.get("path", "")).startswith(UNAUDITED_PREFIXES):
             await self.app(scope, receive, send)
             return
-        app = services_of(scope["app"])
+        app = self.services()
         started = app.clock()
         facts = open_record(scope)
         status_code = 500
@@ -103,7 +125,7 @@ class AuditMiddleware:
                 await anyio.to_thread.run_sync(app.audit_writer.write, entry)
 
 
-async def _charge(app: AppServices, facts: RequestRecord, status_code: int, at: datetime) -> bool:
+async def _charge(app: AuditServices, facts: RequestRecord, status_code: int, at: datetime) -> bool:
     """Charge a key's daily quota before the client has the whole answer: charged after it, a client's next
     request was admitted before the charge landed, so a sequential poll overshot the quota by a page (measured
     over HTTP). Only keys with a quota pay this write, in its own statement (not the audit row's). ``True``
@@ -153,6 +175,7 @@ def build_record(scope: Scope, facts: RequestRecord, status_code: int, error_bod
         api_root=_text(params.get("api_root"), secret),
         object_id=_text(params.get("object_id"), secret),
         filters=_filters(scope.get("query_string", b""), secret),
+        request_id=_text(request_id_in(scope), secret),
     )
 
     caller = facts.caller

@@ -70,6 +70,7 @@ class AuditRecord:
     outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
     # A failed authentication (or one refused by the failure throttle): aggregated by ``audit.writer``.
     auth_failed: bool = False
+    request_id: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -106,6 +107,7 @@ def record(session: Session, entry: AuditRecord) -> None:
         default_tlp=entry.default_tlp,
         collection_clock=entry.collection_clock,
         detail=None if entry.detail is None else entry.detail[:2000],
+        request_id=entry.request_id,
     )
     authenticated = entry.principal_id is not None and entry.status_code != 401
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):

@@ -76,6 +76,7 @@ class AuditWriter:
             with session_scope(self.sessions) as session:
                 record(session, entry)
         except Exception as exc:
+            metrics.AUDIT_WRITE_FAILED.inc()
             if database_unavailable(exc):
                 self._keep(entry)
                 return False

@@ -19,6 +19,7 @@ from indicator_exchange.cli.admin import (
 from indicator_exchange.cli.audit import audit_app
 from indicator_exchange.cli.db import db_app
 from indicator_exchange.cli.demo import demo
+from indicator_exchange.cli.lifecycle import lifecycle_app
 from indicator_exchange.cli.match import match
 from indicator_exchange.cli.push import fingerprint, push
 from indicator_exchange.cli.serve import serve
@@ -46,6 +47,7 @@ app.command("detect")(detect_command)
 app.command()(match)
 app.command()(demo)
 app.add_typer(db_app, name="db")
+app.add_typer(lifecycle_app, name="lifecycle")
 app.add_typer(admin_app, name="admin")
 admin_app.add_typer(root_app, name="api-root")
 admin_app.add_typer(collection_app, name="collection")

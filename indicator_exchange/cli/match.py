@@ -34,6 +34,14 @@ def match(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON result (matches, rejections, counts) instead of rows.")
     ] = False,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="List the active indicators not enforced and why: score below threshold, or on a warninglist "
+            "(docs/lifecycle.md).",
+        ),
+    ] = False,
 ) -> None:
     """Match API-traffic events against the active indicators in the local database.
 
@@ -88,7 +96,7 @@ def match(
                 now=now,
                 min_lsh_bands=1 if candidates else 2,
             )
-            found = matching.match_events(indicator_set, parsed)
+            found = matching.match_events(indicator_set, parsed, settings=settings, now=now)
             if as_json:  # one document, written below once the sightings are known
                 pass
             elif output_format == "csv":
@@ -103,6 +111,7 @@ def match(
                         "campaign_ids",
                         "matched",
                         "verified",
+                        "score",
                     ]
                 )
                 for m in found:
@@ -116,6 +125,7 @@ def match(
                             " ".join(m.campaign_ids),
                             m.matched,
                             m.verified,
+                            "" if m.score is None else m.score,
                         ]
                     )
             else:
@@ -131,6 +141,11 @@ def match(
                 summary += (
                     f" ({plural(len(indicator_set.compiled.skipped), 'indicator')} skipped: unsupported patterns)"
                 )
+            if indicator_set.skipped:
+                summary += f"; {plural(len(indicator_set.skipped), 'indicator')} not enforced (lifecycle)"
+            if explain and not as_json:
+                for indicator_id, why in sorted(indicator_set.skipped.items()):
+                    typer.echo(f"not enforced: {indicator_id}: {why}", err=True)
             if sightings:
                 posted = matching.record_sightings(
                     session,
@@ -151,6 +166,10 @@ def match(
                 }
                 if posted is not None:
                     result["sightings"] = posted
+                if explain:
+                    result["not_enforced"] = [
+                        {"indicator_id": i, "reason": why} for i, why in sorted(indicator_set.skipped.items())
+                    ]
                 typer.echo(json.dumps(result))
             else:
                 for item in rejections[:SHOWN_REJECTIONS]:

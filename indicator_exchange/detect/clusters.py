@@ -46,6 +46,8 @@ class Cluster:
     families: list[FamilyUse] = field(default_factory=list)
     parents: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Address key -> its range and ASN keys, for the addresses the cluster used."""
+    shapes: dict[str, list[int]] = field(default_factory=dict)
+    """Login shape (a regex) -> [cluster accounts with it, all accounts with it]."""
 
     @property
     def key(self) -> str:
@@ -60,7 +62,7 @@ class Cluster:
         self.requests += other.requests
         for name, score in other.signals.items():
             self.signals[name] = max(self.signals.get(name, 0.0), score)
-        for mine, theirs in ((self.keys, other.keys), (self.domains, other.domains)):
+        for mine, theirs in ((self.keys, other.keys), (self.domains, other.domains), (self.shapes, other.shapes)):
             for key, values in theirs.items():
                 counts = mine.setdefault(key, [0] * len(values))
                 for i, value in enumerate(values):
@@ -81,6 +83,7 @@ class WindowData:
     requests: dict[str, int]
     spans: dict[str, list[float]]
     signup_domain: dict[str, str]
+    login_shape: dict[str, str] = field(default_factory=dict)
 
 
 def _confidence(signals: dict[str, float]) -> float:
@@ -172,6 +175,10 @@ def _describe(
     cluster.keys = {key: [count, window.infra.accounts_on(key), untouched.get(key, 0)] for key, count in on_key.items()}
     domains: Counter[str] = Counter(window.signup_domain[a] for a in members if a in window.signup_domain)
     cluster.domains = {d: [n, window.waves.totals.get(f"domain:{d}", n)] for d, n in domains.items()}
+    shapes: Counter[str] = Counter(window.login_shape[a] for a in members if a in window.login_shape)
+    if shapes:
+        everyone = Counter(window.login_shape.values())
+        cluster.shapes = {s: [n, everyone[s]] for s, n in shapes.items()}
     seen: set[str] = set()
     for account in members:
         for key, count in waves_by_account.get(account, ()):

@@ -18,6 +18,7 @@ from indicator_exchange.detect import shingles
 from indicator_exchange.detect.clusters import Cluster, WindowData, analyse, merge
 from indicator_exchange.detect.config import DetectConfig
 from indicator_exchange.detect.reader import Event, LineError
+from indicator_exchange.detect.signals import logins
 from indicator_exchange.detect.signals.families import FamilyIndex
 from indicator_exchange.detect.signals.infra import InfraIndex
 from indicator_exchange.detect.signals.waves import WaveIndex
@@ -46,6 +47,7 @@ class _Window:
     infra: InfraIndex
     waves: WaveIndex
     signup_domain: dict[str, str] = field(default_factory=dict)
+    login_shape: dict[str, str] = field(default_factory=dict)
     places: dict[tuple[str | None, int | None], int] = field(default_factory=dict)
     """(address, ASN) -> row of ``place_keys``: the infrastructure keys of a place, numbered once."""
     place_keys: list[tuple[int, int, int]] = field(default_factory=list)
@@ -164,6 +166,7 @@ class Detector:
                 for n, a, b in zip(names, window.first[:count].tolist(), window.last[:count].tolist(), strict=True)
             },
             signup_domain=window.signup_domain,
+            login_shape=window.login_shape,
         )
         self._found += analyse(data, self.config)
         self._window = None
@@ -238,6 +241,10 @@ class Detector:
             if place is None:
                 place = window.places[where] = len(window.place_keys)
                 window.place_keys.append(self._place_keys(infra, event))
+            if event.login is not None and account not in window.login_shape:
+                found = logins.shape(event.login)
+                if found is not None:
+                    window.login_shape[account] = found
             accounts.append(aid)
             places.append(place)
             stamps.append(ts)

@@ -57,6 +57,9 @@ class ClusterReport(BaseModel):
     cidrs: list[Infrastructure]
     asns: list[Infrastructure]
     email_domains: list[Infrastructure]
+    login_shapes: list[Infrastructure] = Field(
+        default_factory=list, description="Shapes (regexes) of the members' account_login; never a login."
+    )
     prompt_families: list[PromptFamily]
     signals: dict[str, float] = Field(description="Score 0-1 of each signal: family, focus, infra, wave.")
     first_seen: datetime
@@ -159,6 +162,20 @@ class Publisher:
             items.append(Infrastructure(value=domain, accounts=inside, accounts_total=total, published=published))
         return items
 
+    def _shapes(self, cluster: Cluster) -> list[Infrastructure]:
+        """A shape is published where the cluster holds ``range_min_share`` of the accounts with it and it
+        describes at least ``agree_min_share`` of the cluster: a farm's naming scheme, not a common habit."""
+        config, members = self._config, len(cluster.members)
+        items = []
+        for regex, (inside, total) in sorted(cluster.shapes.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            published = (
+                inside >= 3
+                and inside / max(1, total) >= config.range_min_share
+                and inside >= config.agree_min_share * members
+            )
+            items.append(Infrastructure(value=regex, accounts=inside, accounts_total=total, published=published))
+        return items
+
     def _families(self, cluster: Cluster) -> list[PromptFamily]:
         families = []
         for use in sorted(cluster.families, key=lambda f: -f.prompts):
@@ -188,6 +205,7 @@ class Publisher:
             cidrs=cidrs,
             asns=asns,
             email_domains=self._domains(cluster),
+            login_shapes=self._shapes(cluster),
             prompt_families=self._families(cluster),
             signals={k: v for k, v in cluster.signals.items() if k != "confidence"},
             first_seen=_time(cluster.first_seen),
@@ -229,6 +247,11 @@ class Publisher:
             yield AccountPatternDetection(
                 kind="account_pattern", email_domains=domains, accounts_linked=len(report.account_ids), **common
             )
+        for item in report.login_shapes:
+            if item.published:
+                yield AccountPatternDetection(
+                    kind="account_pattern", login_regex=item.value, accounts_linked=item.accounts, **common
+                )
         waves: Counter[tuple[str, int]] = Counter()
         for key, count, seconds in cluster.waves:
             kind, _, value = key.partition(":")

@@ -40,6 +40,8 @@ class Event:
     asn: int | None
     email_domain: str | None
     prompt: str | None
+    login: str | None = None
+    """In memory only: the detector keeps its shape (``signals.logins``), never the login."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +54,11 @@ class _Networks:
     """Address -> (canonical address, /24 or /48), cached: most traffic comes from addresses seen before."""
 
     def __init__(self, limit: int = 1 << 18) -> None:
-        self._cache: dict[str, tuple[str, str] | None] = {}
+        self.cache: dict[str, tuple[str, str] | None] = {}
         self._limit = limit
 
     def get(self, text: str) -> tuple[str, str] | None:
-        found = self._cache.get(text, False)
+        found = self.cache.get(text, False)
         if found is not False:
             return found  # type: ignore[return-value]
         value = _dotted_quad(text)
@@ -75,9 +77,9 @@ class _Networks:
         return value
 
     def _remember(self, text: str, value: tuple[str, str] | None) -> None:
-        if len(self._cache) >= self._limit:
-            self._cache.clear()  # a plain reset keeps the bound; the next lines refill it
-        self._cache[text] = value
+        if len(self.cache) >= self._limit:
+            self.cache.clear()  # a plain reset keeps the bound; the next lines refill it
+        self.cache[text] = value
 
 
 def _dotted_quad(text: str) -> tuple[str, str] | None:
@@ -92,29 +94,36 @@ def _dotted_quad(text: str) -> tuple[str, str] | None:
     return text, f"{parts[0]}.{parts[1]}.{parts[2]}.0/24"
 
 
+_ANY_STRING, _COUNT, _EVENT_TYPE, _SHA256, _TIMESTAMP = -1, -2, -3, -4, -5
+_CHECKS: dict[str, int] = dict(_STRINGS)
+_CHECKS |= {"prompt_text": _ANY_STRING, "source_ip": _ANY_STRING, "asn": _COUNT, "output_tokens": _COUNT}
+_CHECKS |= {"event_type": _EVENT_TYPE, "prompt_sha256": _SHA256, "timestamp": _TIMESTAMP}
+"""Field -> how the fast check takes it: a positive number is a string's longest length. Fields not here
+(identifiers: rare) are left to the model."""
+
+
 def _fast(data: dict[str, Any]) -> bool:
     """True when every field present has the schema's type and bounds (a cheap subset of ``TrafficEvent``)."""
     for name, value in data.items():
         if value is None:
             continue
-        limit = _STRINGS.get(name)
-        if limit is not None:
-            if type(value) is not str or len(value) > limit:
+        kind = _CHECKS.get(name)
+        if kind is None:
+            return False
+        if kind > 0:
+            if type(value) is not str or len(value) > kind:
                 return False
-        elif name in ("prompt_text", "source_ip"):
+        elif kind == _ANY_STRING:
             if type(value) is not str:
                 return False
-        elif name in ("asn", "output_tokens"):
+        elif kind == _COUNT:
             if type(value) is not int or value < 0:
                 return False
-        elif name == "event_type":
-            if value not in ("request", "signup"):
+        elif kind == _EVENT_TYPE:
+            if value != "request" and value != "signup":
                 return False
-        elif name == "prompt_sha256":
-            if type(value) is not str or len(value) != 64 or not _HEX.issuperset(value):
-                return False
-        elif name != "timestamp":
-            return False  # identifiers: rare, left to the model
+        elif kind == _SHA256 and (type(value) is not str or len(value) != 64 or not _HEX.issuperset(value)):
+            return False
     return True
 
 
@@ -125,19 +134,40 @@ def _reason(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
+_MINUTES: dict[str, int] = {}
+"""'YYYY-MM-DDTHH:MM' -> its epoch second (bounded: a log spans few minutes per line)."""
+
+
 def _timestamp(value: object) -> float | None:
     if type(value) is not str:
         return None
+    # The common stamp, 'YYYY-MM-DDTHH:MM:SS[.ffffff]Z', by its minute (cached) and its seconds; the same
+    # float as ``datetime.timestamp()`` gives. Anything else goes through ``fromisoformat``.
+    if len(value) in (20, 27) and value[-1] == "Z" and value[16] == ":":
+        base = _MINUTES.get(value[:16])
+        rest = value[17:-1]
+        if base is not None and rest.isascii() and rest[:2].isdigit() and rest[:2] < "60":
+            if len(rest) == 2:
+                return float(base + int(rest))
+            if rest[2] == "." and rest[3:].isdigit():
+                return ((base + int(rest[:2])) * 1_000_000 + int(rest[3:])) / 1_000_000
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return None if parsed.tzinfo is None else parsed.timestamp()
+    if parsed.tzinfo is None:
+        return None
+    if len(value) in (20, 27) and value[-1] == "Z" and parsed.second < 60:
+        if len(_MINUTES) >= 1 << 16:
+            _MINUTES.clear()
+        _MINUTES[value[:16]] = int(parsed.replace(second=0, microsecond=0).timestamp())
+    return parsed.timestamp()
 
 
 def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: float) -> Iterator[Event | LineError]:
     """Every non-blank line of ``stream`` as an ``Event`` or a ``LineError``, in order."""
     networks = _Networks()
+    cached = networks.cache
     latest = float("-inf")
     number = 0
     while True:
@@ -160,8 +190,8 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
         if type(data) is not dict:
             yield LineError(number, "not a JSON object")
             continue
-        unknown = data.keys() - _KNOWN
-        if unknown:
+        if not _KNOWN.issuperset(data):
+            unknown = data.keys() - _KNOWN
             yield LineError(number, f"unknown field(s): {', '.join(sorted(unknown)[:5])}")
             continue
         ts = _timestamp(data.get("timestamp"))
@@ -182,7 +212,7 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
         ip = net = None
         source = data.get("source_ip")
         if source is not None:
-            found = networks.get(source)
+            found = cached.get(source) or networks.get(source)
             if found is None:
                 yield LineError(number, "source_ip: not an IPv4 or IPv6 address")
                 continue
@@ -200,4 +230,5 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
             asn=data.get("asn"),
             email_domain=domain,
             prompt=data.get("prompt_text"),
+            login=data.get("account_login"),
         )

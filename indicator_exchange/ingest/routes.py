@@ -40,7 +40,7 @@ DETECTIONS_DOC = {
                         "first_seen": "2026-12-01T00:00:00Z",
                         "last_seen": "2026-12-01T06:00:00Z",
                         "confidence": 80,
-                        "value": "203.0.113.57",
+                        "value": "46.91.113.57",
                         "proxy_kind": "residential",
                         "accounts_linked": 412,
                     }

@@ -1,8 +1,10 @@
 """A realistic synthetic hydra-cluster scenario for the demo and the benchmarks.
 
 Two clusters: each a burst of fraudulent accounts behind a residential proxy pool plus datacenter relays,
-sending narrowly focused extraction prompts. Addresses come from the documentation ranges (RFC 5737,
-RFC 3849) and email domains from `.example`, so nothing here names a real network or person.
+sending narrowly focused extraction prompts. Email domains come from `.example`. Addresses come from ordinary
+ranges that no warninglist holds (46.91.113.0/24, 46.112.100.0/24, 46.133.2.0/24, 46.154.0.0/16, 2a00:1111::/32,
+AS264496-264511; tests/lifecycle/test_warninglists.py checks): the documentation ranges are refused at ingest, as
+every special-purpose range is (docs/lifecycle.md).
 """
 
 import random
@@ -51,8 +53,8 @@ def hydra_scenario(*, seed: int = 7, now: datetime | None = None, proxies: int =
     rng = random.Random(seed)
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     detections: list[dict[str, object]] = []
-    pools = [f"192.0.2.{i}" for i in range(1, 255)] + [f"198.51.100.{i}" for i in range(1, 255)]
-    pools += [f"203.0.113.{i}" for i in range(1, 255)]
+    pools = [f"46.133.2.{i}" for i in range(1, 255)] + [f"46.112.100.{i}" for i in range(1, 255)]
+    pools += [f"46.91.113.{i}" for i in range(1, 255)]
     rng.shuffle(pools)
     for index, cluster in enumerate(("hydra-2026-11-A", "hydra-2026-11-B")):
         start = now - timedelta(days=9 - index * 3)
@@ -72,7 +74,7 @@ def hydra_scenario(*, seed: int = 7, now: datetime | None = None, proxies: int =
                     **common,
                 }
             )
-        for cidr in (f"198.18.{index * 4}.0/24", f"198.18.{index * 4 + 1}.0/24"):
+        for cidr in (f"46.154.{index * 4}.0/24", f"46.154.{index * 4 + 1}.0/24"):
             detections.append(
                 {
                     "kind": "proxy_ip",
@@ -88,7 +90,7 @@ def hydra_scenario(*, seed: int = 7, now: datetime | None = None, proxies: int =
             {
                 "kind": "proxy_ip",
                 "detector": "asn-watch",
-                "value": f"2001:db8:{index + 10}::/48",
+                "value": f"2a00:1111:{index + 10}::/48",
                 "proxy_kind": "datacenter",
                 "confidence": 70,
                 "tlp": "green",
@@ -99,7 +101,7 @@ def hydra_scenario(*, seed: int = 7, now: datetime | None = None, proxies: int =
             {
                 "kind": "proxy_ip",
                 "detector": "asn-watch",
-                "asn": 64496 + index,
+                "asn": 264496 + index,
                 "proxy_kind": "residential",
                 "confidence": 40,
                 "tlp": "green",

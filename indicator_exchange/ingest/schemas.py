@@ -59,7 +59,7 @@ class ProxyIpDetection(_Detection):
     """A proxy exit address, a CIDR range (IPv4 or IPv6) or an autonomous system."""
 
     kind: Literal["proxy_ip"]
-    value: str | None = Field(None, description="IPv4/IPv6 address or CIDR range.", examples=["203.0.113.57"])
+    value: str | None = Field(None, description="IPv4/IPv6 address or CIDR range.", examples=["46.91.113.57"])
     asn: int | None = Field(None, ge=1, le=4_294_967_295, description="Autonomous system number.")
     proxy_kind: ProxyKindName = Field(
         "unknown",

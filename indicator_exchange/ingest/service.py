@@ -20,6 +20,7 @@ from indicator_exchange.auth.service import Caller, require_kind, require_write
 from indicator_exchange.errors import BadRequest, NotPermitted
 from indicator_exchange.ingest import convert
 from indicator_exchange.ingest.parsing import InputLine
+from indicator_exchange.ingest.screening import screen_plan
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.stix.versioning import kept_on_merge, merge, revoke
@@ -115,6 +116,7 @@ def ingest(
         try:
             detection = convert.validate(item.value)
             plan = convert.plan(detection, settings=settings, now=now)
+            screen_plan(plan, settings)  # warninglists: refused here, or flagged (docs/lifecycle.md)
         except ValidationError as exc:
             first = exc.errors(include_input=False, include_url=False)[0]
             field_name = ".".join(str(p) for p in first.get("loc", ())) or "detection"
@@ -195,10 +197,9 @@ def _latest_with_generations(
             if plan.detection.false_positive:
                 continue
             if any(latest.get(str(i["id"]), {}).get("revoked") is True for i in plan.conversion.indicators):
-                planned[index] = (
-                    result,
-                    convert.plan(plan.detection, settings=settings, now=now, generation=plan.generation + 1),
-                )
+                bumped_plan = convert.plan(plan.detection, settings=settings, now=now, generation=plan.generation + 1)
+                screen_plan(bumped_plan, settings)  # already passed the lists once: only relabels
+                planned[index] = (result, bumped_plan)
                 bumped = True
         if not bumped:
             return latest

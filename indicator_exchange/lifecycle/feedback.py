@@ -51,7 +51,9 @@ def organisation_of(caller: Caller) -> str:
 
 
 def _readable(caller: Caller, copy: StoredIndicator) -> bool:
-    if not caller.access(copy.collection_id).can_read:
+    # A grant to read or to write the indicator's collection (the matcher's sightings job writes on a grant
+    # alone, for a requester who read the indicator), and a clearance for its marking.
+    if not caller.sees(copy.collection_id):
         return False
     level = copy.default_tlp if copy.tlp is None else copy.tlp
     return level <= caller.clearance
@@ -190,16 +192,24 @@ def tally(rows: Sequence[IndicatorFeedback]) -> Tally:
 
 def score_of(indicator: Mapping[str, Any], counted: Tally, *, settings: Settings, now: datetime) -> model.Score:
     """The live score of an indicator given its tally of feedback."""
+    return score_with(indicator, counted, decays=decays_of(settings), now=now)
+
+
+def score_with(
+    indicator: Mapping[str, Any], counted: Tally | None, *, decays: dict[model.Kind, model.Decay], now: datetime
+) -> model.Score:
+    """``score_of`` with the decays given; ``counted`` None: no feedback."""
     confidence = indicator.get("confidence")
     return model.compute(
         kind=kind_of(indicator),
         confidence=confidence if isinstance(confidence, int) else None,
         valid_from=_timestamp(indicator.get("valid_from"), _timestamp(indicator.get("created"), now)),
-        last_tp=counted.last_tp,
-        tp=len(counted.true_positive),
-        fp=len(counted.false_positive),
+        last_tp=counted.last_tp if counted else None,
+        valid_until=_timestamp(indicator.get("valid_until"), now) if indicator.get("valid_until") else None,
+        tp=len(counted.true_positive) if counted else 0,
+        fp=len(counted.false_positive) if counted else 0,
         now=now,
-        decays=decays_of(settings),
+        decays=decays,
     )
 
 
@@ -225,7 +235,10 @@ def apply(session: Session, indicator_id: str, *, settings: Settings, now: datet
             decays=decays_of(settings),
         )
         quorum = len(counted.false_positive) >= settings.fp_quorum
-        sunk = bool(counted.false_positive) and not score.enforced and unvoted.enforced
+        # Votes that sink the score below threshold revoke too, but one organisation alone never does (unless
+        # IX_FP_QUORUM is 1): with the default quorum of 2 this adds nothing; with a larger one, two suffice.
+        several = len(counted.false_positive) >= min(2, settings.fp_quorum)
+        sunk = several and not score.enforced and unvoted.enforced
         if quorum or sunk:
             why = (
                 f"false-positive votes from {len(counted.false_positive)} organisations (IX_FP_QUORUM "
@@ -237,7 +250,7 @@ def apply(session: Session, indicator_id: str, *, settings: Settings, now: datet
             _write(session, copy, versioning.revoke(copy.obj, now), now)
             _event(session, copy, "revoked", why, counted.false_positive, now)
         elif counted.last_tp is not None and _may_extend(session, indicator_id, now):
-            extended = _extended(copy.obj, score.decay.tau, now)
+            extended = _extended(copy.obj, counted.last_tp + score.decay.tau, now)
             if extended is not None:
                 _write(session, copy, extended, now)
                 _event(
@@ -256,9 +269,13 @@ def _may_extend(session: Session, indicator_id: str, now: datetime) -> bool:
     return not last or now - last[-1].at >= EXTEND_EVERY
 
 
-def _extended(obj: dict[str, Any], tau: timedelta, now: datetime) -> dict[str, Any] | None:
-    until = stix_seconds(now + tau)
-    if str(obj.get("valid_until") or "") >= until:
+def _extended(obj: dict[str, Any], until_at: datetime, now: datetime) -> dict[str, Any] | None:
+    """The next version with ``valid_until`` = the last true positive + τ; None when the indicator has no
+    ``valid_until``, or that is not later than the published one, or already past (old feedback replayed)."""
+    until = stix_seconds(until_at)
+    if "valid_until" not in obj:
+        return None  # valid until revoked: nothing to extend
+    if until_at <= now or str(obj["valid_until"]) >= until:
         return None
     new = dict(obj)
     new["valid_until"] = until

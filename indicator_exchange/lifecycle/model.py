@@ -117,16 +117,21 @@ def compute(
     confidence: int | None,
     valid_from: datetime,
     last_tp: datetime | None,
+    valid_until: datetime | None = None,
     tp: int,
     fp: int,
     now: datetime,
     decays: dict[Kind, Decay],
 ) -> Score:
-    """The score at ``now``: ``t`` runs from the later of ``valid_from`` and the last true-positive sighting."""
+    """The score at ``now``: ``t`` runs from the latest of ``valid_from``, the last true positive and
+    ``valid_until - τ`` (not after ``now``): the producer's last observation, as our detections publish
+    ``valid_until = last_seen + τ``. A re-detected indicator stays fresh and reaches 0 at its ``valid_until``."""
     decay = decays[kind]
     base0 = float(DEFAULT_CONFIDENCE if confidence is None else confidence)
     base = feedback_base(base0, tp, fp)
     anchor = valid_from if last_tp is None else max(valid_from, last_tp)
+    if valid_until is not None:
+        anchor = max(anchor, min(valid_until - decay.tau, now))
     elapsed = now - anchor
     return Score(kind, decay_score(base, elapsed, decay), base0, base, tp, fp, anchor, elapsed.total_seconds(), decay)
 

@@ -1,11 +1,10 @@
-"""Warninglists applied: detections refused or flagged at ingest, and any indicator's verdict for the matcher."""
+"""Warninglists applied to indicators: the process's lists, and any indicator's verdict for the matcher
+(detections are screened at ingest by ``ingest.screening``)."""
 
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from indicator_exchange.ingest.convert import Planned, Refused
-from indicator_exchange.ingest.schemas import AccountPatternDetection, ProxyIpDetection
 from indicator_exchange.lifecycle.warninglists import Hit, Verdict, Warninglists, cached
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.pattern_terms import UnsupportedPattern, parse_pattern
@@ -19,41 +18,6 @@ def lists_of(settings: Settings) -> Warninglists | None:
     if not settings.warninglists:
         return None
     return cached(settings.warninglist_file, settings.warninglist_max_prefix_v4, settings.warninglist_max_prefix_v6)
-
-
-def screen_plan(plan: Planned, settings: Settings) -> None:
-    """Refuse a detection whose values a ``refuse`` list holds (``Refused`` names the list); label the
-    indicators of one a ``flag`` list holds, and say so in ``adjusted``. Revocations are never screened."""
-    lists = lists_of(settings)
-    detection = plan.detection
-    if lists is None or detection.false_positive:
-        return
-    verdict = Verdict()
-    field_name = "detection"
-    if isinstance(detection, ProxyIpDetection):
-        if detection.value is not None:
-            field_name = "value"
-            lists.check_network(detection.value, verdict)
-        if detection.asn is not None:
-            field_name = "asn"
-            lists.check_asn(detection.asn, verdict)
-    elif isinstance(detection, AccountPatternDetection):
-        for domain in detection.email_domains or ():
-            field_name = "email_domains"
-            lists.check_domain(domain, verdict)
-        if detection.cadence is not None:
-            field_name = "cadence.email_domain"
-            lists.check_domain(detection.cadence.email_domain, verdict)
-    if verdict.refused:
-        raise Refused(field_name, "; ".join(dict.fromkeys(hit.reason() for hit in verdict.refused)) + "; not published")
-    if verdict.flagged:
-        for indicator in plan.conversion.indicators:
-            indicator["labels"] = sorted({*indicator.get("labels", ()), FLAG_LABEL})
-        names = ", ".join(dict.fromkeys(f"'{hit.list_name}'" for hit in verdict.flagged))
-        plan.conversion.adjusted.append(
-            f"warninglist: {verdict.flagged[0].value} is on {names} (policy flag): published with the label "
-            f"{FLAG_LABEL} and never enforced by the matcher"
-        )
 
 
 def pattern_values(pattern: str) -> tuple[list[str], list[int], list[str]]:

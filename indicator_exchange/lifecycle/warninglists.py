@@ -97,18 +97,33 @@ class Warninglists:
                 verdict.flagged.append(Hit(name, policy, value))
 
     def check_network(self, value: str, verdict: Verdict | None = None) -> Verdict:
-        """An address or CIDR range: listed when it overlaps a listed range (either inside the other)."""
+        """An address or CIDR range: listed when it overlaps a listed range (either inside the other).
+
+        ``ValueError`` when ``value`` is neither. Parsed with ``inet_pton`` (``ranges.parse_bounds``): this is
+        the per-detection hot path."""
         verdict = verdict or Verdict()
-        network = ipaddress.ip_network(value, strict=False)
-        limit = self.max_prefix_v4 if network.version == 4 else self.max_prefix_v6
-        if network.prefixlen < limit:
-            setting = "IX_WARNINGLIST_MAX_PREFIX_V4" if network.version == 4 else "IX_WARNINGLIST_MAX_PREFIX_V6"
-            verdict.refused.append(Hit(f"broader than /{limit} ({setting})", "refuse", network.compressed))
-        index = self._v4 if network.version == 4 else self._v6
-        start, end = bounds(network)
-        names = index.point(start) if start == end else index.overlap(start, end)
+        version, start, end = parse_bounds(value)
+        bits = 32 if version == 4 else 128
+        prefix = bits - (end - start).bit_length()
+        limit = self.max_prefix_v4 if version == 4 else self.max_prefix_v6
+        index = self._v4 if version == 4 else self._v6
+        if start == end:
+            names = index.point(start)
+            if names:
+                self._hits(
+                    names, str(ipaddress.IPv4Address(start) if version == 4 else ipaddress.IPv6Address(start)), verdict
+                )
+            return verdict
+        names = index.overlap(start, end)
+        if prefix >= limit and not names:
+            return verdict  # the common case: no text is built
+        network = ipaddress.IPv4Network((start, prefix)) if version == 4 else ipaddress.IPv6Network((start, prefix))
+        shown = network.compressed
+        if prefix < limit:
+            setting = "IX_WARNINGLIST_MAX_PREFIX_V4" if version == 4 else "IX_WARNINGLIST_MAX_PREFIX_V6"
+            verdict.refused.append(Hit(f"broader than /{limit} ({setting})", "refuse", shown))
         if names:
-            self._hits(names, network.compressed if start != end else str(network.network_address), verdict)
+            self._hits(names, shown, verdict)
         return verdict
 
     def check_asn(self, asn: int, verdict: Verdict | None = None) -> Verdict:

@@ -50,8 +50,9 @@ class Match(BaseModel):
     indicator_id: str
     kind: IndicatorKind
     campaign_ids: list[str] = Field(default_factory=list)
-    matched: str = Field(description="What matched, e.g. 'ipv4-addr:value ISSUBSET 198.51.100.0/24'.")
+    matched: str = Field(description="What matched, e.g. 'ipv4-addr:value ISSUBSET 46.112.100.0/24'.")
     verified: bool = Field(True, description="False for a single shared LSH band (a candidate, not a verdict).")
+    score: float | None = Field(None, description="The indicator's live lifecycle score, 0-100 (docs/lifecycle.md).")
 
 
 MAX_FIELD_NAME = 128  # a rejection names the field at fault; an unknown key is the sender's text, so it is cut

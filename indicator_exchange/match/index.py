@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from sqlalchemy.orm import Session
 
+from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
@@ -57,10 +58,11 @@ def _picture(collections: Sequence[Collection]) -> tuple[tuple[int, datetime], .
     return tuple((int(c.default_tlp), c.created_at) for c in collections)
 
 
-def enforced(indicator: Mapping[str, Any], now_us: int) -> bool:
-    """Whether an indicator is matched at ``now_us``: a STIX pattern, not revoked, within its validity.
+def enforced(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> bool:
+    """Whether an indicator is matched at ``now_us``: a STIX pattern, not revoked, within its validity, and (with
+    a ``policy``) on no warninglist and scoring at or above its kind's threshold (docs/lifecycle.md).
 
-    The one place that decides; a per-indicator policy (a score threshold) belongs here.
+    The one place that decides.
     """
     if indicator.get("revoked") is True or indicator.get("pattern_type", "stix") != "stix":
         return False
@@ -71,11 +73,16 @@ def enforced(indicator: Mapping[str, Any], now_us: int) -> bool:
             return False
     except InvalidObject:
         return False
-    return True
+    return policy is None or policy.reason(indicator, now_us) is None
 
 
-def _transitions(indicator: Mapping[str, Any], now_us: int) -> Iterator[int]:
-    """The future moments at which ``enforced`` may change its answer for this indicator."""
+def _transitions(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> Iterator[int]:
+    """The future moments at which ``enforced`` may change its answer for this indicator (the score's fall below
+    its threshold among them)."""
+    if policy is not None:
+        crossing = policy.crossing(indicator, now_us)
+        if crossing is not None:
+            yield crossing
     for name in ("valid_from", "valid_until"):
         if name in indicator:
             try:
@@ -193,10 +200,11 @@ class _State:
     relations: list[dict[str, tuple[str, str]]]  # per collection: relationship id -> (indicator, campaign)
     campaign_refs: dict[str, dict[str, int]] = field(default_factory=dict)  # indicator -> campaign -> count
     due: list[tuple[int, str]] = field(default_factory=list)  # heap of (moment, indicator id)
+    policy: LifecyclePolicy | None = None
 
     def put_object(self, position: int, obj: dict[str, Any], now_us: int) -> None:
         self.objects[position][obj["id"]] = obj
-        for at in _transitions(obj, now_us):
+        for at in _transitions(obj, now_us, self.policy):
             heapq.heappush(self.due, (at, obj["id"]))
 
     def put_relation(self, position: int, obj: Mapping[str, Any]) -> str | None:
@@ -226,7 +234,7 @@ class _State:
         """The version matched for an id: the last collection's (in index order) that is enforced."""
         for position in range(len(self.objects) - 1, -1, -1):
             obj = self.objects[position].get(indicator_id)
-            if obj is not None and enforced(obj, now_us):
+            if obj is not None and enforced(obj, now_us, self.policy):
                 return obj, self.collections[position]
         return None
 
@@ -257,6 +265,7 @@ class _State:
             relations=[dict(t) for t in self.relations],
             campaign_refs={k: dict(v) for k, v in self.campaign_refs.items()},
             due=list(self.due),
+            policy=self.policy,
         )
 
 
@@ -266,6 +275,7 @@ class IndexConfig:
     key_id: str
     min_lsh_bands: int = 2
     overlay_limit: int = 20_000  # indicators in segments before the base is compiled again (in the background)
+    lifecycle: LifecyclePolicy | None = None  # scores and warninglists (docs/lifecycle.md)
 
 
 def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig, now: datetime) -> Layer:
@@ -360,6 +370,7 @@ class MatchIndex:
             collections=[c.id for c in collections],
             objects=[{} for _ in collections],
             relations=[{} for _ in collections],
+            policy=self.config.lifecycle,
         )
         for position, collection in enumerate(collections):
             for raw in store.visible_latest(session, collection, self.clearance):
@@ -368,7 +379,7 @@ class MatchIndex:
                     state.put_relation(position, obj)
                 elif obj.get("type") == "indicator":
                     state.objects[position][obj["id"]] = obj
-                    for at in _transitions(obj, now_us):
+                    for at in _transitions(obj, now_us, state.policy):
                         state.due.append((at, obj["id"]))
         heapq.heapify(state.due)
         base = _compile(state, state.all_ids(), now_us, self.config, now)

@@ -35,7 +35,7 @@ MATCH_DOC = {
                         ]
                     },
                 },
-                "example": [{"timestamp": "2026-01-01T00:00:00Z", "event_id": "e1", "source_ip": "203.0.113.57"}],
+                "example": [{"timestamp": "2026-01-01T00:00:00Z", "event_id": "e1", "source_ip": "46.91.113.57"}],
             },
             "application/x-ndjson": {"schema": {"type": "string", "description": "One event JSON per line."}},
         },
@@ -81,7 +81,7 @@ async def match(
         indicator_set = matching.cached_indicator_set(
             session, ids, clearance=caller.clearance, settings=settings, now=now, min_lsh_bands=1 if candidates else 2
         )
-        found = matching.match_events(indicator_set, batch.events)
+        found = matching.match_events(indicator_set, batch.events, settings=settings, now=now)
         result: dict[str, object] = {
             "events": len(batch.events),
             "rejected": len(batch.rejections),

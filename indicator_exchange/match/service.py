@@ -9,8 +9,8 @@ from the database, so any worker can build its own; nothing here is state anothe
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from indicator_exchange.auth.service import Caller, require_read
 from indicator_exchange.auth.service_caller import service_caller
 from indicator_exchange.errors import NotFound
+from indicator_exchange.lifecycle import enforcement
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.index import INDEXES, Generation, IndexConfig, enforced
 from indicator_exchange.match.matcher import CompiledIndicators
@@ -53,6 +54,9 @@ class IndicatorSet:
     origin: dict[str, uuid.UUID]  # indicator id -> collection id
     indicators: dict[str, dict[str, object]]
     clocks: tuple[tuple[uuid.UUID, int], ...]
+    # The lifecycle's verdict (docs/lifecycle.md): live scores, and the active indicators not enforced, and why.
+    scores: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def indicator_count(self) -> int:
@@ -86,6 +90,9 @@ def load_indicator_set(
             elif obj.get("type") == "indicator" and enforced(obj, now_us):
                 indicators[obj["id"]] = obj
                 origin[obj["id"]] = collection.id
+    assessed = enforcement.assess(session, indicators, settings=settings, now=now)
+    for skipped in assessed.skipped:
+        del indicators[skipped], origin[skipped]
     compiled = CompiledIndicators.build(
         indicators.values(),
         community_key=settings.community_key_bytes,
@@ -95,7 +102,14 @@ def load_indicator_set(
         min_lsh_bands=min_lsh_bands,
     )
     clocks = tuple((c.id, c.last_date_added) for c in collections)
-    return IndicatorSet(compiled=compiled, origin=origin, indicators=indicators, clocks=clocks)
+    return IndicatorSet(
+        compiled=compiled,
+        origin=origin,
+        indicators=indicators,
+        clocks=clocks,
+        scores=assessed.scores,
+        skipped=assessed.skipped,
+    )
 
 
 def cached_indicator_set(
@@ -119,14 +133,32 @@ def cached_indicator_set(
         key_id=settings.community_key_id,
         min_lsh_bands=min_lsh_bands,
         overlay_limit=settings.match_overlay_limit,
+        lifecycle=enforcement.LifecyclePolicy.of(settings),
     )
     index = INDEXES.get([c.id for c in collections], clearance, config, max_indexes=settings.match_indexes)
     return index.current(session, collections, now)
 
 
-def match_events(indicator_set: Matchable, events: Iterable[tuple[int, TrafficEvent]]) -> list[Match]:
-    """The matches of events given as (input position, event), so ``event_index`` is the input's."""
-    return list(indicator_set.match_indexed(events))
+def match_events(
+    indicator_set: Matchable,
+    events: Iterable[tuple[int, TrafficEvent]],
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+) -> list[Match]:
+    """The matches of events given as (input position, event), so ``event_index`` is the input's; each carries
+    its indicator's live score (with feedback for a one-shot ``IndicatorSet``, from the indicator alone for a
+    live index's generation, given ``settings``)."""
+    matches = list(indicator_set.match_indexed(events))
+    scores = indicator_set.scores if isinstance(indicator_set, IndicatorSet) else {}
+    policy = enforcement.LifecyclePolicy.of(settings) if settings is not None and not scores else None
+    moment = now or datetime.now(UTC)
+    for match in matches:
+        if match.indicator_id in scores:
+            match.score = scores[match.indicator_id]
+        elif policy is not None and match.indicator_id in indicator_set.indicators:
+            match.score = round(policy.score(indicator_set.indicators[match.indicator_id], moment).score, 2)
+    return matches
 
 
 def readable_collections(session: Session, caller: Caller, requested: Sequence[str]) -> list[uuid.UUID]:

@@ -109,6 +109,30 @@ def mix_chart(report: SharingReport, fmt: str = "svg") -> bytes:
         return _save(figure, fmt, "mix")
 
 
+def lifecycle_chart(report: SharingReport, fmt: str = "svg") -> bytes:
+    """Our indicators decayed below threshold by kind, and detections refused per warninglist (top 8)."""
+    from matplotlib.ticker import MaxNLocator
+
+    lifecycle = report.lifecycle
+    decayed = lifecycle.decayed_by_kind if lifecycle else []
+    refused = (lifecycle.refused_by_warninglist if lifecycle else [])[:8]
+    revoked = len(lifecycle.revoked_by_feedback) if lifecycle else 0
+    with _LOCK:
+        figure = _figure(8.0, 2.8)
+        left, right = figure.subplots(1, 2)
+        left.barh([r.reason for r in decayed] or ["(none)"], [r.count for r in decayed] or [0], color="#7f6000")
+        left.set_title(f"Decayed below threshold; {revoked} revoked by feedback", fontsize=10, loc="left")
+        left.invert_yaxis()
+        right.barh([r.reason[:40] for r in refused] or ["(none)"], [r.count for r in refused] or [0], color="#9e1b32")
+        right.set_title("Detections refused by warninglist", fontsize=10, loc="left")
+        right.invert_yaxis()
+        for axes in (left, right):
+            axes.tick_params(labelsize=7)
+            axes.grid(axis="x", alpha=0.3)
+            axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        return _save(figure, fmt, "lifecycle")
+
+
 def inline_svg(svg: bytes) -> str:
     """The SVG document as an element to embed in HTML (no XML prologue or doctype)."""
     return _METADATA.sub("", _XML_PROLOGUE.sub("", svg.decode(), count=1), count=1)

@@ -176,6 +176,25 @@ class Activity(_Model):
     points: list[ActivityPoint]
 
 
+class LifecycleRevocation(_Model):
+    at: datetime
+    indicator_id: str
+    reason: str
+    organisations: list[str] = Field(description="The organisations whose false-positive votes counted.")
+
+
+class Lifecycle(_Model):
+    """Indicator lifecycle (docs/lifecycle.md): what decayed, what feedback revoked, what warninglists refused."""
+
+    decayed: int = Field(description="Our active indicators below their kind's threshold at generated_at.")
+    decayed_by_kind: list[ReasonCount] = Field(description="``reason`` is the lifecycle kind.")
+    revoked_by_feedback: list[LifecycleRevocation] = Field(description="Revocations by feedback in the window.")
+    extended: int = Field(description="valid_until extensions by partner true positives in the window.")
+    refused_by_warninglist: list[ReasonCount] = Field(
+        description="Detections refused in the window, per warninglist (``reason`` is the list's name)."
+    )
+
+
 class SharingReport(_Model):
     """Compliance report of one window (issue 6)."""
 
@@ -190,6 +209,7 @@ class SharingReport(_Model):
     received: Received
     exceptions: Exceptions
     activity: Activity
+    lifecycle: Lifecycle | None = None
 
 
 def report_json_schema() -> dict[str, object]:

@@ -310,6 +310,42 @@ def build_pdf(report: SharingReport) -> bytes:
             styles=styles,
         ),
     ]
+    lifecycle = report.lifecycle
+    if lifecycle is not None:
+        story += [
+            Paragraph("Lifecycle", styles["h2"]),
+            _chart(charts.lifecycle_chart(report, "png")),
+            Paragraph(f"Decayed below threshold: {lifecycle.decayed}", styles["h3"]),
+            *_table(
+                ["kind", "count"],
+                [[r.reason, r.count] for r in lifecycle.decayed_by_kind],
+                [0.85, 0.15],
+                numeric=(1,),
+                styles=styles,
+            ),
+            Paragraph("Refused by warninglist", styles["h3"]),
+            *_table(
+                ["list", "count"],
+                [[r.reason, r.count] for r in lifecycle.refused_by_warninglist],
+                [0.85, 0.15],
+                numeric=(1,),
+                styles=styles,
+            ),
+            Paragraph(
+                f"Revoked by feedback: {len(lifecycle.revoked_by_feedback)}; valid_until extended: "
+                f"{lifecycle.extended}",
+                styles["h3"],
+            ),
+            *_table(
+                ["at", "indicator", "organisations", "reason"],
+                [
+                    [_when(r.at), r.indicator_id, ", ".join(r.organisations), r.reason]
+                    for r in lifecycle.revoked_by_feedback
+                ],
+                [0.16, 0.36, 0.18, 0.3],
+                styles=styles,
+            ),
+        ]
     decorate = _decorate(report)
     doc.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue()

@@ -53,6 +53,7 @@ def chart_markup(report: SharingReport) -> dict[str, Markup]:
     return {
         "activity": Markup(charts.inline_svg(charts.activity_chart(report, "svg"))),  # noqa: S704
         "mix": Markup(charts.inline_svg(charts.mix_chart(report, "svg"))),  # noqa: S704
+        "lifecycle": Markup(charts.inline_svg(charts.lifecycle_chart(report, "svg"))),  # noqa: S704
     }
 
 
@@ -161,6 +162,19 @@ def csv_rows(report: SharingReport) -> Iterator[tuple[str, str, str, str, str, o
         yield ("exceptions", "key_created", event.key_id, event.principal or "", "at", event.at.isoformat())
     for event in exceptions.keys_revoked:
         yield ("exceptions", "key_revoked", event.key_id, event.principal or "", "at", event.at.isoformat())
+
+    lifecycle = report.lifecycle
+    if lifecycle is not None:
+        yield ("lifecycle", "total", "all", "", "decayed", lifecycle.decayed)
+        yield ("lifecycle", "total", "all", "", "revoked_by_feedback", len(lifecycle.revoked_by_feedback))
+        yield ("lifecycle", "total", "all", "", "extended", lifecycle.extended)
+        for kind in lifecycle.decayed_by_kind:
+            yield ("lifecycle", "decayed_kind", kind.reason, "", "count", kind.count)
+        for revocation in lifecycle.revoked_by_feedback:
+            voters = " ".join(revocation.organisations)
+            yield ("lifecycle", "revoked", revocation.indicator_id, voters, "at", revocation.at.isoformat())
+        for listed in lifecycle.refused_by_warninglist:
+            yield ("lifecycle", "refused_warninglist", listed.reason, "", "count", listed.count)
 
     for point in report.activity.points:
         for metric in ("published", "received", "served", "denied"):

@@ -15,6 +15,7 @@ from indicator_exchange.reports.context import ReportRequest, bucket_for, build_
 from indicator_exchange.reports.model import Filters, SharingReport, Window
 from indicator_exchange.reports.sections.activity import activity_section
 from indicator_exchange.reports.sections.exceptions import exceptions_section
+from indicator_exchange.reports.sections.lifecycle import lifecycle_section
 from indicator_exchange.reports.sections.published import published_section
 from indicator_exchange.reports.sections.received import received_section
 from indicator_exchange.reports.sections.shared import shared_section
@@ -48,4 +49,5 @@ def build_report(
         received=received,
         exceptions=exceptions,
         activity=activity_section(ctx, bucket, activity),
+        lifecycle=lifecycle_section(session, ctx, now),
     )

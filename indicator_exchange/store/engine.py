@@ -255,7 +255,7 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 class LoopConnection:
     """One PostgreSQL connection for the few statements a worker runs on its event loop, where a trip through
-    the thread pool and back would cost more than the statement (``taxii.read_ahead``). Statements take turns;
+    the thread pool and back would cost more than the statement (``store.read_ahead``). Statements take turns;
     the connection opens on first use and again after a failure. ``run`` answers ``None`` when the database
     cannot be reached: its callers then take the ordinary, threaded path, which reports the error.
     """
@@ -285,3 +285,10 @@ class LoopConnection:
         connection, self._connection = self._connection, None
         if connection is not None and not connection.closed:
             await connection.close()
+
+
+def on_checkouts(engine: Engine, checked_out: Callable[[], object], checked_in: Callable[[], object]) -> None:
+    """Call ``checked_out`` / ``checked_in`` as ``engine``'s pool hands out and takes back connections (the
+    pool-use gauge of /metrics)."""
+    event.listen(engine.pool, "checkout", lambda *_: checked_out())
+    event.listen(engine.pool, "checkin", lambda *_: checked_in())

@@ -9,6 +9,7 @@ import orjson
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
+from indicator_exchange.store.bulk import one_of
 from indicator_exchange.store.models import Collection, IndicatorFeedback, LifecycleEvent, ObjectVersion
 
 
@@ -98,3 +99,35 @@ def versions_of(session: Session, collection_id: uuid.UUID, stix_id: str) -> lis
         .order_by(ObjectVersion.version)
     ).all()
     return [(modified, revoked) for modified, revoked in rows]
+
+
+def feedback_for(session: Session, indicator_ids: Sequence[str]) -> dict[str, list[IndicatorFeedback]]:
+    """Every verdict on each of ``indicator_ids`` (oldest first), in chunks of 500 ids."""
+    found: dict[str, list[IndicatorFeedback]] = {}
+    if session.scalar(select(IndicatorFeedback.id).limit(1)) is None:
+        return found  # no feedback at all: the common case of a fresh store costs one query
+    for start in range(0, len(indicator_ids), 500):
+        chunk = indicator_ids[start : start + 500]
+        rows = session.scalars(
+            select(IndicatorFeedback)
+            .where(one_of(session, IndicatorFeedback.indicator_id, chunk))
+            .order_by(IndicatorFeedback.observed_at, IndicatorFeedback.id)
+        )
+        for row in rows:
+            found.setdefault(row.indicator_id, []).append(row)
+    return found
+
+
+def our_latest_indicators(
+    session: Session, identity: str, collection_ids: Sequence[uuid.UUID] | None
+) -> list[dict[str, object]]:
+    """The latest, unrevoked versions of the indicators ``identity`` published, in ``collection_ids`` (None: all)."""
+    query = select(ObjectVersion.raw).where(
+        ObjectVersion.stix_type == "indicator",
+        ObjectVersion.is_latest == true(),
+        ObjectVersion.revoked.is_(False),
+        ObjectVersion.created_by_ref == identity,
+    )
+    if collection_ids is not None:
+        query = query.where(ObjectVersion.collection_id.in_(collection_ids))
+    return [orjson.loads(raw) for (raw,) in session.execute(query)]

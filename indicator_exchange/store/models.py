@@ -340,6 +340,8 @@ class AuditEvent(Base):
     default_tlp: Mapped[int | None] = mapped_column(SmallInteger)
     collection_clock: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str | None] = mapped_column(Text)
+    # The request id of the log lines and the X-Request-ID answer (indicator_exchange.observe).
+    request_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class RateCounter(Base):

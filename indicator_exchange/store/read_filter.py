@@ -2,7 +2,7 @@
 PostgreSQL SQL of the poll's one statement, and a pure-Python answer (the audit trail's deliveries).
 
 Adding a filter is one field here and its three renderings side by side; ``tests/store/test_read_page_pg``
-holds the renderings to the same rows, and read-ahead keys (``taxii.read_ahead.PollKey``) hold the whole filter.
+holds the renderings to the same rows, and read-ahead keys (``store.read_ahead.PollKey``) hold the whole filter.
 """
 
 from collections.abc import Sequence

@@ -1,6 +1,6 @@
 """``sync --follow``: keep pull sources in step with their partners, live (docs/live.md).
 
-Per source, the best the partner offers, found by probing: its stream (an indicator-exchange server:
+Per source, the best the partner offers, found by probing: its stream (a server running indicator-exchange:
 ``GET /api/v1/collections/{id}/stream``), else a TAXII long poll (the server applies ``Prefer: wait``), else
 plain polls at an adaptive interval (1 s after a page that stored something, doubling up to the source's
 interval). Every batch is stored with the source's bookmark in one transaction (``service.store_batch``), so
@@ -9,7 +9,7 @@ Connection failures (the partner's or our own database's) are retried with backo
 
 The bookmark keeps its meaning across modes: the ``date_added`` of the last object received, as a TAXII
 timestamp. A stream's event id is a position of that server; ours is a ``next`` token whose position is that
-``date_added`` in µs, which an indicator-exchange server also accepts as ``added_after``.
+``date_added`` in µs, which a server running indicator-exchange also accepts as ``added_after``.
 """
 
 import logging
@@ -62,7 +62,7 @@ Reporter = Callable[[FollowEvent], None]
 
 
 def stream_url(collection_url: str) -> str:
-    """Where an indicator-exchange server streams the collection behind a TAXII collection URL."""
+    """Where a server running indicator-exchange streams the collection behind a TAXII collection URL."""
     parts = urlsplit(collection_url)
     collection_id = parts.path.rstrip("/").rsplit("/", 1)[-1]
     return f"{parts.scheme}://{parts.netloc}/api/v1/collections/{collection_id}/stream"

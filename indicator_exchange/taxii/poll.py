@@ -3,7 +3,7 @@ by ``serve_poll``, through ordered strategies, each of which may decline (``None
 the next:
 
 1. **read-ahead page** (objects route, on the event loop): the page read ahead for this very poll
-   (``taxii.read_ahead``), checked against the collection's clock and the auth epoch in one small statement;
+   (``store.read_ahead``), checked against the collection's clock and the auth epoch in one small statement;
 2. **cached catalog** (objects and object routes, stores with one-statement pages): the API root and
    collection from the worker's catalog snapshot, the caller as cached, all checked by the page's own
    statement — one round trip;
@@ -30,10 +30,11 @@ from indicator_exchange.services import AppServices
 from indicator_exchange.store import catalog, principals
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CatalogSnapshot, CollectionEntry
+from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.store.models import Collection
+from indicator_exchange.store.read_ahead import poll_key
 from indicator_exchange.taxii import service
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, parse_page_request
-from indicator_exchange.taxii.read_ahead import poll_key
 from indicator_exchange.taxii.service import Page, StaleCache
 
 
@@ -66,6 +67,8 @@ class PollContext:
     caller: Caller
     record: RequestRecord  # auth_epoch: the epoch ``caller`` was taken under; caller_provisional
     confirm: Callable[[], Caller]
+    # The client's last write position (``X-IX-LSN``): with read replicas, only one that has replayed it serves.
+    read_position: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,9 +97,27 @@ def serve_poll_sync(ctx: PollContext, poll: PollRequest, page: PageRequest | Non
     """Strategies 2 and 3, in the thread pool: the session is opened here (a generator dependency would cost
     two thread-pool hops a poll does not need). Its statements run without a transaction where the store
     allows it, so there is nothing to commit: it is only closed."""
+    replicas = ctx.services.replicas
+    replica = None if replicas is None else replicas.choose(ctx.read_position)
+    if replica is not None and replicas is not None:
+        # Who the caller is, and its grants, come from the primary (a key revoked there is refused at once,
+        # however far the replica lags); the page from the replica (store.replicas).
+        if ctx.record.caller_provisional:
+            ctx.caller = ctx.confirm()
+        try:
+            with replica.statements() as session:
+                return _serve_in(session, ctx, poll, page)
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            replicas.failed(replica, exc)  # stopped mid-poll: this page (and the next) from the primary
     with ctx.services.sessions.statements() as session:
-        served = None if page is None else _from_catalog(session, ctx, poll, page)
-        return served or _authoritative(session, ctx, poll, page)
+        return _serve_in(session, ctx, poll, page)
+
+
+def _serve_in(session: Session, ctx: PollContext, poll: PollRequest, page: PageRequest | None) -> Served:
+    served = None if page is None else _from_catalog(session, ctx, poll, page)
+    return served or _authoritative(session, ctx, poll, page)
 
 
 # --- 1. read-ahead ---------------------------------------------------------------------------------------

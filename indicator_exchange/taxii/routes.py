@@ -33,6 +33,7 @@ from indicator_exchange.read_routes import (
 from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog
+from indicator_exchange.store.replicas import LSN_HEADER, parse_lsn
 from indicator_exchange.taxii import resources, service
 from indicator_exchange.taxii.filters import parse_page_request
 from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE, check_accept, check_content_type
@@ -246,7 +247,13 @@ def poll_request(
 
 def poll_context(request: Request, caller: Caller) -> PollContext:
     """Who polls: the caller as the dependency found it, and how to confirm it if the cache proves stale."""
-    return PollContext(services(request), caller, record_of(request), partial(confirm_caller, request))
+    return PollContext(
+        services(request),
+        caller,
+        record_of(request),
+        partial(confirm_caller, request),
+        read_position=parse_lsn(request.headers.get(LSN_HEADER)),
+    )
 
 
 async def _serve(

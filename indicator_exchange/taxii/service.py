@@ -25,9 +25,9 @@ from indicator_exchange.store import catalog, ownership
 from indicator_exchange.store import objects as store
 from indicator_exchange.store.catalog import CollectionEntry
 from indicator_exchange.store.models import ApiRoot, Collection, Status
+from indicator_exchange.store.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, encode_cursor
 from indicator_exchange.taxii.media import STIX_MEDIA_TYPE
-from indicator_exchange.taxii.read_ahead import PageRead, PollKey, ReadAhead, poll_key
 
 _ECHOED = 256  # characters of a client's id or version echoed into a status (a status row stays small)
 

@@ -143,7 +143,7 @@ class TestSaysWhatHappened:
         detections.write_text(json.dumps(detection()) + "\n")
         assert invoke_cli("push", str(detections), "--as", "det-1").exit_code == 0
         events = tmp_path / "events.ndjson"
-        events.write_text(json.dumps({"timestamp": "2026-03-01T12:00:00+00:00", "source_ip": "203.0.113.57"}) + "\n")
+        events.write_text(json.dumps({"timestamp": "2026-03-01T12:00:00+00:00", "source_ip": "46.91.113.57"}) + "\n")
         as_jsonl = invoke_cli("match", str(events))
         as_csv = invoke_cli("match", str(events), "--format", "csv")
         assert as_jsonl.exit_code == 0, as_jsonl.output

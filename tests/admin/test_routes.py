@@ -206,7 +206,7 @@ class TestAudit:
         collection = make_collection(session)
         reader = make_key(session, "lab-a", read=[collection])
         session.commit()
-        obj = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}", "value": "192.0.2.1"}
+        obj = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}", "value": "46.133.2.1"}
         client.post(f"/api1/collections/{collection}/objects/", headers=ops.post, json={"objects": [obj]})
         client.get(f"/api1/collections/{collection}/objects/", headers=reader.basic)
         found = client.get(

@@ -151,9 +151,9 @@ class TestDetectionLines:
         self, client: TestClient, session: Session, field: str, value: object
     ) -> None:
         key = self._setup(session)
-        good = detection(value="203.0.113.9")
-        bad = detection(value="203.0.113.10", **{field: value})
-        response = push(client, key, [good, bad, detection(value="203.0.113.11")])
+        good = detection(value="46.91.113.9")
+        bad = detection(value="46.91.113.10", **{field: value})
+        response = push(client, key, [good, bad, detection(value="46.91.113.11")])
         assert response.status_code == 200, response.text
         results = response.json()["results"]
         assert [r["outcome"] for r in results] == ["created", "rejected", "created"]
@@ -161,7 +161,7 @@ class TestDetectionLines:
 
     def test_nul_detector_in_ndjson(self, client: TestClient, session: Session) -> None:
         key = self._setup(session)
-        lines = [detection(value="203.0.113.20"), detection(value="203.0.113.21", detector=NUL)]
+        lines = [detection(value="46.91.113.20"), detection(value="46.91.113.21", detector=NUL)]
         response = push(client, key, "\n".join(json.dumps(line) for line in lines), ndjson=True)
         assert response.status_code == 200, response.text
         assert [r["outcome"] for r in response.json()["results"]] == ["created", "rejected"]

@@ -49,7 +49,7 @@ def _status(client: TestClient, key: Key) -> int:
 
 class TestThrottle:
     def test_past_the_limit_an_address_gets_429_with_retry_after(self, app: FastAPI, key: Key) -> None:
-        with _client(app, "192.0.2.10") as client:
+        with _client(app, "46.133.2.10") as client:
             assert [_status(client, _wrong(key)) for _ in range(LIMIT)] == [401] * LIMIT
             refused = client.get("/api1/collections/", headers=_wrong(key).basic)
             assert refused.status_code == 429
@@ -60,23 +60,23 @@ class TestThrottle:
 
     def test_the_key_id_is_throttled_from_every_address(self, app: FastAPI, key: Key) -> None:
         for n in range(LIMIT):
-            with _client(app, f"192.0.2.{20 + n}") as client:
+            with _client(app, f"46.133.2.{20 + n}") as client:
                 assert _status(client, _wrong(key)) == 401
-        with _client(app, "192.0.2.99") as client:
+        with _client(app, "46.133.2.99") as client:
             assert _status(client, _wrong(key)) == 429
             assert _status(client, key) == 429
 
     def test_other_keys_and_addresses_are_unaffected(self, app: FastAPI, key: Key, session: Session) -> None:
         other = make_key(session, "lab-b")
         session.commit()
-        with _client(app, "192.0.2.30") as client:
+        with _client(app, "46.133.2.30") as client:
             for _ in range(LIMIT + 1):
                 _status(client, _wrong(key))
-        with _client(app, "192.0.2.31") as client:
+        with _client(app, "46.133.2.31") as client:
             assert client.get("/taxii2/", headers=other.basic).status_code == 200
 
     def test_the_throttle_lifts_after_a_minute(self, app: FastAPI, key: Key, clock: FakeClock) -> None:
-        with _client(app, "192.0.2.40") as client:
+        with _client(app, "46.133.2.40") as client:
             for _ in range(LIMIT):
                 _status(client, _wrong(key))
             assert _status(client, key) == 429
@@ -86,7 +86,7 @@ class TestThrottle:
     def test_refusals_are_cheap_and_counted(self, app: FastAPI, key: Key) -> None:
         throttled = metrics.AUTH_THROTTLED._value.get()
         failures = metrics.AUTH_FAILURES._value.get()
-        with _client(app, "192.0.2.50") as client:
+        with _client(app, "46.133.2.50") as client:
             for _ in range(LIMIT + 5):
                 _status(client, _wrong(key))
         assert metrics.AUTH_FAILURES._value.get() == failures + LIMIT
@@ -94,7 +94,7 @@ class TestThrottle:
 
     def test_zero_turns_it_off(self, db_url: str, key: Key) -> None:
         app = create_app(make_settings(db_url, auth_failures_per_minute=0, auth_cache_seconds=0))
-        with _client(app, "192.0.2.60") as client:
+        with _client(app, "46.133.2.60") as client:
             assert {_status(client, _wrong(key)) for _ in range(LIMIT + 3)} == {401}
             assert _status(client, key) == 200
 
@@ -111,11 +111,11 @@ class TestBurstsInTheAuditTrail:
         self, db_url: str, key: Key, session: Session
     ) -> None:
         app = create_app(make_settings(db_url, auth_failures_per_minute=0, auth_cache_seconds=0))
-        with _client(app, "192.0.2.70") as client:
+        with _client(app, "46.133.2.70") as client:
             for _ in range(25):
                 assert _status(client, _wrong(key)) == 401
-            assert len(self._rows(session, "192.0.2.70")) == 1  # the repeats are not written one by one
-        rows = self._rows(session, "192.0.2.70")  # the app stopped: the open burst was summarised
+            assert len(self._rows(session, "46.133.2.70")) == 1  # the repeats are not written one by one
+        rows = self._rows(session, "46.133.2.70")  # the app stopped: the open burst was summarised
         assert [(r.status_code, r.object_count) for r in rows] == [(401, None), (401, 24)]
         assert rows[0].detail
         assert "wrong secret" in rows[0].detail
@@ -124,20 +124,20 @@ class TestBurstsInTheAuditTrail:
         assert rows[1].key_id == key.key_id
 
     def test_throttled_attempts_are_aggregated_too(self, app: FastAPI, key: Key, session: Session) -> None:
-        with _client(app, "192.0.2.80") as client:
+        with _client(app, "46.133.2.80") as client:
             for _ in range(LIMIT + 10):
                 _status(client, _wrong(key))
-        rows = self._rows(session, "192.0.2.80")
+        rows = self._rows(session, "46.133.2.80")
         # Each burst's first row at once (the 401, then the 429), their counts when the bursts end.
         statuses = [(r.status_code, r.object_count) for r in rows]
         assert statuses == [(401, None), (429, None), (401, LIMIT - 1), (429, 9)]
 
     def test_successful_requests_are_never_aggregated(self, db_url: str, key: Key, session: Session) -> None:
         app = create_app(make_settings(db_url, auth_failures_per_minute=0))
-        with _client(app, "192.0.2.90") as client:
+        with _client(app, "46.133.2.90") as client:
             for _ in range(5):
                 assert _status(client, key) == 200
-        assert len(self._rows(session, "192.0.2.90")) == 5
+        assert len(self._rows(session, "46.133.2.90")) == 5
 
 
 class TestDashboardSignIn:
@@ -145,7 +145,7 @@ class TestDashboardSignIn:
         key = make_key(session, "auditor", kind="compliance")
         session.commit()
         wrong = {"key_id": key.key_id, "secret": "not-the-secret-at-all"}
-        with _client(app, "192.0.2.100") as client:
+        with _client(app, "46.133.2.100") as client:
             assert [client.post("/ui/login", data=wrong).status_code for _ in range(LIMIT)] == [401] * LIMIT
             refused = client.post("/ui/login", data={"key_id": key.key_id, "secret": key.secret})
             assert refused.status_code == 429
@@ -158,11 +158,11 @@ class TestReports:
         auditor = make_key(session, "auditor", kind="compliance", clearance="red")
         session.commit()
         app = create_app(make_settings(db_url, auth_failures_per_minute=0, auth_cache_seconds=0))
-        with _client(app, "192.0.2.110") as client:
+        with _client(app, "46.133.2.110") as client:
             for _ in range(7):
                 assert _status(client, _wrong(key)) == 401
         params = {"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "format": "json"}
-        with _client(app, "192.0.2.111") as client:
+        with _client(app, "46.133.2.111") as client:
             report = client.get("/api/v1/reports/sharing", headers=auditor.bearer, params=params)
         assert report.status_code == 200, report.text
         shared = report.json()["shared"]

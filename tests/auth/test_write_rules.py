@@ -116,10 +116,10 @@ class TestVersions:
 
     def test_reposting_a_shared_sco_is_an_idempotent_success(self, client: TestClient, session: Session) -> None:
         labs = Labs(session)
-        sco = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}", "value": "198.51.100.7"}
+        sco = {"type": "ipv4-addr", "spec_version": "2.1", "id": f"ipv4-addr--{uuid.uuid4()}", "value": "46.112.100.7"}
         labs.post(client, labs.a, sco)
         assert _ok(labs.post(client, labs.b, sco)) == [sco["id"]]
-        altered = {**sco, "value": "198.51.100.8"}
+        altered = {**sco, "value": "46.112.100.8"}
         assert str(sco["id"]) in _failed(labs.post(client, labs.b, altered))
 
     def test_admins_may_version_any_object(self, client: TestClient, session: Session) -> None:

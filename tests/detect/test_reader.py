@@ -16,9 +16,9 @@ def _line(**fields: object) -> bytes:
 
 class TestReader:
     def test_a_good_line_is_an_event(self) -> None:
-        (event,) = _read(_line(account_id="a1", source_ip="203.0.113.9", email="X@Mail.Example", asn=64500))
+        (event,) = _read(_line(account_id="a1", source_ip="46.91.113.9", email="X@Mail.Example", asn=264500))
         assert isinstance(event, Event)
-        assert (event.line, event.ip, event.net, event.asn) == (1, "203.0.113.9", "203.0.113.0/24", 64500)
+        assert (event.line, event.ip, event.net, event.asn) == (1, "46.91.113.9", "46.91.113.0/24", 264500)
         assert event.email_domain == "mail.example"
         assert not event.signup
 
@@ -29,9 +29,9 @@ class TestReader:
         assert event.signup
 
     def test_ipv6_range_is_a_48(self) -> None:
-        (event,) = _read(_line(source_ip="2001:db8:abcd:12::1"))
+        (event,) = _read(_line(source_ip="2a00:1111:abcd:12::1"))
         assert isinstance(event, Event)
-        assert event.net == "2001:db8:abcd::/48"
+        assert event.net == "2a00:1111:abcd::/48"
 
     def test_every_bad_line_is_reported_with_its_number(self) -> None:
         lines = [

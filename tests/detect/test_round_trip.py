@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from indicator_exchange.cli import app as cli
 from tests.detect.traffic import SECRET_WORD, T0, Log, campaign
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
+from tests.fixtures.live_server import live_server
 
 BAD_LINES = [
     b"{broken " + SECRET_WORD.encode() + b"\n",
@@ -90,6 +91,37 @@ class TestRoundTrip:
         self._nothing_secret(
             session, [detect_output, match_output, out.read_text(), clusters.read_text(), errors.read_text()]
         )
+
+    def test_detect_pushes_to_a_running_server(
+        self, cli_env: str, session: Session, client: TestClient, tmp_path: Path, log_file: tuple[Path, set[str]]
+    ) -> None:
+        """``--url URL --key KEY``: the detections go over HTTP to a real ``serve`` and land in its collection."""
+        path, _ = log_file
+        collection = make_collection(session, alias="remote-feed")
+        detector: Key = make_key(
+            session, "det-remote", kind="detector", clearance="red", read=[collection], write=[collection]
+        )
+        session.commit()
+        out = tmp_path / "d.ndjson"
+        with live_server(cli_env) as server:
+            code, output = _run(
+                "detect",
+                str(path),
+                "-o",
+                str(out),
+                "--url",
+                server.base,
+                "--key",
+                f"{detector.key_id}.{detector.secret}",
+            )
+        assert code == 0, output
+        pushed = len(out.read_text().splitlines())
+        assert pushed > 0
+        assert f"pushed {pushed} detections: {pushed} created" in output
+        polled = client.get(objects_url(collection), headers=detector.basic, params={"match[type]": "indicator"})
+        assert polled.status_code == 200, polled.text
+        assert "45.77.10.11" in " ".join(o["pattern"] for o in polled.json()["objects"])
+        self._nothing_secret(session, [output, out.read_text()])
 
     @staticmethod
     def _clean(path: Path) -> Path:

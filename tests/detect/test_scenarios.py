@@ -90,6 +90,30 @@ class TestCampaigns:
         assert found <= members
         assert len(found) >= 11  # recall >= 0.9: an account whose few prompts were mostly honest may slip
 
+    def test_a_farm_naming_scheme_is_published_as_a_login_shape(self) -> None:
+        log = Log()
+        log.honest_background()
+        members = set(campaign(log))
+        for event in log.events:  # farm logins 'hx' + 8 digits; honest users pick their own names
+            account = event["account_id"]
+            event["account_login"] = f"hx{10_000_000 + int(account[-4:])}" if account in members else f"{account}.name"
+        outcome = detect(log.bytes())
+        assert flagged(outcome) == members
+        shapes = [d.login_regex for d in outcome.detections if d.kind == "account_pattern" and d.login_regex]
+        assert shapes == ["^[A-Za-z]{2}[0-9]{8}$"]
+        assert all("hx1" not in r.model_dump_json() for r in outcome.reports)  # the shape, never a login
+
+    def test_a_login_shape_honest_users_share_is_not_published(self) -> None:
+        log = Log()
+        log.honest_background()
+        members = set(campaign(log))
+        for event in log.events:  # the same shape for everyone: a site's default naming
+            event["account_login"] = f"hx{10_000_000 + sum(map(ord, event['account_id']))}"
+        outcome = detect(log.bytes())
+        assert flagged(outcome) == members
+        assert not [d for d in outcome.detections if d.kind == "account_pattern" and d.login_regex]
+        assert outcome.reports[0].login_shapes[0].accounts_total > outcome.reports[0].login_shapes[0].accounts
+
 
 class TestHardNegatives:
     def test_carrier_grade_nat_alone_is_never_a_cluster(self) -> None:
@@ -120,7 +144,7 @@ class TestHardNegatives:
         log.accounts(
             "corp",
             60,
-            ["192.0.2.10"],
+            ["46.133.2.10"],
             31000,
             per_account=6,
             prompt=honest_prompt,
@@ -204,7 +228,7 @@ class TestLargeCampaigns:
         members = [f"v6-{n:03d}" for n in range(12)]
         for name in members:
             for _ in range(10):
-                address = f"2001:db8:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
+                address = f"2a00:1111:77:{log.rng.randrange(1, 65535):x}::{log.rng.randrange(1, 65535):x}"
                 at = log.rng.uniform(0, log.hours * 3600)
                 log.events.append(
                     {
@@ -217,4 +241,4 @@ class TestLargeCampaigns:
         outcome = detect(log.bytes())
         assert flagged(outcome) == set(members)
         ranges = {d.value for d in outcome.detections if d.kind == "proxy_ip"}
-        assert ranges == {"2001:db8:77::/48"}
+        assert ranges == {"2a00:1111:77::/48"}

@@ -4,6 +4,7 @@ import random
 
 from indicator_exchange.detect import shingles
 from indicator_exchange.detect.config import DetectConfig
+from indicator_exchange.detect.signals import logins
 from indicator_exchange.detect.signals.families import Family, FamilyIndex
 from indicator_exchange.detect.signals.focus import capability, focus
 from indicator_exchange.detect.signals.infra import InfraIndex
@@ -135,3 +136,13 @@ class TestUnionFind:
         groups.union("d", "e")
         groups.find("f")
         assert sorted(sorted(g) for g in groups.groups()) == [["a", "b", "c"], ["d", "e"], ["f"]]
+
+
+class TestLoginShapes:
+    def test_a_generated_login_has_a_run_length_shape(self) -> None:
+        assert logins.shape("user12345678") == "^[A-Za-z]{4}[0-9]{8}$"
+        assert logins.shape("j.doe-1987x") == r"^[A-Za-z]\.[A-Za-z]{3}\-[0-9]{4}[A-Za-z]$"
+
+    def test_a_plain_or_short_login_has_none(self) -> None:
+        assert logins.shape("margaretsmith") is None  # letters only: says nothing
+        assert logins.shape("bob42") is None  # too short

@@ -11,7 +11,7 @@ from indicator_exchange.store.models import AuditEvent
 from tests.conftest import make_settings
 from tests.fixtures.factories import Key, make_collection, make_key
 
-FORGED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "203.0.113.9"}
+FORGED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example", "X-Forwarded-For": "46.91.113.9"}
 
 
 @pytest.fixture
@@ -46,12 +46,12 @@ class TestForwardedHeaders:
             assert _discovery(client, admin, FORGED) == ["https://evil.example/api1/"]
 
     def test_the_client_address_is_the_right_most_untrusted_hop(self, db_url: str, admin: Key) -> None:
-        app = create_app(make_settings(db_url, trusted_proxies="10.0.0.0/8", metrics_clients="198.51.100.7"))
+        app = create_app(make_settings(db_url, trusted_proxies="10.0.0.0/8", metrics_clients="46.112.100.7"))
         with TestClient(app, client=("10.1.2.3", 5000)) as client:
             # The client wrote the first hop itself; the proxy appended the address it saw.
-            spoofed = {"X-Forwarded-For": "127.0.0.1, 198.51.100.7, 10.9.9.9"}
+            spoofed = {"X-Forwarded-For": "127.0.0.1, 46.112.100.7, 10.9.9.9"}
             assert client.get("/metrics", headers=spoofed).status_code == 200
-            assert client.get("/metrics", headers={"X-Forwarded-For": "198.51.100.8"}).status_code == 404
+            assert client.get("/metrics", headers={"X-Forwarded-For": "46.112.100.8"}).status_code == 404
 
     def test_the_public_base_url_wins_over_host(self, db_url: str, admin: Key) -> None:
         app = create_app(make_settings(db_url, public_base_url="https://taxii.example.org"))
@@ -120,7 +120,7 @@ class TestMetrics:
             assert f"\n{name} " in text, name
 
     def test_refused_elsewhere(self, db_url: str) -> None:
-        with TestClient(create_app(make_settings(db_url)), client=("192.0.2.1", 5000)) as client:
+        with TestClient(create_app(make_settings(db_url)), client=("46.133.2.1", 5000)) as client:
             assert client.get("/metrics").status_code == 404
 
     def test_empty_allows_nobody(self, db_url: str) -> None:

@@ -54,7 +54,7 @@ class TestRaisedByARule:
         _, detector, _ = setup(session)
         assert only_line(push(client, detector, [detection()]))["adjusted"] == []
         assert (
-            only_line(push(client, detector, [detection(tlp="red", cluster=None, value="198.51.100.9")]))["adjusted"]
+            only_line(push(client, detector, [detection(tlp="red", cluster=None, value="46.112.100.9")]))["adjusted"]
             == []
         )
         assert only_line(push(client, detector, [detection()]))["adjusted"] == []  # a repeat: unchanged
@@ -94,7 +94,7 @@ class TestKeptByAMerge:
     def test_a_stored_campaign_keeps_its_tlp(self, client: TestClient, session: Session) -> None:
         _, detector, _ = setup(session)
         only_line(push(client, detector, [detection()]))  # amber indicator, amber campaign
-        line = only_line(push(client, detector, [detection(value="198.51.100.5", tlp="red")]))
+        line = only_line(push(client, detector, [detection(value="46.112.100.5", tlp="red")]))
         assert line["outcome"] == "created"  # a new indicator, at red as asked; the campaign is the stored one
         assert line["adjusted"] == [
             "tlp: the stored campaign stays amber, not red: a new version never changes an object's marking"

@@ -23,7 +23,7 @@ def detection(**overrides: Any) -> dict[str, Any]:
     values: dict[str, Any] = {
         "kind": "proxy_ip",
         "detector": "proxy-graph",
-        "value": "203.0.113.57",
+        "value": "46.91.113.57",
         "proxy_kind": "residential",
         "first_seen": (NOW - timedelta(days=1)).isoformat(),
         "last_seen": NOW.isoformat(),
@@ -89,7 +89,7 @@ class TestPush:
             json.dumps(detection()),
             "{not json",
             json.dumps(detection(value="999.1.1.1")),
-            json.dumps(detection(value="198.51.100.0/24", proxy_kind="datacenter")),
+            json.dumps(detection(value="46.112.100.0/24", proxy_kind="datacenter")),
         ]
         response = push(client, detector, "\n".join(lines), ndjson=True)
         assert response.status_code == 200
@@ -105,7 +105,7 @@ class TestPush:
     def test_too_many_detections_are_refused_whole(self, client: TestClient, session: Session) -> None:
         _, detector, _ = setup(session)
         services_of(client.app).settings.max_detections_per_request = 2
-        response = push(client, detector, [detection(value=f"203.0.113.{i}") for i in range(3)])
+        response = push(client, detector, [detection(value=f"46.91.113.{i}") for i in range(3)])
         assert response.status_code == 413
 
 
@@ -141,7 +141,7 @@ class TestVersioning:
         collection, detector, _ = setup(session)
         assert push(client, detector, [detection()]).json()["summary"]["created"] == 1
         later = [
-            detection(value=f"203.0.113.{i}", last_seen=(NOW + timedelta(minutes=i)).isoformat()) for i in range(10)
+            detection(value=f"46.91.113.{i}", last_seen=(NOW + timedelta(minutes=i)).isoformat()) for i in range(10)
         ]
         result = push(client, detector, later).json()
         assert result["summary"]["created"] == 10  # ten new addresses, one shared campaign

@@ -145,7 +145,7 @@ class TestAnExistingStore:
     def test_a_repeat_publish_writes_the_context_once(self, client: TestClient, session: Session) -> None:
         collection, detector, _ = seeded(session)
         push(client, detector, [detection(tlp="green")])
-        push(client, detector, [detection(tlp="green", value="198.51.100.77")])
+        push(client, detector, [detection(tlp="green", value="46.112.100.77")])
         session.rollback()
         identities = session.execute(
             select(ObjectVersion.version).where(

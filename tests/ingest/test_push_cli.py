@@ -17,7 +17,7 @@ from tests.fixtures.live_server import live_server
 from tests.ingest.test_api import detection
 
 # Line 3 does not parse, and not the way a lone "{" fails: the server must see (and record) this very error.
-BAD_JSON = '{"kind": proxy_ip, "value": "203.0.113.9"}'
+BAD_JSON = '{"kind": proxy_ip, "value": "46.91.113.9"}'
 
 
 @pytest.fixture

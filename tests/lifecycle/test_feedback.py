@@ -1,14 +1,17 @@
 """Feedback over TAXII: per-organisation votes, a false-positive quorum revokes, a sighting extends, and a
 principal that cannot read the indicator changes nothing."""
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from indicator_exchange.admin import service as admin
+from indicator_exchange.cli import app as cli
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.store.models import IndicatorFeedback, LifecycleEvent, ObjectVersion
@@ -119,8 +122,9 @@ class Exchange:
         return found
 
 
-def _start(client: TestClient, session: Session, settings: Settings) -> Exchange:
+def _start(client: TestClient, session: Session, settings: Settings, confidence: int = 60) -> Exchange:
     exchange = Exchange(session, settings)
+    exchange.indicator["confidence"] = confidence
     status = exchange.post(client, exchange.admin, exchange.indicator)
     assert status["success_count"] == 1, status
     return exchange
@@ -149,6 +153,33 @@ class TestVotes:
         assert event.action == "revoked"
         assert event.organisations == ["Lab A", "Lab B"]
         assert "IX_FP_QUORUM 2" in event.reason
+
+    def test_one_organisation_alone_never_revokes_even_below_threshold(
+        self, client: TestClient, session: Session, settings: Settings
+    ) -> None:
+        ex = _start(client, session, settings, confidence=40)
+        ex.post(client, ex.keys["lab-a"], opinion("lab-a", ex.id, "strongly-disagree"))
+        lifecycle = client.get(f"/api/v1/indicators/{ex.id}/lifecycle", headers=ex.admin.basic).json()
+        assert lifecycle["score"]["score"] < lifecycle["score"]["threshold"]  # 40·1/3·2 = 26.7 < 30
+        assert lifecycle["enforced"] is False
+        assert ex.latest(session)[1] is False  # not revoked: one partner is not a quorum
+
+    def test_the_cli_shows_the_lifecycle(
+        self, client: TestClient, session: Session, settings: Settings, cli_env: str
+    ) -> None:
+        ex = _start(client, session, settings)
+        ex.post(client, ex.keys["lab-a"], opinion("lab-a", ex.id, "disagree"))
+        ex.post(client, ex.keys["lab-b"], opinion("lab-b", ex.id, "disagree"))
+        result = CliRunner().invoke(cli, ["lifecycle", "show", ex.id, "--json"])
+        assert result.exit_code == 0, result.output
+        view = json.loads(result.stdout)
+        assert view["revoked"] is True
+        assert view["false_positive_organisations"] == ["Lab A", "Lab B"]
+        assert [e["action"] for e in view["events"]] == ["revoked"]
+        shown = CliRunner().invoke(cli, ["lifecycle", "show", ex.id])
+        assert "not enforced: revoked" in shown.stdout
+        missing = CliRunner().invoke(cli, ["lifecycle", "show", "indicator--00000000-0000-4000-8000-000000000000"])
+        assert missing.exit_code == 1
 
     def test_a_sighting_extends_valid_until_once_a_day(
         self, client: TestClient, session: Session, settings: Settings

@@ -156,3 +156,36 @@ class TestLifecycleFile:
     def test_a_missing_file_stops_the_settings(self, tmp_path: Path) -> None:
         with pytest.raises(ValidationError, match="not a readable JSON file"):
             Settings(lifecycle_file=str(tmp_path / "absent.json"))
+
+
+class TestAnchor:
+    def test_valid_until_less_tau_is_the_last_observation(self) -> None:
+        # Our detections publish valid_until = last_seen + τ: first seen 2 days ago, last seen 6 h ago.
+        score = model.compute(
+            kind="residential-ip",
+            confidence=80,
+            valid_from=T0 - timedelta(days=2),
+            last_tp=None,
+            valid_until=T0 - timedelta(hours=6) + timedelta(hours=72),
+            tp=0,
+            fp=0,
+            now=T0,
+            decays=model.DEFAULTS,
+        )
+        assert score.elapsed_seconds == 6 * 3600
+        assert score.score == pytest.approx(80 * (1 - (6 / 72) ** 0.5))
+
+    def test_a_far_valid_until_does_not_move_the_anchor_past_now(self) -> None:
+        score = model.compute(
+            kind="datacenter-ip",
+            confidence=70,
+            valid_from=T0 - timedelta(days=5),
+            last_tp=None,
+            valid_until=T0 + timedelta(days=365),
+            tp=0,
+            fp=0,
+            now=T0,
+            decays=model.DEFAULTS,
+        )
+        assert score.elapsed_seconds == 0
+        assert score.score == 70

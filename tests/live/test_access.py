@@ -89,7 +89,7 @@ class TestLongPoll:
         answer = httpx.get(live.objects_url(), headers=live.key.basic)
         assert answer.status_code == 200
         assert "Preference-Applied" not in answer.headers
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # far below any wait a held poll would take (up to 30 s)
 
     def test_an_empty_poll_is_answered_after_wait_seconds(self, live: Live) -> None:
         started = time.monotonic()
@@ -98,13 +98,13 @@ class TestLongPoll:
         assert answer.status_code == 200
         assert answer.headers["Preference-Applied"] == "wait=1"
         assert "objects" not in answer.json()
-        assert 0.9 < took < 4
+        assert 0.9 < took < 10  # held for the second asked, not for the 30 s clamp
 
     def test_a_larger_wait_is_clamped_and_a_nonempty_poll_is_not_held(self, live: Live) -> None:
         live.post(marked(1, Tlp.GREEN))
         started = time.monotonic()
         answer = httpx.get(live.objects_url(), headers={**live.key.basic, "Prefer": "wait=999"}, timeout=60)
-        assert time.monotonic() - started < 2
+        assert time.monotonic() - started < 10  # not held for the 30 s the clamp allows
         assert answer.headers["Preference-Applied"] == "wait=30"
         assert len(answer.json()["objects"]) == 1
 
@@ -114,7 +114,7 @@ class TestLongPoll:
         answer = httpx.get(live.objects_url(), headers={**live.key.basic, "Prefer": "wait=20"}, timeout=60)
         took = time.monotonic() - started
         assert [o["name"] for o in answer.json()["objects"]] == ["Residential proxy exit 7"]
-        assert took < 3
+        assert took < 10  # answered by the commit at 0.5 s, not by the 20 s wait
 
 
 class TestRevocation:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
+from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.index import IndexConfig, IndexRegistry, MatchIndex
@@ -27,14 +28,14 @@ from tests.fixtures.factories import make_collection
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 IDS = [f"indicator--{uuid.UUID(int=n)}" for n in range(1, 5)]
 CAMPAIGNS = ["campaign--" + str(uuid.UUID(int=100 + n)) for n in range(2)]
-IPS = ["203.0.113.1", "203.0.113.2", "198.51.100.7"]
+IPS = ["46.91.113.1", "46.91.113.2", "46.112.100.7"]
 CLEARANCE = int(Tlp.AMBER)
 
 add = st.tuples(
     st.just("add"),
     st.integers(0, 1),  # collection
     st.integers(0, len(IDS) - 1),
-    st.sampled_from([*IPS, "198.51.100.0/24"]),
+    st.sampled_from([*IPS, "46.112.100.0/24"]),
     st.sampled_from([None, Tlp.GREEN, Tlp.AMBER, Tlp.RED]),  # RED: above the index's clearance, so hidden
     st.integers(-2, 2),  # valid_from, hours after the test clock
     st.sampled_from([1, 2, 4, None]),  # hours from valid_from to valid_until (None: no end)
@@ -176,6 +177,7 @@ class TestDeltasAgreeWithFullRebuild:
             community_key=ix_settings.community_key_bytes,
             key_id=ix_settings.community_key_id,
             overlay_limit=overlay_limit,
+            lifecycle=LifecyclePolicy.of(ix_settings),  # as the service configures it: scores and warninglists
         )
         writes = History(session, ids)
         live = MatchIndex(sorted(ids), CLEARANCE, config)

@@ -29,7 +29,7 @@ def seed(client: TestClient, session: Session) -> tuple[uuid.UUID, Key, Key, Key
         {
             "kind": "proxy_ip",
             "detector": "d",
-            "value": "203.0.113.7",
+            "value": "46.91.113.7",
             "proxy_kind": "residential",
             "tlp": "amber",
             **window,
@@ -37,7 +37,7 @@ def seed(client: TestClient, session: Session) -> tuple[uuid.UUID, Key, Key, Key
         {
             "kind": "proxy_ip",
             "detector": "d",
-            "value": "198.51.100.0/24",
+            "value": "46.112.100.0/24",
             "proxy_kind": "datacenter",
             "tlp": "green",
             **window,
@@ -51,9 +51,9 @@ def seed(client: TestClient, session: Session) -> tuple[uuid.UUID, Key, Key, Key
 def events() -> list[dict[str, object]]:
     at = NOW.isoformat()
     return [
-        {"timestamp": at, "event_id": "a", "source_ip": "203.0.113.7"},
-        {"timestamp": at, "event_id": "b", "source_ip": "198.51.100.200"},
-        {"timestamp": at, "event_id": "c", "source_ip": "192.0.2.1"},
+        {"timestamp": at, "event_id": "a", "source_ip": "46.91.113.7"},
+        {"timestamp": at, "event_id": "b", "source_ip": "46.112.100.200"},
+        {"timestamp": at, "event_id": "c", "source_ip": "46.133.2.1"},
     ]
 
 
@@ -83,7 +83,7 @@ class TestMatchApi:
 
     def test_a_bad_event_is_reported_and_the_rest_matched(self, client: TestClient, session: Session) -> None:
         _, _, _, writer = seed(client, session)
-        bad = [{"timestamp": "yesterday", "source_ip": "203.0.113.7"}, *events(), "not an object"]
+        bad = [{"timestamp": "yesterday", "source_ip": "46.91.113.7"}, *events(), "not an object"]
         response = client.post("/api/v1/match", json=bad, headers={"Authorization": writer.bearer["Authorization"]})
         assert response.status_code == 200, response.text
         result = response.json()

@@ -22,7 +22,7 @@ BAD_JSON = '{"timestamp": "2026-03-01T12:00:00+00:00", source_ip}'
 
 @pytest.fixture
 def loaded(db_url: str, monkeypatch: pytest.MonkeyPatch, session: Session, tmp_path: Path) -> Iterator[Path]:
-    """One indicator (203.0.113.57) stored through `push`, and an events file whose lines 2, 4 and 6 are bad."""
+    """One indicator (46.91.113.57) stored through `push`, and an events file whose lines 2, 4 and 6 are bad."""
     monkeypatch.setenv("IX_DATABASE_URL", db_url)
     get_settings.cache_clear()
     collection = make_collection(session)
@@ -33,12 +33,12 @@ def loaded(db_url: str, monkeypatch: pytest.MonkeyPatch, session: Session, tmp_p
     assert CliRunner().invoke(cli, ["push", str(detections), "--as", "det-1"]).exit_code == 0
     events = tmp_path / "events.ndjson"
     lines = [
-        json.dumps({"timestamp": AT, "event_id": "first", "source_ip": "203.0.113.57"}),
+        json.dumps({"timestamp": AT, "event_id": "first", "source_ip": "46.91.113.57"}),
         BAD_JSON,
         "",
-        json.dumps({"timestamp": "soon", "source_ip": "203.0.113.57"}),
-        json.dumps({"timestamp": AT, "event_id": "last", "source_ip": "203.0.113.57"}),
-        json.dumps({"timestamp": AT, "source_ip": "203.0.113.57", "colour": "blue"}),
+        json.dumps({"timestamp": "soon", "source_ip": "46.91.113.57"}),
+        json.dumps({"timestamp": AT, "event_id": "last", "source_ip": "46.91.113.57"}),
+        json.dumps({"timestamp": AT, "source_ip": "46.91.113.57", "colour": "blue"}),
     ]
     events.write_text("\n".join(lines) + "\n")
     yield events

@@ -119,7 +119,7 @@ def agree(ind: dict[str, Any], event: TrafficEvent) -> bool:
 
 
 octet = st.integers(0, 255)
-ipv4 = st.builds(lambda a, b: f"198.51.{a}.{b}", st.integers(100, 101), octet)
+ipv4 = st.builds(lambda a, b: f"46.154.{a}.{b}", st.integers(100, 101), octet)
 
 
 class TestAgreementWithStix2Matcher:
@@ -130,17 +130,17 @@ class TestAgreementWithStix2Matcher:
         assert agree(ind, TrafficEvent(timestamp=NOW, source_ip=seen)) == (target == seen)
 
     @FAST
-    @given(network=st.builds(lambda a, p: f"198.51.{a}.0/{p}", st.integers(100, 101), st.integers(16, 30)), seen=ipv4)
+    @given(network=st.builds(lambda a, p: f"46.154.{a}.0/{p}", st.integers(100, 101), st.integers(16, 30)), seen=ipv4)
     def test_ipv4_cidr(self, network: str, seen: str) -> None:
         ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value=network))
         expected = ipaddress.ip_address(seen) in ipaddress.ip_network(network, strict=False)
         assert agree(ind, TrafficEvent(timestamp=NOW, source_ip=seen)) == expected
 
     @FAST
-    @given(asn=st.integers(64496, 64499), seen=st.integers(64496, 64499))
+    @given(asn=st.integers(264496, 264499), seen=st.integers(264496, 264499))
     def test_asn(self, asn: int, seen: int) -> None:
         ind = indicator(ProxyInput(common=common(), proxy_kind="residential", asn=asn))
-        assert agree(ind, TrafficEvent(timestamp=NOW, source_ip="192.0.2.1", asn=seen)) == (asn == seen)
+        assert agree(ind, TrafficEvent(timestamp=NOW, source_ip="46.133.2.1", asn=seen)) == (asn == seen)
 
     @FAST
     @given(
@@ -198,15 +198,15 @@ class TestIpv6:
     @FAST
     @given(prefix=st.integers(32, 64), seen=st.integers(0, 2**80 - 1))
     def test_ipv6_ranges_agree_with_ipaddress(self, prefix: int, seen: int) -> None:
-        network = ipaddress.ip_network(f"2001:db8::/{prefix}", strict=False)
-        address = ipaddress.IPv6Address(int(ipaddress.IPv6Address("2001:db8::")) + seen)
+        network = ipaddress.ip_network(f"2a00:1111::/{prefix}", strict=False)
+        address = ipaddress.IPv6Address(int(ipaddress.IPv6Address("2a00:1111::")) + seen)
         ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value=network.compressed))
         got = bool(compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip=str(address))))
         assert got == (address in network)
 
     def test_ipv4_events_never_match_ipv6_indicators(self) -> None:
         ind = indicator(ProxyInput(common=common(), proxy_kind="datacenter", value="::/0"))
-        assert not compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip="198.51.100.1"))
+        assert not compiled(ind).match_one(TrafficEvent(timestamp=NOW, source_ip="46.112.100.1"))
 
 
 class TestIndexFiling:
@@ -225,7 +225,7 @@ class TestIndexFiling:
     def test_addresses_are_filed_where_ipaddress_files_them(self, text: str, kind: str) -> None:
         # Plain dotted quads skip ipaddress when the index is built; the index must not notice.
         ind = dict(
-            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="46.112.100.9")),
             pattern=f"[{kind}:value = {stix_string(text)}]",
         )
         try:
@@ -243,11 +243,11 @@ class TestIndexFiling:
 
 class TestActivity:
     def test_revoked_and_expired_indicators_never_match(self) -> None:
-        live = indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9"))
+        live = indicator(ProxyInput(common=common(), proxy_kind="residential", value="46.112.100.9"))
         revoked = revoke(live, NOW)
         expired = dict(live, valid_until="2026-01-01T00:00:00Z")
         future = dict(live, valid_from="2027-01-01T00:00:00Z")
-        event = TrafficEvent(timestamp=NOW, source_ip="198.51.100.9")
+        event = TrafficEvent(timestamp=NOW, source_ip="46.112.100.9")
         assert compiled(live).match_one(event)
         for dead in (revoked, expired, future):
             assert not compiled(dead).match_one(event)
@@ -255,7 +255,7 @@ class TestActivity:
     def test_a_single_shared_band_is_only_a_candidate(self) -> None:
         fp = fingerprint_prompt("x" * 80, key=KEY, key_id="k1")
         ind = dict(
-            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="46.112.100.9")),
             pattern=f"[x-llm-prompt:lsh_bands[*] IN ('{fp.lsh_bands[0]}', '99:0000000000000000')]",
         )
         event = TrafficEvent(timestamp=NOW, prompt_text="x" * 80)
@@ -265,8 +265,8 @@ class TestActivity:
 
     def test_unsupported_patterns_are_reported_not_guessed(self) -> None:
         odd = dict(
-            indicator(ProxyInput(common=common(), proxy_kind="residential", value="198.51.100.9")),
-            pattern="[ipv4-addr:value = '198.51.100.9'] FOLLOWEDBY [ipv4-addr:value = '198.51.100.10']",
+            indicator(ProxyInput(common=common(), proxy_kind="residential", value="46.112.100.9")),
+            pattern="[ipv4-addr:value = '46.112.100.9'] FOLLOWEDBY [ipv4-addr:value = '46.112.100.10']",
         )
         matcher = compiled(odd)
         assert odd["id"] in matcher.skipped

@@ -162,7 +162,7 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
     det2_identity = principal_identity("det-2")
 
     proxies = [
-        indicator(f"proxy {i}", f"[ipv4-addr:value = '198.51.100.{i}']", Tlp.GREEN, ours, confidence=60)
+        indicator(f"proxy {i}", f"[ipv4-addr:value = '46.112.100.{i}']", Tlp.GREEN, ours, confidence=60)
         for i in range(3)
     ]
     prompts = [
@@ -215,7 +215,7 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
         client,
         collection,
         det2,
-        indicator("proxy det-2", "[ipv4-addr:value = '203.0.113.9']", Tlp.CLEAR, det2_identity),
+        indicator("proxy det-2", "[ipv4-addr:value = '46.91.113.9']", Tlp.CLEAR, det2_identity),
     )
     _post(client, collection, det1, {**proxies[1], "modified": "2026-03-01T00:00:00.000Z", "confidence": 70})
     _post(client, collection, det1, {**proxies[2], "modified": "2026-03-02T00:00:00.000Z", "revoked": True})
@@ -226,7 +226,7 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
         {
             "kind": "proxy_ip",
             "detector": "edge-proxy-watch",
-            "value": f"192.0.2.{10 + i}",
+            "value": f"46.133.2.{10 + i}",
             "confidence": 70,
             "tlp": "green",
             "cluster": "hydra-X",
@@ -280,7 +280,7 @@ def build(client: TestClient, session: Session, settings: Settings) -> Scenario:
         client,
         inbox,
         lab_a,
-        indicator("their proxy", "[ipv4-addr:value = '192.0.2.1']", Tlp.GREEN, theirs),
+        indicator("their proxy", "[ipv4-addr:value = '46.133.2.1']", Tlp.GREEN, theirs),
         indicator("their prompt", "[x-llm-prompt:hashes.'SHA-256' = '" + "f" * 64 + "']", Tlp.AMBER, theirs),
         sighting,
         {"type": "indicator", "spec_version": "2.1"},

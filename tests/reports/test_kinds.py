@@ -9,9 +9,9 @@ class TestKindOfPattern:
     @pytest.mark.parametrize(
         ("pattern", "kind"),
         [
-            ("[ipv4-addr:value ISSUBSET '198.51.100.0/24']", "proxy_ip"),
-            ("[ipv6-addr:value = '2001:db8::1']", "proxy_ip"),
-            ("[autonomous-system:number = 64496]", "proxy_ip"),
+            ("[ipv4-addr:value ISSUBSET '46.112.100.0/24']", "proxy_ip"),
+            ("[ipv6-addr:value = '2a00:1111::1']", "proxy_ip"),
+            ("[autonomous-system:number = 264496]", "proxy_ip"),
             ("[x-llm-prompt:hashes.'SHA-256' = 'ab']", "prompt_signature"),
             ("[x-llm-prompt:lsh_bands[*] IN ('a', 'b')]", "prompt_signature"),
             ("[email-addr:value MATCHES '^[a-z]+@x\\\\.com$']", "account_pattern"),
@@ -19,7 +19,7 @@ class TestKindOfPattern:
             ("[x-hashed-identifier:value = 'ff']", "account_pattern"),
             ("[file:name = 'ipv4-addr:value']", "other"),  # a type name inside a literal is not a type
             ("[domain-name:value = 'example.com']", "other"),
-            ("([domain-name:value = 'a.example'] AND [ipv4-addr:value = '192.0.2.1'])", "proxy_ip"),
+            ("([domain-name:value = 'a.example'] AND [ipv4-addr:value = '46.133.2.1'])", "proxy_ip"),
         ],
     )
     def test_kinds(self, pattern: str, kind: str) -> None:

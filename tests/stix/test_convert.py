@@ -65,10 +65,10 @@ def prompt_input(text: str, **overrides: Any) -> PromptInput:
 
 
 CASES: dict[str, DetectionInput] = {
-    "proxy_residential": ProxyInput(common=common(), proxy_kind="residential", value="203.0.113.57"),
-    "proxy_datacenter_cidr": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="198.51.100.0/24"),
-    "proxy_ipv6_range": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="2001:db8:1234::/48"),
-    "proxy_asn": ProxyInput(common=common(confidence=40), proxy_kind="residential", asn=64496),
+    "proxy_residential": ProxyInput(common=common(), proxy_kind="residential", value="46.91.113.57"),
+    "proxy_datacenter_cidr": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="46.112.100.0/24"),
+    "proxy_ipv6_range": ProxyInput(common=common(tlp=Tlp.GREEN), proxy_kind="datacenter", value="2a00:1111:1234::/48"),
+    "proxy_asn": ProxyInput(common=common(confidence=40), proxy_kind="residential", asn=264496),
     "prompt": prompt_input(CORPUS["families"]["cot_math"]["base"], confidence=90),
     "account_domains": AccountInput(
         common=common(tlp=Tlp.GREEN), email_domains=("mailbox-example.net", "tmpinbox-example.org")
@@ -130,12 +130,12 @@ class TestValidity:
 class TestIds:
     def test_the_same_detection_from_two_detectors_is_one_indicator(self) -> None:
         one = convert(
-            ProxyInput(common=common(detector="a"), proxy_kind="residential", value="203.0.113.57"),
+            ProxyInput(common=common(detector="a"), proxy_kind="residential", value="46.91.113.57"),
             publisher=PUBLISHER,
             now=NOW,
         )
         two = convert(
-            ProxyInput(common=common(detector="b", confidence=80), proxy_kind="residential", value="203.0.113.57"),
+            ProxyInput(common=common(detector="b", confidence=80), proxy_kind="residential", value="46.91.113.57"),
             publisher=PUBLISHER,
             now=NOW + timedelta(hours=1),
         )
@@ -148,7 +148,7 @@ class TestIds:
 
     @pytest.mark.parametrize(
         "parts",
-        [("identity--x", "[ipv4-addr:value = '203.0.113.57']", 0), ('ü\u2013\u0001"\\', 7), ("hydra-12",), ()],
+        [("identity--x", "[ipv4-addr:value = '46.91.113.57']", 0), ('ü\u2013\u0001"\\', 7), ("hydra-12",), ()],
     )
     def test_ids_are_rfc4122_uuid5_of_the_json_name(self, parts: tuple[object, ...]) -> None:
         name = json.dumps(["indicator", *parts], separators=(",", ":"), ensure_ascii=False)
@@ -220,8 +220,8 @@ class TestMatcher:
 
     def test_the_cidr_indicator_matches_addresses_inside_it_only(self) -> None:
         pattern = converted("proxy_datacenter_cidr").indicators[0]["pattern"]
-        assert match(pattern, [observed({"type": "ipv4-addr", "value": "198.51.100.77"})], stix_version="2.1")
-        assert not match(pattern, [observed({"type": "ipv4-addr", "value": "198.51.101.77"})], stix_version="2.1")
+        assert match(pattern, [observed({"type": "ipv4-addr", "value": "46.112.100.77"})], stix_version="2.1")
+        assert not match(pattern, [observed({"type": "ipv4-addr", "value": "46.154.101.77"})], stix_version="2.1")
 
 
 class TestVersioning:
@@ -234,7 +234,7 @@ class TestVersioning:
         indicator = converted("proxy_residential").indicators[0]
         later = NOW + timedelta(hours=5)
         newer = convert(
-            ProxyInput(common=common(confidence=75, last_seen=later), proxy_kind="residential", value="203.0.113.57"),
+            ProxyInput(common=common(confidence=75, last_seen=later), proxy_kind="residential", value="46.91.113.57"),
             publisher=PUBLISHER,
             now=later,
         ).indicators[0]

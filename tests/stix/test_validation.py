@@ -81,7 +81,7 @@ VALID = [
         "definition_type": "statement",
         "definition": {"statement": "Copyright"},
     },
-    sco("ipv4-addr", value="203.0.113.9"),
+    sco("ipv4-addr", value="46.91.113.9"),
     sco("file", name="a.exe", hashes={"SHA-256": "0" * 64}),
     sco("network-traffic", protocols=["tcp"], src_ref=ident("ipv4-addr"), dst_port=443),
     sco("email-message", is_multipart=False, body="hi"),
@@ -115,7 +115,7 @@ class TestValid:
 
 
 INVALID = [
-    ("pattern", make_indicator(1, pattern="[ipv4-addr:value = '203.0.113.9'")),
+    ("pattern", make_indicator(1, pattern="[ipv4-addr:value = '46.91.113.9'")),
     ("pattern", make_indicator(1, pattern="[file:hashes.MD5 = 'not-a-hash']")),
     ("valid_from", make_indicator(1, valid_from=None)),
     ("valid_until", make_indicator(1, valid_until="2026-02-24T12:00:00Z")),  # == valid_from: not later
@@ -191,7 +191,7 @@ class TestInvalid:
         assert prop in message, message
 
     def test_the_pattern_message_names_pattern_and_the_parse_error(self) -> None:
-        message = verdict(make_indicator(1, pattern="[ipv4-addr:value = '203.0.113.9'"))
+        message = verdict(make_indicator(1, pattern="[ipv4-addr:value = '46.91.113.9'"))
         assert message is not None
         assert message.startswith("'pattern' is not a valid STIX pattern")
         assert "]" in message

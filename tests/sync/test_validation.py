@@ -24,7 +24,7 @@ from tests.fixtures.peers import (
     stored_ids,
 )
 
-BROKEN = make_indicator(5, pattern="[ipv4-addr:value = '203.0.113.9'")  # a missing bracket
+BROKEN = make_indicator(5, pattern="[ipv4-addr:value = '46.91.113.9'")  # a missing bracket
 
 
 def ids(*numbers: int) -> list[str]:

@@ -13,9 +13,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
+from indicator_exchange.store.read_ahead import PollKey, poll_key
 from indicator_exchange.store.read_filter import ReadFilter, Visibility
 from indicator_exchange.taxii.filters import PageRequest, cursor_tag, encode_cursor
-from indicator_exchange.taxii.read_ahead import PollKey, poll_key
 from tests.conftest import empty_database
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 from tests.fixtures.live_server import live_server, self_signed

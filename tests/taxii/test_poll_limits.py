@@ -19,8 +19,8 @@ from indicator_exchange.auth.limits import OBJECTS_SCOPE
 from indicator_exchange.services import services_of
 from indicator_exchange.store import counters
 from indicator_exchange.store.models import AuditEvent
+from indicator_exchange.store.read_ahead import ReadAhead
 from indicator_exchange.taxii import direct
-from indicator_exchange.taxii.read_ahead import ReadAhead
 from tests.conftest import make_settings
 from tests.fixtures.clock import FakeClock
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url

@@ -19,7 +19,7 @@ from indicator_exchange.services import services_of
 from indicator_exchange.store.engine import LoopConnection
 from indicator_exchange.store.models import AuditEvent
 from indicator_exchange.store.objects import CheckedPage, JoinedPage, ReadFilter, Visibility
-from indicator_exchange.taxii.read_ahead import TRIAL, PageRead, ReadAhead, poll_key
+from indicator_exchange.store.read_ahead import TRIAL, PageRead, ReadAhead, poll_key
 from tests.conftest import make_settings
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 

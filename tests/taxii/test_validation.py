@@ -17,7 +17,7 @@ from indicator_exchange.store.models import ObjectVersion, Status
 from tests.conftest import make_settings
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 
-BROKEN_PATTERN = "[ipv4-addr:value = '203.0.113.9'"  # the partner feed's indicator: a missing bracket
+BROKEN_PATTERN = "[ipv4-addr:value = '46.91.113.9'"  # the partner feed's indicator: a missing bracket
 
 
 def stored_ids(session: Session, collection: uuid.UUID) -> set[str]:

@@ -1,0 +1,199 @@
+"""Read replicas (``IX_READ_REPLICA_URLS``): PostgreSQL streaming standbys that take the poll read path off the
+primary, each in rotation only while it answers and lags at most ``IX_REPLICA_MAX_LAG_SECONDS``.
+
+Why a lagging replica is still exact: positions (``date_added``) are handed out under the collection's writer
+lock in commit order (docs/design.md D12), so a replica that has replayed less returns a shorter page, never a
+page with a hole. Read-your-writes: a write answers its WAL position in ``X-IX-LSN``; a read that sends it back
+goes to a replica only once that replica has replayed it (waiting up to ``IX_REPLICA_WAIT_SECONDS``), else to
+the primary.
+
+A monitor thread per worker measures every replica each ``IX_REPLICA_CHECK_SECONDS`` (replay lag and replay
+position, one statement); ``choose`` is then a lookup, round-robin over the healthy ones. A replica that fails
+a read is taken out of rotation at once (``failed``) and comes back at the next good measurement.
+"""
+
+import itertools
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from indicator_exchange.errors import BadRequest
+from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
+
+log = logging.getLogger(__name__)
+
+LSN_HEADER = "X-IX-LSN"
+_LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
+# Replay lag: 0 when everything received is replayed (an idle primary sends nothing, and the last replay
+# timestamp would age for ever); else the age of the last transaction replayed.
+_MEASURE = text(
+    "SELECT CASE WHEN pg_last_wal_receive_lsn() IS NULL OR pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() "
+    "THEN 0 ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) END, "
+    "pg_last_wal_replay_lsn()::text, pg_is_in_recovery()"
+)
+_REPLAYED = text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+
+
+def parse_lsn(value: str | None) -> str | None:
+    """A client's ``X-IX-LSN`` (``None`` when absent); 400 when it is not a PostgreSQL LSN."""
+    if value is None or value == "":
+        return None
+    if not _LSN.match(value):
+        raise BadRequest(f"{LSN_HEADER} must be a PostgreSQL WAL position such as 0/16B3748")
+    return value.upper()
+
+
+def lsn_value(lsn: str) -> int:
+    high, _, low = lsn.partition("/")
+    return (int(high, 16) << 32) | int(low, 16)
+
+
+def safe_name(url: str) -> str:
+    """A replica's name for metrics and /readyz: host, port and database, never a password."""
+    parsed = make_url(url)
+    return f"{parsed.host or 'local'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+@dataclass(slots=True)
+class Replica:
+    name: str
+    engine: Engine
+    statements: sessionmaker[Session]
+    healthy: bool = False
+    lag_seconds: float | None = None
+    replayed: str | None = None  # replay position at the last measurement
+    error: str | None = None
+    checked_at: float = field(default=0.0)
+
+
+class ReplicaSet:
+    """The replicas of one worker, with their health; thread-safe."""
+
+    def __init__(
+        self,
+        urls: tuple[str, ...],
+        *,
+        max_lag_seconds: float,
+        wait_seconds: float,
+        check_seconds: float,
+        pool_size: int = 4,
+    ) -> None:
+        self.max_lag = max_lag_seconds
+        self.wait_seconds = wait_seconds
+        self.check_seconds = check_seconds
+        self.replicas: list[Replica] = []
+        for url in urls:
+            engine = make_engine(url, pool_size=pool_size, max_overflow=pool_size)
+            self.replicas.append(
+                Replica(safe_name(url), engine, make_sessionmaker(read_only_engine(engine, autocommit=True)))
+            )
+        self._turn = itertools.count()
+        # Where measurements and routing decisions are reported (the app wires /metrics in; store/ stays free
+        # of the web layer): (replica, lag or -1, in rotation), and "replica" or "primary" per read.
+        self.on_measure: Callable[[str, float, bool], None] = lambda _name, _lag, _healthy: None
+        self.on_read: Callable[[str], None] = lambda _target: None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.measure()
+        self._thread = threading.Thread(target=self._run, name="replica-monitor", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        for replica in self.replicas:
+            replica.engine.dispose()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.check_seconds):
+            self.measure()
+
+    def measure(self) -> None:
+        """Measure every replica once: in rotation when it answers, is a standby and lags at most max lag."""
+        for replica in self.replicas:
+            try:
+                with replica.engine.connect() as connection:
+                    connection.execution_options(isolation_level="AUTOCOMMIT")
+                    row = connection.execute(_MEASURE).one()
+                lag, replayed, standby = float(row[0]), row[1], bool(row[2])
+                healthy = standby and lag <= self.max_lag
+                error = None if healthy else ("not a standby" if not standby else f"lags {lag:.1f} s")
+            except Exception as exc:
+                lag, replayed, healthy, error = -1.0, None, False, str(exc).splitlines()[0][:200]
+                replica.engine.dispose()  # connections to a server that went away are dead
+            with self._lock:
+                if healthy != replica.healthy:
+                    log.warning("replica %s %s", replica.name, "back in rotation" if healthy else f"out: {error}")
+                replica.healthy, replica.lag_seconds, replica.replayed = healthy, lag, replayed
+                replica.error, replica.checked_at = error, time.monotonic()
+            self.on_measure(replica.name, lag, healthy)
+
+    def failed(self, replica: Replica, exc: BaseException) -> None:
+        """A read on ``replica`` met a connection failure: out of rotation until the next good measurement."""
+        with self._lock:
+            replica.healthy, replica.error = False, str(exc).splitlines()[0][:200]
+        self.on_measure(replica.name, -1.0, False)
+        replica.engine.dispose()
+
+    def healthy(self) -> list[Replica]:
+        with self._lock:
+            return [r for r in self.replicas if r.healthy]
+
+    def choose(self, lsn: str | None = None) -> Replica | None:
+        """A replica for a read (round-robin over the healthy ones), one that has replayed ``lsn`` when given;
+        ``None``: read from the primary."""
+        candidates = self.healthy()
+        if not candidates:
+            self.on_read("primary")
+            return None
+        start = next(self._turn)
+        ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
+        if lsn is None:
+            self.on_read("replica")
+            return ordered[0]
+        wanted = lsn_value(lsn)
+        for replica in ordered:  # the last measurement may already show it
+            if replica.replayed is not None and lsn_value(replica.replayed) >= wanted:
+                self.on_read("replica")
+                return replica
+        deadline = time.monotonic() + self.wait_seconds
+        while True:
+            for replica in ordered:
+                if self._has_replayed(replica, lsn):
+                    self.on_read("replica")
+                    return replica
+            if time.monotonic() >= deadline:
+                self.on_read("primary")
+                return None
+            time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+
+    def _has_replayed(self, replica: Replica, lsn: str) -> bool:
+        try:
+            with replica.statements() as session:
+                return bool(session.execute(_REPLAYED, {"lsn": lsn}).scalar_one())
+        except Exception as exc:
+            self.failed(replica, exc)
+            return False
+
+    def describe(self) -> list[dict[str, object]]:
+        with self._lock:
+            return [
+                {"replica": r.name, "in_rotation": r.healthy, "lag_seconds": r.lag_seconds, "error": r.error}
+                for r in self.replicas
+            ]
+
+
+def primary_lsn(session: Session) -> str:
+    """The primary's WAL insert position now: at or after the end of every transaction committed before."""
+    return str(session.execute(text("SELECT pg_current_wal_insert_lsn()::text")).scalar_one())
