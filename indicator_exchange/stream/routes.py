@@ -22,7 +22,21 @@ STREAM_RESPONSES = {
         "description": '`text/event-stream`: `event: objects` (`id`: the position, `data`: `{"objects": [...]}`), '
         "`event: heartbeat` at least every IX_LIVE_HEARTBEAT_SECONDS with the current position, and `event: end` "
         "when the stream must stop (key revoked, grant removed, collection deleted).",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        # One Server-Sent Event, as OpenAPI 3.2 and schemathesis read an event stream's schema: per event.
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["objects", "heartbeat", "end"]},
+                        "id": {"type": "string", "description": "the stream position (a TAXII next token)"},
+                        "data": {"type": "string", "description": "JSON: objects, position or reason"},
+                        "retry": {"type": "integer"},
+                    },
+                    "required": ["data"],
+                }
+            }
+        },
     },
     **json_responses(400, 403, 404, 503),
 }
