@@ -112,8 +112,10 @@ def speed(sizes: list[int], days: int, accounts: int, before: str | None) -> Non
         for label, code in runs:
             r = _measure(base, days, size, code)
             rates[label] = r["events"] / r["cpu"]
-            print(f"{label:6s} {r['events']:>10,}  {r['cpu']:6.1f}   {rates[label]:12,.0f}   {r['wall']:6.1f}   "
-                  f"{r['rss_mib']:12.0f}   {r['clusters']:8.0f}   {r['loop_ns']:.0f}")  # fmt: skip
+            print(
+                f"{label:6s} {r['events']:>10,}  {r['cpu']:6.1f}   {rates[label]:12,.0f}   {r['wall']:6.1f}   "
+                f"{r['rss_mib']:12.0f}   {r['clusters']:8.0f}   {r['loop_ns']:.0f}"
+            )
         if before:
             print(f"       after/before: {rates['after'] / rates['before']:.2f}x events per CPU-second")
 

@@ -60,11 +60,20 @@ def test_metrics_after_a_known_workload(app_client: TestClient, session: Session
     assert _sample("ix_http_request_seconds_count", method="GET", route=route) - before["latency"] == 5
     scraped = generate_latest(REGISTRY).decode()  # what /metrics sends (its allow-list is tested elsewhere)
     for family in (
-        "ix_http_requests_total", "ix_http_request_seconds_bucket", "ix_objects_served_total",
-        "ix_objects_ingested_total", "ix_rate_limited_total", "ix_audit_write_failures_total",
-        "ix_db_pool_connections", "ix_db_pool_capacity", "ix_replica_lag_seconds", "ix_stream_subscribers",
-        "ix_sync_lag_seconds", "ix_matcher_index_patterns", "ix_matcher_refresh_seconds",
-    ):  # fmt: skip
+        "ix_http_requests_total",
+        "ix_http_request_seconds_bucket",
+        "ix_objects_served_total",
+        "ix_objects_ingested_total",
+        "ix_rate_limited_total",
+        "ix_audit_write_failures_total",
+        "ix_db_pool_connections",
+        "ix_db_pool_capacity",
+        "ix_replica_lag_seconds",
+        "ix_stream_subscribers",
+        "ix_sync_lag_seconds",
+        "ix_matcher_index_patterns",
+        "ix_matcher_refresh_seconds",
+    ):
         assert re.search(rf"^# TYPE {family.removesuffix('_bucket')} ", scraped, re.MULTILINE), family
 
 
@@ -121,8 +130,10 @@ def test_json_logs_carry_the_request_id_and_never_a_secret(db_url: str, session:
     with log.open("wb") as out:
         process = subprocess.Popen(
             [IX, "serve", "--port", str(port), "--workers", "2", "--log-level", "info"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     base = f"http://127.0.0.1:{port}"
     answered: list[str] = []
     try:
@@ -141,11 +152,13 @@ def test_json_logs_carry_the_request_id_and_never_a_secret(db_url: str, session:
                 client.get(feed.url, headers=feed.reader.basic),
                 client.get(feed.url, headers=feed.reader.bearer),
                 client.get(feed.url, headers={"Authorization": f"Bearer {feed.reader.key_id}.{secret}x"}),
-                client.get(feed.url, params={"secret": secret, "token": f"{feed.reader.key_id}.{secret}"},
-                           headers=feed.reader.basic),
-                client.post(feed.url, content=json.dumps({"objects": [{"secret": secret}]}),
-                            headers=feed.writer.post),
-            ]  # fmt: skip
+                client.get(
+                    feed.url,
+                    params={"secret": secret, "token": f"{feed.reader.key_id}.{secret}"},
+                    headers=feed.reader.basic,
+                ),
+                client.post(feed.url, content=json.dumps({"objects": [{"secret": secret}]}), headers=feed.writer.post),
+            ]
             answered = [r.headers["x-request-id"] for r in requests]
     finally:
         process.terminate()

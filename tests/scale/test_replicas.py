@@ -69,9 +69,13 @@ def feed(pair: Pair, request: pytest.FixtureRequest) -> Feed:
 def client(pair: Pair) -> Iterator[TestClient]:
     _replay(pair, paused=False)
     settings = make_settings(
-        pair.primary_url, read_replica_urls=pair.replica_url, replica_max_lag_seconds=2.0,
-        replica_wait_seconds=0.5, replica_check_seconds=0.2, statistics_interval_seconds=0,
-    )  # fmt: skip
+        pair.primary_url,
+        read_replica_urls=pair.replica_url,
+        replica_max_lag_seconds=2.0,
+        replica_wait_seconds=0.5,
+        replica_check_seconds=0.2,
+        statistics_interval_seconds=0,
+    )
     with TestClient(create_app(settings)) as made:
         yield made
     _replay(pair, paused=False)
@@ -85,8 +89,9 @@ def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
 
 
 def _post(client: TestClient, feed: Feed, first: int, count: int) -> str:
-    answer = client.post(feed.url, json=envelope(*(make_indicator(n) for n in range(first, first + count))),
-                         headers=feed.writer.post)  # fmt: skip
+    answer = client.post(
+        feed.url, json=envelope(*(make_indicator(n) for n in range(first, first + count))), headers=feed.writer.post
+    )
     assert answer.status_code == 202, answer.text
     return answer.headers[LSN_HEADER]
 
