@@ -5,10 +5,12 @@ without touching the code that uses it. Everything a request needs from the work
 the only module that touches ``app.state`` (``services_of``), so mypy sees every field a route reads.
 """
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -78,6 +80,20 @@ class AppServices:
     live_hub: Hub | None = None  # commit notifications for streams and long polls (live.hub); set while serving
     replicas: ReplicaSet | None = None  # IX_READ_REPLICA_URLS (store.replicas); None: every read on the primary
 
+    def fresh_reads(
+        self, *, collection_id: uuid.UUID | None = None, lsn: str | None = None, statements: bool = False
+    ) -> sessionmaker[Session]:
+        """Sessions for a read that must be as fresh as the primary now (exports, reports, match index loads,
+        streams): a replica that has replayed the collection's clock and the auth epoch (or, without a
+        collection, the primary's WAL position), else the primary. ``statements``: without BEGIN/COMMIT."""
+        primary = self.sessions.statements if statements else self.sessions.reads
+        if self.replicas is None:
+            return primary
+        replica = self.replicas.fresh(self.sessions.statements, collection_id=collection_id, lsn=lsn)
+        if replica is None:
+            return primary
+        return replica.statements if statements else replica.reads
+
 
 _ATTRIBUTE = "services"
 
@@ -137,6 +153,16 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
     )
     callers = CallerCache(settings.auth_cache_seconds)
     audit_writer = AuditWriter(factories.bookkeeping_statements, spool_size=settings.audit_spool_size, callers=callers)
+    replicas = (
+        ReplicaSet(
+            settings.replica_urls,
+            max_lag_seconds=settings.replica_max_lag_seconds,
+            wait_seconds=settings.replica_wait_seconds,
+            check_seconds=settings.replica_check_seconds,
+        )
+        if settings.replica_urls
+        else None
+    )
     built = AppServices(
         settings=settings,
         features=store,
@@ -144,23 +170,18 @@ async def open_services(settings: Settings, *, clock: Callable[[], datetime] = u
         sessions=factories,
         callers=callers,
         catalog=CatalogCache(),
-        # With replicas the poll path reads there; read-ahead (which reads on the primary) stays off.
+        # With replicas, pages are read ahead on one; a page is served only if the collection's clock and the
+        # auth epoch *on the primary* are still those it was read under, so it is never staler than a read.
         read_ahead=ReadAhead(
             factories.statements,
-            capacity=settings.read_ahead_pages if store.one_statement_pages and not settings.replica_urls else 0,
+            capacity=settings.read_ahead_pages if store.one_statement_pages else 0,
+            run=None if replicas is None else partial(replicas.run_read, factories.statements),
         ),
         loop_connection=LoopConnection(settings.session_database_url) if store.loop_connection else None,
         audit_writer=audit_writer,
         statistics=StatisticsKeeper(engine, interval_seconds=settings.statistics_interval_seconds),
         clock=clock,
-        replicas=ReplicaSet(
-            settings.replica_urls,
-            max_lag_seconds=settings.replica_max_lag_seconds,
-            wait_seconds=settings.replica_wait_seconds,
-            check_seconds=settings.replica_check_seconds,
-        )
-        if settings.replica_urls
-        else None,
+        replicas=replicas,
     )
     audit_writer.start()
     built.live_hub, live_listener = start_live(settings, engine)

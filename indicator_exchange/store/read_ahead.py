@@ -90,8 +90,12 @@ class ReadAhead:
         capacity: int,
         ttl_seconds: float = 10.0,
         pause_seconds: float = 60.0,
+        run: Callable[[Callable[[Session], PageRead]], PageRead] | None = None,
     ) -> None:
         self.sessions = sessions  # read-ahead runs on its own connection, statement by statement
+        # Where a page is read: by default a session of ``sessions``; with read replicas, one of them
+        # (``ReplicaSet.run_read``). Either way ``accept`` checks it against the primary before it is served.
+        self._run = run
         self.capacity = capacity
         self.ttl_seconds = ttl_seconds
         self.pause_seconds = pause_seconds
@@ -163,6 +167,8 @@ class ReadAhead:
         return useful
 
     def _read(self, read: Callable[[Session], PageRead]) -> PageRead:
+        if self._run is not None:
+            return self._run(read)
         with self.sessions() as session:
             return read(session)
 

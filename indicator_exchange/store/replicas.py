@@ -17,17 +17,20 @@ import logging
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal, TypeVar
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange.errors import BadRequest
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine
+from indicator_exchange.store.engine import database_unavailable, make_engine, make_sessionmaker, read_only_engine
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 LSN_HEADER = "X-IX-LSN"
 _LSN = re.compile(r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$")
@@ -39,6 +42,13 @@ _MEASURE = text(
     "pg_last_wal_replay_lsn()::text, pg_is_in_recovery()"
 )
 _REPLAYED = text("SELECT pg_last_wal_replay_lsn() >= CAST(:lsn AS pg_lsn)")
+_CLOCK_AND_EPOCH = text(
+    "SELECT c.last_date_added, e.epoch FROM collection c JOIN auth_epoch e ON e.id = 1 WHERE c.id = :collection"
+)
+# How a replica stands against a ``Mark``: it may answer (``fresh``), not yet (``behind``), or it has replayed a
+# change to principals, keys, grants or the catalog that the primary had not made when the mark was taken
+# (``ahead``: fine for data, not for a caller confirmed under the mark's epoch).
+Standing = Literal["behind", "fresh", "ahead"]
 
 
 def parse_lsn(value: str | None) -> str | None:
@@ -61,11 +71,50 @@ def safe_name(url: str) -> str:
     return f"{parsed.host or 'local'}:{parsed.port or 5432}/{parsed.database or ''}"
 
 
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """What a replica must have replayed to answer exactly as the primary would have when the mark was taken:
+    one collection's clock and the auth epoch (polls, streams, exports: writes to other collections do not
+    hold them up), or, for reads over many tables (reports, match index loads), the primary's WAL position."""
+
+    collection_id: uuid.UUID | None = None
+    clock: int = 0
+    epoch: int = 0
+    lsn: str | None = None
+
+
+def mark_of(session: Session, collection_id: uuid.UUID | None = None) -> Mark | None:
+    """The mark on the primary now; ``None`` when the collection does not exist (the primary answers)."""
+    if collection_id is None:
+        return Mark(lsn=primary_lsn(session))
+    row = session.execute(_CLOCK_AND_EPOCH, {"collection": collection_id}).first()
+    return None if row is None else Mark(collection_id, int(row[0]), int(row[1]))
+
+
+def standing(session: Session, mark: Mark) -> Standing:
+    """Where the database behind ``session`` (a replica) stands against ``mark``."""
+    if mark.lsn is not None:
+        return "fresh" if session.execute(_REPLAYED, {"lsn": mark.lsn}).scalar_one() else "behind"
+    row = session.execute(_CLOCK_AND_EPOCH, {"collection": mark.collection_id}).first()
+    return behind_or_not(None if row is None else (row[0], row[1]), mark)
+
+
+def behind_or_not(now: tuple[int | None, int | None] | None, mark: Mark) -> Standing:
+    """``standing`` from a clock and epoch already read (a poll's page statement reads both)."""
+    clock, epoch = (None, None) if now is None else now
+    if clock is None or epoch is None:
+        return "behind"  # the collection (or the epoch row) has not been replayed yet
+    if epoch > mark.epoch:
+        return "ahead"
+    return "fresh" if epoch == mark.epoch and clock >= mark.clock else "behind"
+
+
 @dataclass(slots=True)
 class Replica:
     name: str
     engine: Engine
     statements: sessionmaker[Session]
+    reads: sessionmaker[Session]  # read-only transactions (exports and reports stream with server-side cursors)
     healthy: bool = False
     lag_seconds: float | None = None
     replayed: str | None = None  # replay position at the last measurement
@@ -92,7 +141,12 @@ class ReplicaSet:
         for url in urls:
             engine = make_engine(url, pool_size=pool_size, max_overflow=pool_size)
             self.replicas.append(
-                Replica(safe_name(url), engine, make_sessionmaker(read_only_engine(engine, autocommit=True)))
+                Replica(
+                    safe_name(url),
+                    engine,
+                    make_sessionmaker(read_only_engine(engine, autocommit=True)),
+                    make_sessionmaker(read_only_engine(engine)),
+                )
             )
         self._turn = itertools.count()
         # Where measurements and routing decisions are reported (the app wires /metrics in; store/ stays free
@@ -155,28 +209,75 @@ class ReplicaSet:
         ``None``: read from the primary."""
         candidates = self.healthy()
         if not candidates:
-            self.on_read("primary")
             return None
         start = next(self._turn)
         ordered = [candidates[(start + i) % len(candidates)] for i in range(len(candidates))]
         if lsn is None:
-            self.on_read("replica")
             return ordered[0]
         wanted = lsn_value(lsn)
         for replica in ordered:  # the last measurement may already show it
             if replica.replayed is not None and lsn_value(replica.replayed) >= wanted:
-                self.on_read("replica")
                 return replica
         deadline = time.monotonic() + self.wait_seconds
         while True:
             for replica in ordered:
                 if self._has_replayed(replica, lsn):
-                    self.on_read("replica")
                     return replica
             if time.monotonic() >= deadline:
-                self.on_read("primary")
                 return None
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+
+    def wait_for(self, replica: Replica, mark: Mark, *, deadline: float) -> Standing:
+        """How ``replica`` stands against ``mark``, waiting (until ``deadline``, monotonic) while it is behind.
+        A connection failure propagates: the caller marks the replica ``failed``."""
+        with replica.statements() as session:
+            while True:
+                state = standing(session, mark)
+                if state != "behind" or time.monotonic() >= deadline:
+                    return state
+                time.sleep(0.005)
+
+    def fresh(
+        self,
+        primary: sessionmaker[Session],
+        *,
+        collection_id: uuid.UUID | None = None,
+        lsn: str | None = None,
+    ) -> Replica | None:
+        """A replica that has replayed what the primary holds now (``Mark``: for ``collection_id``, else
+        everything), waiting up to ``wait_seconds``; ``None``: read the primary. Reads that start here see
+        nothing older than the primary would have shown at this call, so nothing served is stale."""
+        replica = self.choose(lsn)
+        if replica is None:
+            self.on_read("primary")
+            return None
+        with primary() as session:
+            mark = mark_of(session, collection_id)
+        state: Standing = "behind"
+        if mark is not None:
+            try:
+                state = self.wait_for(replica, mark, deadline=time.monotonic() + self.wait_seconds)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                self.failed(replica, exc)
+        self.on_read("primary" if state == "behind" else "replica")
+        return None if state == "behind" else replica
+
+    def run_read(self, primary: sessionmaker[Session], read: Callable[[Session], T]) -> T:
+        """``read`` on a replica in rotation, else (none, or it fails to answer) on the primary. For reads
+        whose result is checked against the primary before it is served (pages read ahead)."""
+        replica = self.choose()
+        if replica is not None:
+            try:
+                with replica.statements() as session:
+                    return read(session)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                self.failed(replica, exc)
+        with primary() as session:
+            return read(session)
 
     def _has_replayed(self, replica: Replica, lsn: str) -> bool:
         try:

@@ -15,6 +15,7 @@ depends on which strategy served it: only how fast. The routes of ``taxii.routes
 call ``serve_poll``; a long poll or a stream can call it in a loop with the same ``PollContext``.
 """
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +34,7 @@ from indicator_exchange.store.catalog import CatalogSnapshot, CollectionEntry
 from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.store.models import Collection
 from indicator_exchange.store.read_ahead import poll_key
+from indicator_exchange.store.replicas import Mark, ReplicaSet, Standing, behind_or_not, mark_of, standing
 from indicator_exchange.taxii import service
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, parse_page_request
 from indicator_exchange.taxii.service import Page, StaleCache
@@ -77,7 +79,7 @@ class Served:
 
     collection: Collection | CollectionEntry
     page: Page
-    strategy: str  # "read-ahead", "cached" or "authoritative": for tests and metrics, never for behaviour
+    strategy: str  # "read-ahead", "cached", "replica" or "authoritative": for tests and metrics, never behaviour
 
 
 async def serve_poll(ctx: PollContext, poll: PollRequest) -> Served:
@@ -94,25 +96,135 @@ async def serve_poll(ctx: PollContext, poll: PollRequest) -> Served:
 
 
 def serve_poll_sync(ctx: PollContext, poll: PollRequest, page: PageRequest | None = None) -> Served:
-    """Strategies 2 and 3, in the thread pool: the session is opened here (a generator dependency would cost
-    two thread-pool hops a poll does not need). Its statements run without a transaction where the store
-    allows it, so there is nothing to commit: it is only closed."""
+    """Strategies 2 and 3, in the thread pool (on a read replica first, when there are replicas): the session is
+    opened here (a generator dependency would cost two thread-pool hops a poll does not need). Its statements
+    run without a transaction where the store allows it, so there is nothing to commit: it is only closed."""
     replicas = ctx.services.replicas
-    replica = None if replicas is None else replicas.choose(ctx.read_position)
-    if replica is not None and replicas is not None:
-        # Who the caller is, and its grants, come from the primary (a key revoked there is refused at once,
-        # however far the replica lags); the page from the replica (store.replicas).
-        if ctx.record.caller_provisional:
-            ctx.caller = ctx.confirm()
-        try:
-            with replica.statements() as session:
-                return _serve_in(session, ctx, poll, page)
-        except Exception as exc:
-            if not database_unavailable(exc):
-                raise
-            replicas.failed(replica, exc)  # stopped mid-poll: this page (and the next) from the primary
+    if replicas is not None:
+        served = _from_replica(ctx, poll, page, replicas)
+        if served is not None:
+            return served
     with ctx.services.sessions.statements() as session:
         return _serve_in(session, ctx, poll, page)
+
+
+# --- on a read replica -----------------------------------------------------------------------------------
+
+
+def _from_replica(ctx: PollContext, poll: PollRequest, page: PageRequest | None, replicas: ReplicaSet) -> Served | None:
+    """The poll answered by a read replica exactly as the primary would answer it now; ``None``: the primary
+    answers (no replica fit, the replica still behind when the wait ran out, or anything not as expected).
+
+    Exact, not merely bounded by the lag: the primary's clock for the collection and its auth epoch are read
+    first (one small statement, ``store.replicas.Mark``), and the replica answers only once it has replayed
+    both. A delete, a newer version, a revoked key or grant or a changed default TLP committed through any
+    instance before this request is never answered around; writes to other collections do not hold it up.
+    The caller is confirmed on the primary under that epoch."""
+    app = ctx.services
+    replica = replicas.choose(ctx.read_position)
+    if replica is None:
+        replicas.on_read("primary")
+        return None
+    with app.sessions.statements() as primary:
+        marked = _mark(primary, app, ctx, poll)
+    if marked is None or not _caller_current(ctx, marked[0]):
+        replicas.on_read("primary")
+        return None
+    mark, snapshot = marked
+    deadline = time.monotonic() + replicas.wait_seconds
+    try:
+        with replica.statements() as session:
+            while True:
+                answer = _replica_attempt(session, ctx, poll, page, mark, snapshot)
+                if isinstance(answer, Served):
+                    replicas.on_read("replica")
+                    return answer
+                if answer != "behind" or not _wait(session, mark, deadline):
+                    break
+    except Exception as exc:
+        if not database_unavailable(exc):
+            raise
+        replicas.failed(replica, exc)  # stopped mid-poll: this page (and the next) from the primary
+    replicas.on_read("primary")
+    return None
+
+
+def _mark(
+    primary: Session, app: AppServices, ctx: PollContext, poll: PollRequest
+) -> tuple[Mark, CatalogSnapshot] | None:
+    """The primary's mark for the polled collection, and a catalog snapshot taken under the mark's epoch."""
+    epoch = ctx.record.auth_epoch
+    snapshot = None if epoch is None else app.catalog.get(epoch)
+    for _ in range(2):
+        if snapshot is None:
+            epoch = principals.auth_epoch(primary)
+            snapshot = catalog.load_snapshot(primary)
+            if epoch is None:
+                return None
+            app.catalog.put(epoch, snapshot)
+        root_id = snapshot.roots.get(poll.api_root)
+        found = None if root_id is None else snapshot.find_collection(root_id, poll.collection_key)
+        mark = None if found is None else mark_of(primary, found.id)
+        if mark is None:
+            return None  # no such collection: the primary's authoritative read says so
+        if mark.epoch == epoch:
+            return mark, snapshot
+        snapshot = None  # the catalog or the grants changed since the snapshot: take one under this epoch
+    return None
+
+
+def _caller_current(ctx: PollContext, mark: Mark) -> bool:
+    """Whether the caller is as the primary has it at the mark's epoch (confirming it there if need be)."""
+    if ctx.record.auth_epoch != mark.epoch:
+        ctx.caller = ctx.confirm()  # reads the epoch again; a revoked key is refused here
+    if ctx.record.auth_epoch not in (mark.epoch, None):  # None: no caller cache, authenticated afresh
+        return False
+    ctx.record.caller_provisional = False  # cached under the epoch the primary has now: current
+    return True
+
+
+def _replica_attempt(
+    session: Session,
+    ctx: PollContext,
+    poll: PollRequest,
+    page: PageRequest | None,
+    mark: Mark,
+    snapshot: CatalogSnapshot,
+) -> Served | Standing:
+    """One read on the replica: the answer, or how the replica stood (``behind``: wait and try again)."""
+    app = ctx.services
+    found = _readable(snapshot, ctx.caller, poll)
+    if poll.route is OBJECTS and page is not None and found is not None and app.features.one_statement_pages:
+        # The hot path: the page first, its own statement says under which clock and epoch it was read.
+        try:
+            answer = service.read_objects(
+                session,
+                collection=found,
+                caller=ctx.caller,
+                page=page,
+                expected_epoch=mark.epoch,
+                read_ahead=app.read_ahead,
+                current=(mark.clock, mark.epoch),
+            )
+        except StaleCache:
+            state = standing(session, mark)
+            return "ahead" if state == "fresh" else state  # fresh: a bad cursor, the primary answers the 400
+        state = behind_or_not((answer.clock, mark.epoch), mark)
+        return Served(found, answer, "replica") if state == "fresh" else state
+    # Everything else may answer "not found" or "not permitted": only from a replica known to be caught up.
+    state = standing(session, mark)
+    if state != "fresh":
+        return state
+    return _authoritative(session, ctx, poll, page)
+
+
+def _wait(session: Session, mark: Mark, deadline: float) -> bool:
+    """Until the replica has replayed the mark (``True``) or ``deadline`` passes."""
+    while time.monotonic() < deadline:
+        time.sleep(0.005)
+        if standing(session, mark) != "behind":
+            return True
+    return False
 
 
 def _serve_in(session: Session, ctx: PollContext, poll: PollRequest, page: PageRequest | None) -> Served:

@@ -332,13 +332,15 @@ def read_objects(
     object_id: str | None = None,
     expected_epoch: int | None = None,
     read_ahead: ReadAhead | None = None,
+    current: tuple[int | None, int | None] | None = None,
 ) -> Page:
     """A page of objects as a TAXII envelope, built from the stored JSON without re-serialising it.
 
     ``expected_epoch``: the auth epoch ``caller`` and ``collection`` were cached under; ``StaleCache`` if the
     page's own statement finds another one (nothing is answered from stale grants or catalog).
     ``read_ahead`` (with ``expected_epoch``, PostgreSQL): serve the page from it when it was read ahead and is
-    still current, and read the next page ahead when there is one.
+    still current, and read the next page ahead when there is one. ``current``: the collection's clock and the
+    auth epoch on the primary, read by the caller (``session`` is then a replica's, whose own would not do).
     """
     require_read(caller, collection)
     filters = page.filters
@@ -360,7 +362,7 @@ def read_objects(
     key = None
     if read_ahead is not None and read_ahead.enabled and expected_epoch is not None and object_id is None:
         key = poll_key(caller.principal_id, collection.id, visibility, filters, after=page.after, limit=page.limit)
-    ready = _page_read_ahead(session, read_ahead, key) if key is not None and read_ahead is not None else None
+    ready = _page_read_ahead(session, read_ahead, key, current) if key is not None and read_ahead is not None else None
     if ready is None:
         checked = store.read_page_joined(
             session, collection.id, filters, visibility, after=page.after, limit=page.limit
@@ -401,12 +403,16 @@ def _envelope(joined: store.JoinedPage, collection_id: uuid.UUID, filters: store
     return head + b"}"
 
 
-def _page_read_ahead(session: Session, read_ahead: ReadAhead, key: PollKey) -> PageRead | None:
+def _page_read_ahead(
+    session: Session, read_ahead: ReadAhead, key: PollKey, current: tuple[int | None, int | None] | None
+) -> PageRead | None:
     """The page read ahead for ``key``, if it is still what a read now would return."""
     ready = read_ahead.take(key)
     if ready is None:
         return None
-    clock, epoch = store.clock_and_epoch_pg(session.connection().connection.dbapi_connection, key.collection_id)
+    if current is None:
+        current = store.clock_and_epoch_pg(session.connection().connection.dbapi_connection, key.collection_id)
+    clock, epoch = current
     return ready if read_ahead.accept(ready[0], clock=clock, epoch=epoch) else None
 
 

@@ -1,7 +1,8 @@
 """Read replicas against a real streaming replica (``pg_basebackup -R`` of a throwaway primary): polls read
-there, read-your-writes through ``X-IX-LSN``, keyset paging exact on a lagging replica, a replica that lags
-too far or stops (mid-poll) is out of rotation and back in when healthy, and a key revoked on the primary is
-refused at once even while the replica has not replayed the revocation."""
+there, and never answer staler than the primary would (a replica paused behind a write, a delete, a newer
+version, a removed grant, a changed default TLP or a revoked key does not answer the poll; writes to other
+collections do not hold it up); read-your-writes through ``X-IX-LSN``; read-ahead reads on the replica and
+stays exact; a replica that lags too far or stops (mid-poll) is out of rotation and back in when healthy."""
 
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.registry import REGISTRY
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
@@ -81,6 +84,35 @@ def client(pair: Pair) -> Iterator[TestClient]:
     _replay(pair, paused=False)
 
 
+@pytest.fixture
+def patient(pair: Pair) -> Iterator[TestClient]:
+    """A worker that keeps a paused replica in rotation (max lag 10 minutes): what it serves from there is
+    then decided by freshness alone, not by the lag bound."""
+    _replay(pair, paused=False)
+    settings = make_settings(
+        pair.primary_url,
+        read_replica_urls=pair.replica_url,
+        replica_max_lag_seconds=600.0,
+        replica_wait_seconds=0.3,
+        replica_check_seconds=0.2,
+        statistics_interval_seconds=0,
+    )
+    with TestClient(create_app(settings)) as made:
+        yield made
+    _replay(pair, paused=False)
+
+
+def _reads(target: str) -> float:
+    return REGISTRY.get_sample_value("ix_replica_reads_total", {"target": target}) or 0.0
+
+
+def _on_primary(pair: Pair, statement: str, **params: object) -> None:
+    engine = make_engine(pair.primary_url, pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(text(statement), params)
+    engine.dispose()
+
+
 def _until(condition: Callable[[], bool], seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -108,40 +140,154 @@ def _in_rotation(client: TestClient) -> bool:
     return bool(replicas.healthy())
 
 
-def test_polls_read_from_the_replica_and_read_your_writes_waits_or_goes_to_the_primary(
-    client: TestClient, feed: Feed, pair: Pair
+def test_polls_read_from_the_replica(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    _post(patient, feed, 0, 10)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    replica, primary = _reads("replica"), _reads("primary")
+    assert len(_ids(patient, feed)) == 10
+    manifest = patient.get(f"/api1/collections/{feed.collection}/manifest/", headers=feed.reader.basic)
+    assert len(manifest.json()["objects"]) == 10
+    assert (_reads("replica") - replica, _reads("primary") - primary) == (2, 0)
+
+
+def test_a_replica_behind_on_the_polled_collection_never_answers_it(
+    patient: TestClient, feed: Feed, pair: Pair
 ) -> None:
-    lsn = _post(client, feed, 0, 10)
-    _until(lambda: len(_ids(client, feed, **{LSN_HEADER: lsn})) == 10)
+    """Without X-IX-LSN too: the primary's clock for the collection is what the replica must have replayed."""
+    _post(patient, feed, 0, 10)
+    wait_replayed(pair.primary_url, pair.replica_url)
     _replay(pair, paused=True)
-    lsn = _post(client, feed, 10, 5)
-    assert len(_ids(client, feed)) == 10, "without X-IX-LSN the poll is the (paused) replica's"
-    assert len(_ids(client, feed, **{LSN_HEADER: lsn})) == 15, "with it, the primary once the wait ran out"
+    lsn = _post(patient, feed, 10, 5)
+    primary = _reads("primary")
+    assert len(_ids(patient, feed)) == 15, "the paused replica answered a poll it had not replayed"
+    assert len(_ids(patient, feed, **{LSN_HEADER: lsn})) == 15
+    manifest = patient.get(f"/api1/collections/{feed.collection}/manifest/", headers=feed.reader.basic)
+    assert len(manifest.json()["objects"]) == 15
+    assert _reads("primary") - primary == 3
     _replay(pair, paused=False)
-    _until(lambda: len(_ids(client, feed)) == 15)
-    assert client.get(feed.url, headers={**feed.reader.basic, LSN_HEADER: "not-an-lsn"}).status_code == 400
+    wait_replayed(pair.primary_url, pair.replica_url)
+    replica = _reads("replica")
+    assert len(_ids(patient, feed)) == 15
+    assert _reads("replica") - replica == 1, "caught up, the replica answers again"
+    assert patient.get(feed.url, headers={**feed.reader.basic, LSN_HEADER: "not-an-lsn"}).status_code == 400
 
 
-def test_keyset_paging_on_a_lagging_replica_returns_a_prefix_never_a_hole(
+def test_writes_to_other_collections_do_not_hold_a_replica_back(patient: TestClient, pair: Pair) -> None:
+    engine = make_engine(pair.primary_url, pool_size=1)
+    with make_sessionmaker(engine)() as session:
+        quiet, busy = make_feed(session, "quiet"), make_feed(session, "busy")
+    engine.dispose()
+    _post(patient, quiet, 0, 5)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    _replay(pair, paused=True)
+    _post(patient, busy, 100, 5)
+    replica = _reads("replica")
+    assert len(_ids(patient, quiet)) == 5
+    assert _reads("replica") - replica == 1, "the quiet collection was not read from the replica"
+    assert len(_ids(patient, busy)) == 5
+
+
+def test_a_newer_version_and_a_delete_are_never_answered_around(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    _post(patient, feed, 0, 10)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    _replay(pair, paused=True)
+    newer = make_indicator(3, modified="2026-03-01T00:00:00.000Z")
+    assert patient.post(feed.url, json=envelope(newer), headers=feed.writer.post).status_code == 202
+    gone = make_indicator(5)["id"]
+    assert patient.delete(f"{feed.url}{gone}/", headers=feed.writer.basic).status_code == 200
+    answer = patient.get(feed.url, headers=feed.reader.basic).json()["objects"]
+    assert gone not in [o["id"] for o in answer], "a deleted object was served"
+    assert [o["modified"] for o in answer if o["id"] == newer["id"]] == ["2026-03-01T00:00:00.000Z"]
+    single = patient.get(f"{feed.url}{gone}/", headers=feed.reader.basic)
+    assert single.status_code == 404, single.text
+
+
+def test_a_removed_grant_and_a_changed_default_tlp_apply_while_the_replica_lags(
+    patient: TestClient, pair: Pair
+) -> None:
+    engine = make_engine(pair.primary_url, pool_size=1)
+    with make_sessionmaker(engine)() as session:
+        feed = make_feed(session, "retlp", reader_clearance="green", default_tlp="green")
+        other = make_feed(session, "regrant")
+    engine.dispose()
+    unmarked = envelope(*(make_indicator(n, tlp=None) for n in range(5)))
+    assert patient.post(feed.url, json=unmarked, headers=feed.writer.post).status_code == 202
+    _post(patient, other, 0, 5)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    assert len(_ids(patient, feed)) == 5  # the caller and the catalog cached
+    assert len(_ids(patient, other)) == 5
+    _replay(pair, paused=True)
+    _on_primary(pair, "UPDATE collection SET default_tlp = 2 WHERE id = :id", id=feed.collection)
+    assert _ids(patient, feed) == [], "served under the replica's old default TLP"
+    _on_primary(pair, 'DELETE FROM "grant" WHERE collection_id = :id', id=other.collection)
+    assert patient.get(other.url, headers=other.reader.basic).status_code == 404
+
+
+def test_a_key_revoked_on_the_primary_is_refused_while_the_replica_lags(
+    patient: TestClient, feed: Feed, pair: Pair
+) -> None:
+    assert patient.get(feed.url, headers=feed.reader.basic).status_code == 200  # cached on this worker
+    _replay(pair, paused=True)
+    engine = make_engine(pair.primary_url, pool_size=1)
+    session: Session
+    with make_sessionmaker(engine)() as session:
+        admin.revoke_key(session, key_id=feed.reader.key_id)
+        session.commit()
+    engine.dispose()
+    assert patient.get(feed.url, headers=feed.reader.basic).status_code == 401
+
+
+def test_keyset_paging_while_the_replica_lags_is_complete_and_in_order(
     client: TestClient, feed: Feed, pair: Pair
 ) -> None:
     lsn = _post(client, feed, 0, 40)
     _until(lambda: len(_ids(client, feed, **{LSN_HEADER: lsn})) == 40)
     _replay(pair, paused=True)
-    _post(client, feed, 40, 40)
     seen: list[str] = []
     params: dict[str, str | int] = {"limit": 7}
+    posted = 40
     while True:
         body = client.get(feed.url, params=params, headers=feed.reader.basic).json()
         seen.extend(o["id"] for o in body.get("objects", []))
+        if posted < 80:  # a writer between the pages: the replica has replayed none of it
+            _post(client, feed, posted, 10)
+            posted += 10
         if not body.get("more"):
             break
         params = {"limit": 7, "next": body["next"]}
-    # 40 from the paused replica; more only if it left the rotation mid-way (a loaded machine: the lag passed
-    # its bound) and the primary served the rest. Either way a prefix of the commit order: no hole, no repeat.
-    everything = [make_indicator(n)["id"] for n in range(80)]
-    assert len(seen) >= 40
-    assert seen == everything[: len(seen)]
+    assert seen == [make_indicator(n)["id"] for n in range(80)]
+
+
+def test_read_ahead_reads_on_the_replica_and_is_never_stale(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    """Pages are read ahead on the replica; one read ahead before a newer version of an object on it was
+    written (on the primary) is not served."""
+    _post(patient, feed, 0, 100)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    read_ahead = services_of(patient.app).read_ahead
+    assert read_ahead.enabled
+    primary, served = _reads("primary"), read_ahead.served
+    ids: list[str] = []
+    params: dict[str, str | int] = {"limit": 10}
+    while True:
+        body = patient.get(feed.url, params=params, headers=feed.reader.basic).json()
+        ids.extend(o["id"] for o in body["objects"])
+        if not body.get("more"):
+            break
+        read_ahead.settle()
+        params = {"limit": 10, "next": body["next"]}
+    assert ids == [make_indicator(n)["id"] for n in range(100)]
+    assert read_ahead.served - served >= 5, "pages were not served as read ahead"
+    assert _reads("primary") == primary, "a page (or a page read ahead) was read on the primary"
+    page = patient.get(feed.url, params={"limit": 50}, headers=feed.reader.basic).json()
+    read_ahead.settle()  # page 2 is read ahead on the replica
+    changed = make_indicator(60, modified="2026-03-01T00:00:00.000Z")
+    assert patient.post(feed.url, json=envelope(changed), headers=feed.writer.post).status_code == 202
+    seen = list(page["objects"])
+    while page.get("more"):
+        page = patient.get(feed.url, params={"limit": 50, "next": page["next"]}, headers=feed.reader.basic).json()
+        seen.extend(page["objects"])
+    versions = [o["modified"] for o in seen if o["id"] == changed["id"]]
+    assert versions == ["2026-03-01T00:00:00.000Z"], "page 2 was served as read ahead, before the write"
 
 
 def test_a_replica_lagging_too_far_leaves_the_rotation_and_comes_back(
@@ -157,20 +303,6 @@ def test_a_replica_lagging_too_far_leaves_the_rotation_and_comes_back(
     _replay(pair, paused=False)
     _until(lambda: _in_rotation(client))
     assert len(_ids(client, feed)) == 10
-
-
-def test_a_key_revoked_on_the_primary_is_refused_while_the_replica_lags(
-    client: TestClient, feed: Feed, pair: Pair
-) -> None:
-    assert client.get(feed.url, headers=feed.reader.basic).status_code == 200  # cached on this worker
-    _replay(pair, paused=True)
-    engine = make_engine(pair.primary_url, pool_size=1)
-    session: Session
-    with make_sessionmaker(engine)() as session:
-        admin.revoke_key(session, key_id=feed.reader.key_id)
-        session.commit()
-    engine.dispose()
-    assert client.get(feed.url, headers=feed.reader.basic).status_code == 401
 
 
 def test_a_replica_stopped_mid_poll_loses_nothing(client: TestClient, feed: Feed, pair: Pair) -> None:
