@@ -1,13 +1,20 @@
-"""Shared pieces of the scale tests: a collection with a writer and a reader key, and paging helpers."""
+"""Shared pieces of the scale tests: a collection with a writer and a reader key, paging helpers, and a
+throwaway primary with a streaming replica of it (``pair``, one per test module)."""
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import psycopg
+import pytest
 from sqlalchemy.orm import Session
 
+from indicator_exchange.store import migrate
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
+from tests.fixtures.postgres import Cluster, cluster
+from tests.fixtures.scale import Replica, database_on
 
 
 @dataclass(frozen=True)
@@ -54,3 +61,27 @@ def poll_all(client: httpx.Client, feed: Feed, *, limit: int, key: Key | None = 
         if not body.get("more"):
             return ids
         params = {"limit": limit, "next": body["next"]}
+
+
+@dataclass
+class Pair:
+    primary: Cluster
+    replica: Replica
+    primary_url: str
+    replica_url: str
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[Pair]:
+    """A throwaway primary with database ``ix`` at head, and a streaming replica of it (``pg_basebackup -R``)."""
+    with cluster() as primary:
+        with psycopg.connect(primary.url, autocommit=True) as conn:
+            conn.execute("CREATE DATABASE ix")
+        primary_url = database_on(primary, "ix")
+        migrate.upgrade(primary_url)
+        replica = Replica(primary)
+        try:
+            replica.start()
+            yield Pair(primary, replica, primary_url, database_on(replica, "ix"))
+        finally:
+            replica.remove()

@@ -6,7 +6,6 @@ stays exact; a replica that lags too far or stops (mid-poll) is out of rotation 
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import psycopg
 import pytest
@@ -18,39 +17,14 @@ from sqlalchemy.orm import Session
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
 from indicator_exchange.services import services_of
-from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine, make_sessionmaker
 from indicator_exchange.store.replicas import LSN_HEADER
 from tests.conftest import make_settings
 from tests.fixtures.factories import envelope, make_indicator
-from tests.fixtures.postgres import Cluster, cluster
-from tests.fixtures.scale import Replica, database_on, wait_replayed
-from tests.scale.conftest import Feed, make_feed
+from tests.fixtures.scale import wait_replayed
+from tests.scale.conftest import Feed, Pair, make_feed
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@dataclass
-class Pair:
-    primary: Cluster
-    replica: Replica
-    primary_url: str
-    replica_url: str
-
-
-@pytest.fixture(scope="module")
-def pair() -> Iterator[Pair]:
-    with cluster() as primary:
-        with psycopg.connect(primary.url, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE ix")
-        primary_url = database_on(primary, "ix")
-        migrate.upgrade(primary_url)
-        replica = Replica(primary)
-        try:
-            replica.start()
-            yield Pair(primary, replica, primary_url, database_on(replica, "ix"))
-        finally:
-            replica.remove()
 
 
 def _replay(pair: Pair, *, paused: bool) -> None:
