@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,14 +29,18 @@ from indicator_exchange.store.engine import (
     LoopConnection,
     PoolBudget,
     StoreFeatures,
+    database_unavailable,
     features,
     make_engine,
     make_sessionmaker,
     read_only_engine,
+    session_scope,
 )
 from indicator_exchange.store.read_ahead import ReadAhead
 from indicator_exchange.store.replicas import ReplicaSet
 from indicator_exchange.store.statistics import StatisticsKeeper
+
+T = TypeVar("T")
 
 
 def utc_now() -> datetime:
@@ -83,9 +88,9 @@ class AppServices:
     def fresh_reads(
         self, *, collection_id: uuid.UUID | None = None, lsn: str | None = None, statements: bool = False
     ) -> sessionmaker[Session]:
-        """Sessions for a read that must be as fresh as the primary now (exports, reports, match index loads,
-        streams): a replica that has replayed the collection's clock and the auth epoch (or, without a
-        collection, the primary's WAL position), else the primary. ``statements``: without BEGIN/COMMIT."""
+        """Sessions for a read that must be as fresh as the primary now (exports): a replica that has replayed
+        the collection's clock and the auth epoch (or, without a collection, the primary's WAL position), else
+        the primary. ``statements``: without BEGIN/COMMIT."""
         primary = self.sessions.statements if statements else self.sessions.reads
         if self.replicas is None:
             return primary
@@ -93,6 +98,30 @@ class AppServices:
         if replica is None:
             return primary
         return replica.statements if statements else replica.reads
+
+    def read_fresh(
+        self,
+        read: Callable[[Session], T],
+        *,
+        collection_id: uuid.UUID | None = None,
+        statements: bool = False,
+    ) -> T:
+        """``read`` where ``fresh_reads`` says (reports, match index loads, stream batches); run again on the
+        primary when the replica stops answering in the middle, so the client sees no error."""
+        primary = self.sessions.statements if statements else self.sessions.reads
+        replica = None
+        if self.replicas is not None:
+            replica = self.replicas.fresh(self.sessions.statements, collection_id=collection_id)
+        if replica is not None and self.replicas is not None:
+            try:
+                with session_scope(replica.statements if statements else replica.reads) as session:
+                    return read(session)
+            except Exception as exc:
+                if not database_unavailable(exc):
+                    raise
+                self.replicas.failed(replica, exc)
+        with session_scope(primary) as session:
+            return read(session)
 
 
 _ATTRIBUTE = "services"

@@ -7,6 +7,7 @@ import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from sqlalchemy.orm import Session
 
 from indicator_exchange.audit.context import note_detail
 from indicator_exchange.dependencies import CallerDep, SessionDep, SettingsDep
@@ -15,7 +16,9 @@ from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import MatchResult, read_events
+from indicator_exchange.match.index import Generation
 from indicator_exchange.openapi import json_responses
+from indicator_exchange.services import services
 
 router = APIRouter(prefix="/api/v1", tags=["matching"])
 
@@ -77,10 +80,22 @@ async def match(
 
     def run() -> dict[str, object]:
         now = datetime.now(UTC)
-        ids = matching.readable_collections(session, caller, collection or [])
-        indicator_set = matching.cached_indicator_set(
-            session, ids, clearance=caller.clearance, settings=settings, now=now, min_lsh_bands=1 if candidates else 2
-        )
+
+        # The index loads (and its deltas) from a read replica that has replayed everything the primary holds
+        # now, else from the request's own session; sightings are written there.
+        def load(source: Session) -> Generation:
+            ids = matching.readable_collections(source, caller, collection or [])
+            return matching.cached_indicator_set(
+                source,
+                ids,
+                clearance=caller.clearance,
+                settings=settings,
+                now=now,
+                min_lsh_bands=1 if candidates else 2,
+            )
+
+        app = services(request)
+        indicator_set = load(session) if app.replicas is None else app.read_fresh(load, statements=True)
         found = matching.match_events(indicator_set, batch.events, settings=settings, now=now)
         result: dict[str, object] = {
             "events": len(batch.events),

@@ -104,6 +104,7 @@ def report_response(report: SharingReport, fmt: str, *, inline: tuple[str, ...] 
     responses={200: content(REPORT_CONTENT, "The report, in the format asked for."), **json_responses(403, 404)},
 )
 def sharing_report(
+    request: Request,
     session: SessionDep,
     caller: CallerDep,
     settings: SettingsDep,
@@ -122,7 +123,13 @@ def sharing_report(
     """What was published, shared, received and refused in a window, marked with its highest TLP."""
     if format not in render.FORMATS:
         raise BadRequest(f"format must be one of {', '.join(render.FORMATS)}")
-    report = report_for(session, caller, settings, start=start, end=end, collections=collection or [], partner=partner)
+
+    def build(source: Session) -> SharingReport:
+        return report_for(source, caller, settings, start=start, end=end, collections=collection or [], partner=partner)
+
+    # With read replicas: on one that has replayed everything the primary holds now, else the request's own.
+    app = services(request)
+    report = build(session) if app.replicas is None else app.read_fresh(build)
     return report_response(report, format)
 
 
@@ -150,7 +157,9 @@ def export_response(
         types=export.parse_types(types),
         all_versions=all_versions,
     )
-    factory: sessionmaker[Session] = services(request).sessions.reads
+    # A read replica that has replayed the collection's clock and the auth epoch the primary has now, else the
+    # primary (services.AppServices.fresh_reads): the export is never staler than the request.
+    factory: sessionmaker[Session] = services(request).fresh_reads(collection_id=found.id)
 
     note_collection(request, found)
 

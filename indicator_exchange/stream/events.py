@@ -68,10 +68,15 @@ class Stream:
         self.batches = 0
 
     def _read(self) -> service.Batch:
-        with self.app.sessions.statements() as session:
-            return service.read_batch(
+        # With read replicas, one that has replayed the collection's clock the primary has now (no batch is
+        # staler than the notification that woke the stream), else the primary.
+        return self.app.read_fresh(
+            lambda session: service.read_batch(
                 session, self.caller, self.target, after=self.position, limit=self.settings.live_batch_size
-            )
+            ),
+            collection_id=self.target.id,
+            statements=True,
+        )
 
     def _still_allowed(self) -> str | None:
         """Authenticate again after a change to principals, keys or grants; why the stream must end, or None."""

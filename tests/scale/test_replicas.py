@@ -6,10 +6,13 @@ stays exact; a replica that lags too far or stops (mid-poll) is out of rotation 
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -20,8 +23,10 @@ from indicator_exchange.services import services_of
 from indicator_exchange.store.engine import make_engine, make_sessionmaker
 from indicator_exchange.store.replicas import LSN_HEADER
 from tests.conftest import make_settings
-from tests.fixtures.factories import envelope, make_indicator
+from tests.fixtures.factories import Key, envelope, make_indicator, make_key
+from tests.fixtures.live_server import live_server
 from tests.fixtures.scale import wait_replayed
+from tests.live.sse import subscribe
 from tests.scale.conftest import Feed, Pair, make_feed
 
 pytestmark = pytest.mark.timeout(300)
@@ -298,3 +303,119 @@ def test_a_replica_stopped_mid_poll_loses_nothing(client: TestClient, feed: Feed
     _until(lambda: _in_rotation(client), seconds=30)
     ready = client.get("/readyz").json()
     assert ready["replicas"][0]["in_rotation"] is True
+
+
+def _compliance(pair: Pair, feed: Feed, name: str) -> Key:
+    engine = make_engine(pair.primary_url, pool_size=1)
+    with make_sessionmaker(engine)() as session:
+        made = make_key(session, name, kind="compliance", clearance="red", read=[feed.collection])
+        session.commit()
+    engine.dispose()
+    wait_replayed(pair.primary_url, pair.replica_url)
+    return made
+
+
+def _exported(client: TestClient, feed: Feed, key: Key) -> list[str]:
+    answer = client.get(
+        "/api/v1/export", params={"collection": str(feed.collection), "format": "jsonl"}, headers=key.basic
+    )
+    assert answer.status_code == 200, answer.text
+    return [line for line in answer.text.splitlines() if line]
+
+
+def test_exports_read_from_a_replica_that_has_caught_up(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    auditor = _compliance(pair, feed, "export-auditor")
+    _post(patient, feed, 0, 10)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    replica, primary = _reads("replica"), _reads("primary")
+    assert len(_exported(patient, feed, auditor)) == 10
+    assert (_reads("replica") - replica, _reads("primary") - primary) == (1, 0)
+    _replay(pair, paused=True)
+    _post(patient, feed, 10, 5)
+    assert len(_exported(patient, feed, auditor)) == 15, "the export was staler than the request"
+    assert _reads("primary") - primary == 1
+
+
+def test_reports_read_from_a_replica_that_has_caught_up(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    auditor = _compliance(pair, feed, "report-auditor")
+    params = {"from": "2020-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z", "format": "json"}
+    replica, primary = _reads("replica"), _reads("primary")
+    answer = patient.get("/api/v1/reports/sharing", params=params, headers=auditor.basic)
+    assert answer.status_code == 200, answer.text
+    assert (_reads("replica") - replica, _reads("primary") - primary) == (1, 0)
+    _replay(pair, paused=True)
+    _post(patient, feed, 0, 5)
+    answer = patient.get("/api/v1/reports/sharing", params=params, headers=auditor.basic)
+    assert answer.status_code == 200, answer.text
+    assert _reads("primary") - primary == 1, "a replica that had not replayed the write served the report"
+
+
+def test_match_index_loads_from_a_replica_that_has_caught_up(patient: TestClient, feed: Feed, pair: Pair) -> None:
+    now = datetime.now(UTC)
+
+    def detect(n: int) -> None:
+        detection = {
+            "kind": "proxy_ip",
+            "detector": "d",
+            "value": f"46.91.113.{n}",
+            "proxy_kind": "residential",
+            "tlp": "amber",
+            "first_seen": (now - timedelta(days=1)).isoformat(),
+            "last_seen": now.isoformat(),
+            "confidence": 70,
+            "cluster": "hydra-x",
+        }
+        answer = patient.post("/api/v1/detections", json=[detection], headers=feed.writer.bearer)
+        assert answer.status_code in (200, 201, 202), answer.text
+        assert answer.json()["summary"]["created"] == 1, answer.text
+
+    def matched(n: int) -> list[str]:
+        event = {"timestamp": now.isoformat(), "event_id": f"e{n}", "source_ip": f"46.91.113.{n}"}
+        answer = patient.post("/api/v1/match", json=[event], headers=feed.writer.bearer)
+        assert answer.status_code == 200, answer.text
+        return [m["event_id"] for m in answer.json()["matches"]]
+
+    detect(1)
+    wait_replayed(pair.primary_url, pair.replica_url)
+    replica, primary = _reads("replica"), _reads("primary")
+    assert matched(1) == ["e1"]
+    assert (_reads("replica") - replica, _reads("primary") - primary) == (1, 0)
+    _replay(pair, paused=True)
+    detect(2)
+    assert matched(2) == ["e2"], "the index was loaded from a replica that had not replayed the indicator"
+    assert _reads("primary") - primary == 1
+
+
+def test_streams_read_from_the_replica_and_do_not_stall_while_it_lags(feed: Feed, pair: Pair) -> None:
+    env = {
+        "IX_READ_REPLICA_URLS": pair.replica_url,
+        "IX_REPLICA_MAX_LAG_SECONDS": "600",
+        "IX_REPLICA_CHECK_SECONDS": "0.2",
+        "IX_REPLICA_WAIT_SECONDS": "0.3",
+    }
+    _replay(pair, paused=False)
+    with live_server(pair.primary_url, env=env) as server, httpx.Client(base_url=server.base, timeout=30) as http:
+        assert http.post(feed.url, json=envelope(make_indicator(0)), headers=feed.writer.post).status_code == 202
+        wait_replayed(pair.primary_url, pair.replica_url)
+        before = _served_metric(http, "replica")
+        url = f"{server.base}/api/v1/collections/{feed.collection}/stream"
+        try:
+            with subscribe(url, feed.reader.basic) as stream:
+                assert stream.status == 200
+                assert [o["id"] for o in stream.objects(1)[0]] == [make_indicator(0)["id"]]
+                assert _served_metric(http, "replica") > before, "the stream's batch was not read on the replica"
+                _replay(pair, paused=True)
+                posted = http.post(feed.url, json=envelope(make_indicator(1)), headers=feed.writer.post)
+                assert posted.status_code == 202
+                assert [o["id"] for o in stream.objects(1)[0]] == [make_indicator(1)["id"]]
+        finally:
+            _replay(pair, paused=False)
+
+
+def _served_metric(http: httpx.Client, target: str) -> float:
+    scraped = http.get("/metrics").text
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "ix_replica_reads_total" and sample.labels.get("target") == target:
+                return sample.value
+    return 0.0
