@@ -3,13 +3,16 @@ through the pooler, the event loop's connection goes to the server itself (IX_DI
 pooler really carried the request traffic."""
 
 import subprocess
+import time
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from indicator_exchange.store.models import AuditEvent
 from tests.fixtures.live_server import IX, live_server
 from tests.fixtures.scale import Pooler, pgbouncer
 from tests.scale.conftest import make_feed, poll_all, post
@@ -35,6 +38,7 @@ def test_ingest_and_paging_through_the_pooler(db_url: str, session: Session, poo
     feed = make_feed(session)
     pooled = pooler.url(_database(db_url))
     env = {"IX_DIRECT_DATABASE_URL": db_url, "IX_STATISTICS_INTERVAL_SECONDS": "0.5"}
+    requests = 4  # the 3 posts and the manifest, then the pages
     with live_server(pooled, workers=2, env=env) as server, httpx.Client(base_url=server.base, timeout=30) as client:
         for first in range(0, 600, 200):
             post(client, feed, first, 200)
@@ -42,12 +46,31 @@ def test_ingest_and_paging_through_the_pooler(db_url: str, session: Session, poo
             ids = poll_all(client, feed, limit=limit)
             assert len(ids) == 600
             assert len(set(ids)) == 600
+            requests += -(-600 // limit)
         manifest = client.get(f"/api1/collections/{feed.collection}/manifest/", headers=feed.reader.basic)
         assert manifest.status_code == 200
         assert len(manifest.json()["objects"]) == 100
         stats = {str(row[0]): row for row in pooler.show("STATS")}
         assert _database(db_url) in stats
         assert int(str(stats[_database(db_url)][1])) > 50, "the requests did not go through the pooler"
+        scraped = client.get("/metrics").text.splitlines()
+    # Every request audited through the pooler: a statement prepared on one server connection and used on
+    # another (PgBouncer 1.18 keeps no prepared statements across transactions) would lose audit rows.
+    assert [line for line in scraped if line.startswith("ix_audit_write_failures_total")] == [
+        "ix_audit_write_failures_total 0.0"
+    ]
+    deadline = time.monotonic() + 10
+    audited = 0
+    while audited < requests and time.monotonic() < deadline:
+        session.expire_all()
+        audited = (
+            session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.collection_id == feed.collection)
+            )
+            or 0
+        )
+        time.sleep(0.2)
+    assert audited == requests
 
 
 def test_without_the_direct_url_the_bookkeeping_option_is_refused(db_url: str, pooler: Pooler) -> None:
