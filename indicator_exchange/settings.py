@@ -198,7 +198,8 @@ class Settings(BaseSettings):
     read_replica_urls: str = Field(
         "",
         description="Comma-separated URLs of PostgreSQL streaming replicas that serve reads (polls, manifests, "
-        "versions, exports, reports); empty = every read from IX_DATABASE_URL.",
+        "versions, pages read ahead, exports, reports, match index loads, stream batches), each only once it has "
+        "replayed what the primary held when the read began; empty = every read from IX_DATABASE_URL.",
     )
     replica_max_lag_seconds: float = Field(
         5.0,
@@ -208,8 +209,8 @@ class Settings(BaseSettings):
     replica_wait_seconds: float = Field(
         1.0,
         ge=0,
-        description="Read-your-writes: how long a read carrying the client's last write position (X-IX-LSN) "
-        "waits for a replica to replay it before it reads from the primary instead.",
+        description="How long a read waits for a replica to replay what the primary held when it began (the "
+        "collection's clock and the auth epoch, or the client's X-IX-LSN) before it reads from the primary instead.",
     )
     replica_check_seconds: float = Field(
         1.0, gt=0, description="How often each worker measures its replicas' lag (and retries one that is down)."
