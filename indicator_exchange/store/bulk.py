@@ -45,7 +45,8 @@ def insert_one(session: Session, table: Table, row: Mapping[str, Any]) -> None:
         connection.execute(insert(table).values(**row))
         return
     columns = tuple(row.keys())
-    statement, processors = _prepared_insert(table, columns, connection.dialect)
+    asynchronous = bool(connection.get_execution_options().get("ix_asynchronous_commit", False))
+    statement, processors = _prepared_insert(table, columns, connection.dialect, asynchronous)
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
     driver_connection.execute(
@@ -59,13 +60,19 @@ def insert_one(session: Session, table: Table, row: Mapping[str, Any]) -> None:
 
 
 @functools.cache
-def _prepared_insert(table: Table, columns: tuple[str, ...], dialect: Dialect) -> tuple[str, list[Any]]:
+def _prepared_insert(
+    table: Table, columns: tuple[str, ...], dialect: Dialect, asynchronous: bool = False
+) -> tuple[str, list[Any]]:
+    """``asynchronous``: the statement turns ``synchronous_commit`` off for its own transaction (behind a
+    pooler, where the connection cannot be started with it): evaluated before the commit, in the same trip."""
     quote = dialect.identifier_preparer.quote
     processors = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
     statement = (
         f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
         f"VALUES ({', '.join(['%s'] * len(columns))})"
     )
+    if asynchronous:
+        statement += " RETURNING set_config('synchronous_commit', 'off', true)"
     return statement, processors
 
 

@@ -58,7 +58,7 @@ def make_engine(
     # No pre-ping: it cost a round trip on every checkout, and a request checks out three connections (auth,
     # its own transaction, the audit row). A connection that died instead fails its first use, which
     # invalidates the whole pool and answers 503 with Retry-After (error_handlers).
-    return create_engine(
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size if max_overflow is None else max_overflow,
@@ -66,6 +66,9 @@ def make_engine(
         connect_args={"prepare_threshold": None}
         | ({"options": "-c synchronous_commit=off"} if asynchronous_commit and not pooled else {}),
     )
+    # Behind a pooler the startup option is refused: the statements that write bookkeeping ask for asynchronous
+    # commit themselves, for their own transaction (``bulk.insert_one``), in the same round trip.
+    return engine.execution_options(ix_asynchronous_commit=True) if asynchronous_commit and pooled else engine
 
 
 @dataclass(frozen=True, slots=True)

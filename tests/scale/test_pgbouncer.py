@@ -5,6 +5,7 @@ pooler really carried the request traffic."""
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
@@ -12,6 +13,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from indicator_exchange.store.audit import add_event
+from indicator_exchange.store.engine import make_engine
 from indicator_exchange.store.models import AuditEvent
 from tests.fixtures.live_server import IX, live_server
 from tests.fixtures.scale import Pooler, pgbouncer
@@ -87,3 +90,18 @@ def test_without_the_direct_url_the_bookkeeping_option_is_refused(db_url: str, p
     )
     assert refused.returncode != 0
     assert "unsupported startup parameter" in refused.stderr
+
+
+def test_audit_rows_commit_asynchronously_behind_the_pooler(db_url: str, pooler: Pooler) -> None:
+    """The startup option is refused there, so the insert asks for it for its own transaction: no disk flush
+    waited for in the request cycle (the audit row is written before the connection takes its next request)."""
+    engine = make_engine(pooler.url(_database(db_url)), pool_size=1, asynchronous_commit=True, pooled=True)
+    try:
+        with engine.connect() as connection:  # one transaction: the setting is visible in it
+            row = {"at": datetime.now(UTC), "method": "GET", "path": "/probe", "status_code": 200, "outcome": "ok"}
+            add_event(Session(bind=connection), **row)
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+            connection.rollback()
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == "on", "it leaked out"
+    finally:
+        engine.dispose()
