@@ -190,23 +190,30 @@ def bench_instances(objects: int) -> dict[str, Any]:
 
 
 def bench_pooler(objects: int) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
+    """Direct against PgBouncer, two rounds in opposite orders (the machine's load drifts; the second run of a
+    round met a warmer server), each on a fresh database; the ratios are of the sums over both rounds."""
+    rounds: list[dict[str, dict[str, float]]] = []
     with pgbouncer(5432, pool_size=20) as pooler:
-        for label in ("direct", "pgbouncer"):
-            with contextlib.ExitStack() as stack:
-                url = stack.enter_context(database())  # a fresh database each: equal starting points
-                pooled = pooler.url(url.rsplit("/", 1)[1])
-                target, extra = (url, {}) if label == "direct" else (pooled, {"IX_DIRECT_DATABASE_URL": url})
-                feed = Feed(url)
-                server = stack.enter_context(live_server(target, workers=2, env={**NO_LIMITS, **extra}))
-                log(f"{label}: ingest {objects}")
-                put = ingest(server.base, feed, 0, objects)
-                full_poll(server.base, feed)  # warm
-                got = pollers(server.base, feed, 1)
-            figures[label] = {"ingest": put["rate"], "poll": got["rate"]}
+        for order in (("direct", "pgbouncer"), ("pgbouncer", "direct")):
+            figures: dict[str, dict[str, float]] = {}
+            for label in order:
+                with contextlib.ExitStack() as stack:
+                    url = stack.enter_context(database())  # a fresh database each: equal starting points
+                    pooled = pooler.url(url.rsplit("/", 1)[1])
+                    target, extra = (url, {}) if label == "direct" else (pooled, {"IX_DIRECT_DATABASE_URL": url})
+                    feed = Feed(url)
+                    server = stack.enter_context(live_server(target, workers=2, env={**NO_LIMITS, **extra}))
+                    log(f"{label}: ingest {objects}")
+                    put = ingest(server.base, feed, 0, objects)
+                    full_poll(server.base, feed)  # warm
+                    got = pollers(server.base, feed, 1)
+                figures[label] = {"ingest": put["rate"], "poll": got["rate"], "load": os.getloadavg()[0]}
+            rounds.append(figures)
+    result: dict[str, Any] = {"rounds": rounds}
     for metric in ("ingest", "poll"):
-        figures[f"{metric}_ratio"] = round(figures["pgbouncer"][metric] / figures["direct"][metric], 3)
-    return figures
+        pooled_sum = sum(r["pgbouncer"][metric] for r in rounds)
+        result[f"{metric}_ratio"] = round(pooled_sum / sum(r["direct"][metric] for r in rounds), 3)
+    return result
 
 
 def bench_replica(objects: int) -> dict[str, Any]:
