@@ -175,7 +175,7 @@ def _mark(
 
 def _caller_current(ctx: PollContext, mark: Mark) -> bool:
     """Whether the caller is as the primary has it at the mark's epoch (confirming it there if need be)."""
-    if ctx.record.auth_epoch != mark.epoch:
+    if ctx.record.auth_epoch is not None and ctx.record.auth_epoch != mark.epoch:
         ctx.caller = ctx.confirm()  # reads the epoch again; a revoked key is refused here
     if ctx.record.auth_epoch not in (mark.epoch, None):  # None: no caller cache, authenticated afresh
         return False

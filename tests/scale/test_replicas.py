@@ -420,3 +420,21 @@ def _served_metric(http: httpx.Client, target: str) -> float:
             if sample.name == "ix_replica_reads_total" and sample.labels.get("target") == target:
                 return sample.value
     return 0.0
+
+
+def test_without_a_caller_cache_polls_still_read_from_the_replica(feed: Feed, pair: Pair) -> None:
+    """Each request authenticates on the primary afresh: the replica serves the page without a second check."""
+    settings = make_settings(
+        pair.primary_url,
+        read_replica_urls=pair.replica_url,
+        replica_max_lag_seconds=600.0,
+        replica_check_seconds=0.2,
+        auth_cache_seconds=0,
+        statistics_interval_seconds=0,
+    )
+    with TestClient(create_app(settings)) as client:
+        _post(client, feed, 0, 5)
+        wait_replayed(pair.primary_url, pair.replica_url)
+        replica = _reads("replica")
+        assert len(_ids(client, feed)) == 5
+        assert _reads("replica") - replica == 1
