@@ -213,6 +213,35 @@ class TestVotes:
         session.rollback()
         response = client.get(f"/api/v1/indicators/{ex.id}/lifecycle", headers=ex.outsider.basic)
         assert response.status_code == 404
+        before = ex.latest(session)
+        direct = client.post(ex.url, headers=ex.outsider.post, json=envelope(refused))  # no grant on its collection
+        assert direct.status_code in (403, 404), direct.text
+        assert "title" in direct.json()  # a TAXII error resource
+        assert ex.latest(session) == before
+        session.rollback()
+        assert session.execute(select(IndicatorFeedback)).scalars().all() == []
+        session.rollback()
+
+    def test_feedback_on_a_partners_indicator_is_kept_for_its_producer_not_applied(
+        self, client: TestClient, session: Session, settings: Settings
+    ) -> None:
+        ex = Exchange(session, settings)
+        theirs = make_indicator(
+            8,
+            created_by_ref=LABS["lab-b"][1],
+            confidence=60,
+            pattern="[ipv4-addr:value = '45.83.12.8']",
+            valid_from=stamp(datetime.now(UTC) - timedelta(hours=1)),
+        )
+        assert ex.post(client, ex.keys["lab-b"], theirs)["success_count"] == 1
+        for name in ("lab-a", "lab-b"):  # a quorum of organisations, were it ours
+            ex.post(client, ex.keys[name], opinion(name, str(theirs["id"]), "disagree"))
+        view = client.get(f"/api/v1/indicators/{theirs['id']}/lifecycle", headers=ex.admin.basic).json()
+        assert (view["ours"], view["revoked"], view["events"]) == (False, False, [])
+        assert view["false_positive_organisations"] == ["Lab A", "Lab B"]
+        assert len(view["versions"]) == 1  # we wrote no version of Lab B's indicator
+        served = client.get(ex.url, params={"match[type]": "opinion"}, headers=ex.keys["lab-b"].basic).json()
+        assert sum(str(theirs["id"]) in o["object_refs"] for o in served["objects"]) == 2  # the producer reads them
 
 
 def _matched(client: TestClient, key: Key, indicator_id: str) -> float | None:
