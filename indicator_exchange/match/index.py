@@ -53,6 +53,7 @@ NEVER = 2**63 - 1
 SMALL_SEGMENT = 64  # changes recompiled together rather than kept as a segment of their own (~1.5 ms)
 GONE = -1
 HOLE_WAIT = 30.0  # seconds a feedback row id skipped by a read may still commit (an open transaction took it)
+MAX_HOLES = 10_000  # ids skipped at once beyond which a jump of the sequence is not waited for
 
 
 def _us(moment: datetime) -> int:
@@ -238,6 +239,11 @@ class FeedbackClock:
             self.holes.pop(row_id, None)
             touched.add(indicator_id)
         top = max(self.seen, default=self.settled)
+        if top - self.settled - len(self.seen) > MAX_HOLES:
+            self.holes.clear()  # the sequence jumped (restored, or reset by hand): no transaction is that wide
+            self.seen.clear()
+            self.settled = top
+            return touched
         for missing in range(self.settled + 1, top + 1):
             if missing not in self.seen:
                 self.holes.setdefault(missing, now)

@@ -47,8 +47,10 @@ LISTED = {  # address -> the list that holds it (refused) or flags it
     "10.0.0.1": "RFC 1918",
     "100.64.0.1": "RFC 6598",
     "192.0.2.1": "RFC 5737",
+    "2001:db8::1": "RFC 3849",
 }
 CLOUD = "52.95.110.1"  # on MISP's Amazon AWS list: flagged by default, stored labelled, never enforced
+CLOUD_RANGE, IN_CLOUD_RANGE = "52.95.110.0/24", "52.95.110.200"  # overlaps the AWS list: flagged too
 X, Y = "45.83.12.7", "46.91.113.44"  # ordinary addresses no list holds
 W = "46.91.113.45"  # a partner's own indicator
 
@@ -197,7 +199,7 @@ def test_done_means(databases: tuple[str, str]) -> None:
                 "first_seen": (now - timedelta(hours=1)).isoformat(),
                 "last_seen": now.isoformat(),
             }
-            for value in [*LISTED, CLOUD, X, Y]
+            for value in [*LISTED, CLOUD, CLOUD_RANGE, X, Y]
         ]
         response = httpx.post(f"{a.server.base}/api/v1/detections", json=lines, headers=detector.bearer, timeout=120)
         assert response.status_code == 200, response.text
@@ -205,9 +207,10 @@ def test_done_means(databases: tuple[str, str]) -> None:
         for result, (address, list_name) in zip(results, LISTED.items(), strict=False):
             assert result["outcome"] == "rejected", (address, result)
             assert list_name in result["error"]["message"], (address, result)
-        flagged, x_result, y_result = results[len(LISTED) :]
-        assert flagged["outcome"] == "created"
-        assert any("Amazon AWS" in note for note in flagged["adjusted"])
+        *flagged, x_result, y_result = results[len(LISTED) :]
+        for result in flagged:
+            assert result["outcome"] == "created", result
+            assert any("Amazon AWS" in note for note in result["adjusted"]), result
         assert (x_result["outcome"], y_result["outcome"]) == ("created", "created")
         x_id, y_id = (next(i for i in r["stix_ids"] if i.startswith("indicator--")) for r in (x_result, y_result))
         # A partner posts its own indicator of a public resolver over TAXII: stored, never enforced.
@@ -226,7 +229,7 @@ def test_done_means(databases: tuple[str, str]) -> None:
         }
         partners_own = {**resolver, "id": f"indicator--{uuid.uuid4()}", "pattern": f"[ipv4-addr:value = '{W}']"}
         assert a.posted(keys["lab-c"], shared, resolver, partners_own)["success_count"] == 2
-        everything = [*LISTED, CLOUD, X, Y, W]
+        everything = [*LISTED, CLOUD, IN_CLOUD_RANGE, X, Y, W]
         assert a.matched(ops, *everything) == {X: x_id, Y: y_id, W: partners_own["id"]}
         assert a.view(ops, str(resolver["id"]))["why_not_enforced"].startswith("on a warninglist")
         until(lambda: b.matched(b_reader, *everything) == {X: x_id, Y: y_id, W: partners_own["id"]})

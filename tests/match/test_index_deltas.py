@@ -17,7 +17,7 @@ from indicator_exchange.lifecycle import feedback
 from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import Match, TrafficEvent
-from indicator_exchange.match.index import HOLE_WAIT, FeedbackClock, IndexConfig, IndexRegistry, MatchIndex
+from indicator_exchange.match.index import HOLE_WAIT, MAX_HOLES, FeedbackClock, IndexConfig, IndexRegistry, MatchIndex
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import format_timestamp_us, inspect_object
@@ -360,3 +360,8 @@ class TestFeedbackClock:
         clock = FeedbackClock.starting([(1, old), (4, old), (6, recent), (9, recent)], now)
         assert clock.settled == 4
         assert set(clock.holes) == {5, 7, 8}
+
+    def test_a_jump_of_the_sequence_is_not_waited_for(self) -> None:
+        clock = FeedbackClock()
+        assert clock.advance([(1, "i1"), (MAX_HOLES + 10, "i2")], now=0.0) == {"i1", "i2"}
+        assert (clock.settled, clock.holes, clock.seen) == (MAX_HOLES + 10, {}, set())
