@@ -18,8 +18,8 @@ Time moves validity too: each indicator's next ``valid_from``/``valid_until`` is
 generation reaching the first of them is refreshed (without a database read) like any other change.
 
 Partner feedback moves scores without a new version (docs/lifecycle.md#feedback): with a lifecycle policy the
-index also follows the feedback rows by id (``FeedbackClock``), on every delta and at least every
-``feedback_poll_seconds`` a request asks, and recompiles the indicators whose tally changed.
+index also follows the feedback rows by id (``FeedbackClock``), at most every ``feedback_poll_seconds`` (on the
+first request or refresh after it), and recompiles the indicators whose tally changed.
 """
 
 import heapq
@@ -444,12 +444,17 @@ class MatchIndex:
     ) -> bool:
         if generation is None or generation.picture != tuple(picture) or now_us >= generation.next_due_us:
             return False
-        if (
-            self.config.lifecycle is not None
-            and time.monotonic() - self._feedback_read_at >= self.config.feedback_poll_seconds
-        ):
+        if self._feedback_due():
             return False  # feedback on an indicator may have arrived in a collection this index does not serve
         return all(had >= seen for (_, had), (_, seen) in zip(generation.clocks, clocks, strict=True))
+
+    def _feedback_due(self) -> bool:
+        """Whether the feedback rows are to be read again: with a lifecycle policy, once per poll interval (not
+        on every delta: a commit's first match would pay a query for it)."""
+        return (
+            self.config.lifecycle is not None
+            and time.monotonic() - self._feedback_read_at >= self.config.feedback_poll_seconds
+        )
 
     def current(self, session: Session, collections: Sequence[Collection], now: datetime) -> Generation:
         """The generation to match with, refreshed first if the collections moved past it."""
@@ -539,7 +544,7 @@ class MatchIndex:
                         state.objects[position].pop(stix_id, None)
                     else:
                         state.put_object(position, orjson.loads(raw), now_us)
-        if self.config.lifecycle is not None:
+        if self._feedback_due():
             dirty |= self._read_feedback(session, state, now_us)
         self._wake.clear()
         if not dirty and tuple(clocks) == old.clocks:
