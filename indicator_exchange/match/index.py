@@ -419,6 +419,7 @@ class MatchIndex:
         self.compactions = 0
         self._wake: dict[uuid.UUID, int] = {}  # clocks announced by note_commit, not yet read
         self._feedback_read_at = time.monotonic()  # when the feedback rows were last read
+        self._refreshed_at: datetime | None = None  # the moment of the last refresh (its due heap read up to it)
 
     @property
     def generation(self) -> Generation | None:
@@ -475,6 +476,7 @@ class MatchIndex:
                 built = self._apply_deltas(session, collections, generation, self._state, now)
                 self.refresh_cpu_seconds += time.thread_time() - cpu
             self._generation = built
+            self._refreshed_at = now if self._refreshed_at is None else max(self._refreshed_at, now)
             return built
 
     def _full_build(self, session: Session, collections: Sequence[Collection], now: datetime) -> Generation:
@@ -627,7 +629,9 @@ class MatchIndex:
         self._dirty_since_snapshot = set()
 
         def compact() -> None:
-            moment = datetime.now(UTC)
+            # At the moment of the refresh the state was copied from, not the wall clock's: its due heap was read
+            # up to then, and what falls due later is still in it (or among the ids changed meanwhile).
+            moment = now
             base = _compile(snapshot, snapshot.all_ids(), _us(moment), self.config, moment)
             with self._lock:
                 generation, current = self._generation, self._state
@@ -645,8 +649,9 @@ class MatchIndex:
                     indicator_count=len(base.indicators),
                     built_at=moment,
                 )
-                # What changed while the base compiled; what fell due since is left to the next refresh.
-                self._generation = self._with_segment(fresh, current, dirty, datetime.now(UTC))
+                # What changed while the base compiled, as of the last refresh; what falls due later is left to
+                # the next one.
+                self._generation = self._with_segment(fresh, current, dirty, self._refreshed_at or moment)
                 self.compactions += 1
 
         self._compacting = threading.Thread(target=compact, name="match-compact", daemon=True)
