@@ -373,7 +373,7 @@ class IndexConfig:
     min_lsh_bands: int = 2
     overlay_limit: int = 20_000  # indicators in segments before the base is compiled again (in the background)
     lifecycle: LifecyclePolicy | None = None  # scores and warninglists (docs/lifecycle.md)
-    feedback_poll_seconds: float = 0.5  # a request reads new feedback rows at least this often (with ``lifecycle``)
+    feedback_poll_seconds: float = 0.5  # with ``lifecycle``: feedback rows are read again this long after the last read
 
 
 def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig, now: datetime) -> Layer:
