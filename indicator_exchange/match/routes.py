@@ -95,7 +95,7 @@ async def match(
             )
 
         app = services(request)
-        indicator_set = load(session) if app.replicas is None else app.read_fresh(load, statements=True)
+        indicator_set = load(session) if app.replicas is None else app.read_fresh(load)
         found = matching.match_events(indicator_set, batch.events, settings=settings, now=now)
         result: dict[str, object] = {
             "events": len(batch.events),
