@@ -85,20 +85,6 @@ class AppServices:
     live_hub: Hub | None = None  # commit notifications for streams and long polls (live.hub); set while serving
     replicas: ReplicaSet | None = None  # IX_READ_REPLICA_URLS (store.replicas); None: every read on the primary
 
-    def fresh_reads(
-        self, *, collection_id: uuid.UUID | None = None, lsn: str | None = None, statements: bool = False
-    ) -> sessionmaker[Session]:
-        """Sessions for a read that must be as fresh as the primary now (exports): a replica that has replayed
-        the collection's clock and the auth epoch (or, without a collection, the primary's WAL position), else
-        the primary. ``statements``: without BEGIN/COMMIT."""
-        primary = self.sessions.statements if statements else self.sessions.reads
-        if self.replicas is None:
-            return primary
-        replica = self.replicas.fresh(self.sessions.statements, collection_id=collection_id, lsn=lsn)
-        if replica is None:
-            return primary
-        return replica.statements if statements else replica.reads
-
     def read_fresh(
         self,
         read: Callable[[Session], T],
@@ -106,8 +92,10 @@ class AppServices:
         collection_id: uuid.UUID | None = None,
         statements: bool = False,
     ) -> T:
-        """``read`` where ``fresh_reads`` says (reports, match index loads, stream batches); run again on the
-        primary when the replica stops answering in the middle, so the client sees no error."""
+        """``read`` (reports, match index loads, stream batches) on a replica that has replayed what the primary
+        holds now — the collection's clock and the auth epoch, or without a collection the WAL position
+        (``ReplicaSet.fresh``) — else on the primary; run again on the primary when the replica stops answering
+        in the middle, so the client sees no error. ``statements``: without BEGIN/COMMIT."""
         primary = self.sessions.statements if statements else self.sessions.reads
         replica = None
         if self.replicas is not None:

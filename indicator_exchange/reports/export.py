@@ -129,12 +129,31 @@ def counts(session: Session, request: ExportRequest) -> tuple[int, int]:
     return total, everything - total
 
 
-def _pages(session: Session, request: ExportRequest, stats: ExportStats) -> Iterator[list[store.ObjectRow]]:
+# Where an export goes on when its session fails mid-stream (a read replica that stopped): another session to
+# read the remaining pages from, or None to let the error end the export.
+Fallback = Callable[[BaseException], Session | None]
+
+
+def _pages(
+    session: Session, request: ExportRequest, stats: ExportStats, fallback: Fallback | None = None
+) -> Iterator[list[store.ObjectRow]]:
     after = request.since_us
     while True:
-        rows, more = store.read_page(
-            session, request.collection.id, request.filters, request.visibility, after=after, limit=request.page_size
-        )
+        try:
+            rows, more = store.read_page(
+                session,
+                request.collection.id,
+                request.filters,
+                request.visibility,
+                after=after,
+                limit=request.page_size,
+            )
+        except Exception as exc:
+            replacement = None if fallback is None else fallback(exc)
+            if replacement is None:
+                raise
+            session = replacement  # keyset pages: the next one from the same position, nothing lost or repeated
+            continue
         if rows:
             after = rows[-1].date_added
             stats.pages += 1
@@ -150,19 +169,25 @@ def stream(
     fmt: str,
     stats: ExportStats | None = None,
     on_page: Callable[[ExportStats], None] | None = None,
+    fallback: Fallback | None = None,
 ) -> Iterator[bytes]:
-    """The export as chunks of bytes, one (or a few) per page; ``stats`` is updated as it goes."""
+    """The export as chunks of bytes, one (or a few) per page; ``stats`` is updated as it goes. ``fallback``:
+    where the remaining pages are read when ``session`` fails (``Fallback``)."""
     if fmt not in FORMATS:
         raise BadRequest(f"unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
     stats = stats if stats is not None else ExportStats()
     writers = {"stix": _bundle, "jsonl": _jsonl, "csv": _csv}
-    for chunk in writers[fmt](session, request, stats, on_page):
+    for chunk in writers[fmt](session, request, stats, on_page, fallback):
         stats.bytes += len(chunk)
         yield chunk
 
 
 def _bundle(
-    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+    session: Session,
+    request: ExportRequest,
+    stats: ExportStats,
+    on_page: Callable[[ExportStats], None] | None,
+    fallback: Fallback | None = None,
 ) -> Iterator[bytes]:
     # The TLP 2.0 marking definitions go first so the bundle is self-contained; stored copies are skipped.
     # ``stats.objects`` counts what the bundle holds: those definitions, and the stored objects written.
@@ -171,7 +196,7 @@ def _bundle(
     definitions = tlp2_marking_definitions()
     yield b",\n".join(orjson.dumps(m, option=orjson.OPT_SORT_KEYS) for m in definitions)
     stats.objects += len(definitions)
-    for rows in _pages(session, request, stats):
+    for rows in _pages(session, request, stats, fallback):
         kept = [row.raw or "" for row in rows if row.stix_id not in _TLP2_IDS]
         stats.objects += len(kept)
         if kept:
@@ -182,9 +207,13 @@ def _bundle(
 
 
 def _jsonl(
-    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+    session: Session,
+    request: ExportRequest,
+    stats: ExportStats,
+    on_page: Callable[[ExportStats], None] | None,
+    fallback: Fallback | None = None,
 ) -> Iterator[bytes]:
-    for rows in _pages(session, request, stats):
+    for rows in _pages(session, request, stats, fallback):
         stats.objects += len(rows)
         yield ("\n".join(row.raw or "" for row in rows) + "\n").encode()
         if on_page:
@@ -228,13 +257,17 @@ def csv_row(date_added: int, obj: dict[str, object], default_tlp: int) -> list[s
 
 
 def _csv(
-    session: Session, request: ExportRequest, stats: ExportStats, on_page: Callable[[ExportStats], None] | None
+    session: Session,
+    request: ExportRequest,
+    stats: ExportStats,
+    on_page: Callable[[ExportStats], None] | None,
+    fallback: Fallback | None = None,
 ) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     yield buffer.getvalue().encode()
-    for rows in _pages(session, request, stats):
+    for rows in _pages(session, request, stats, fallback):
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         for row in rows:

@@ -1,5 +1,6 @@
 """Compliance endpoints: the sharing report and streaming exports (compliance and admin principals only)."""
 
+import contextlib
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from indicator_exchange.reports.service import build_report
 from indicator_exchange.services import services
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import Tlp
-from indicator_exchange.store.engine import session_scope
+from indicator_exchange.store.engine import database_unavailable
 
 COMPLIANCE_KINDS = ("compliance", "admin")
 
@@ -158,15 +159,29 @@ def export_response(
         all_versions=all_versions,
     )
     # A read replica that has replayed the collection's clock and the auth epoch the primary has now, else the
-    # primary (services.AppServices.fresh_reads): the export is never staler than the request.
-    factory: sessionmaker[Session] = services(request).fresh_reads(collection_id=found.id)
+    # primary: the export is never staler than the request. A replica that stops mid-export: the remaining pages
+    # come from the primary (keyset pages: nothing lost or repeated).
+    app = services(request)
+    replica = None if app.replicas is None else app.replicas.fresh(app.sessions.statements, collection_id=found.id)
+    factory: sessionmaker[Session] = app.sessions.reads if replica is None else replica.reads
 
     note_collection(request, found)
 
     def chunks() -> Iterator[bytes]:
         stats = export.ExportStats()
-        with session_scope(factory) as export_session:
-            yield from export.stream(export_session, plan, fmt, stats)
+        with contextlib.ExitStack() as stack:
+            export_session = factory()
+            stack.callback(export_session.close)
+
+            def fallback(exc: BaseException) -> Session | None:
+                if replica is None or app.replicas is None or not database_unavailable(exc):
+                    return None
+                app.replicas.failed(replica, exc)
+                replacement = app.sessions.reads()
+                stack.callback(replacement.close)
+                return replacement
+
+            yield from export.stream(export_session, plan, fmt, stats, fallback=fallback)
         # The audit row is written once the body is sent: it records how many objects left.
         note_objects(request, stats.objects)
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import orjson
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -19,8 +20,9 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
+from indicator_exchange.reports import export
 from indicator_exchange.services import services_of
-from indicator_exchange.store.engine import make_engine, make_sessionmaker
+from indicator_exchange.store.engine import database_unavailable, make_engine, make_sessionmaker
 from indicator_exchange.store.replicas import LSN_HEADER
 from tests.conftest import make_settings
 from tests.fixtures.factories import Key, envelope, make_indicator, make_key
@@ -438,3 +440,42 @@ def test_without_a_caller_cache_polls_still_read_from_the_replica(feed: Feed, pa
         replica = _reads("replica")
         assert len(_ids(client, feed)) == 5
         assert _reads("replica") - replica == 1
+
+
+def test_an_export_whose_replica_stops_mid_stream_goes_on_from_the_primary(feed: Feed, pair: Pair) -> None:
+    """Pages of 10: the replica is stopped after the first; the rest come from the primary, none lost or twice."""
+    engine = make_engine(pair.primary_url, pool_size=1)
+    session: Session
+    with make_sessionmaker(engine)() as session:
+        writer = make_key(session, "export-writer", kind="detector", write=[feed.collection])
+        session.commit()
+    with TestClient(create_app(make_settings(pair.primary_url, statistics_interval_seconds=0))) as client:
+        answer = client.post(feed.url, json=envelope(*(make_indicator(n) for n in range(45))), headers=writer.post)
+        assert answer.status_code == 202
+    wait_replayed(pair.primary_url, pair.replica_url)
+    replica_engine = make_engine(pair.replica_url, pool_size=1)
+    fallbacks: list[str] = []
+
+    def stop_after_first(stats: export.ExportStats) -> None:
+        if stats.pages == 1:
+            pair.replica.stop("immediate")
+
+    def fallback(exc: BaseException) -> Session | None:
+        if not database_unavailable(exc):
+            return None
+        fallbacks.append(type(exc).__name__)
+        return make_sessionmaker(engine)()
+
+    try:
+        with make_sessionmaker(engine)() as primary_session:
+            collection = export.resolve_collection(primary_session, str(feed.collection))
+            plan = export.ExportRequest(collection=collection, clearance=3, page_size=10)
+        with make_sessionmaker(replica_engine)() as replica_session:
+            body = b"".join(export.stream(replica_session, plan, "jsonl", on_page=stop_after_first, fallback=fallback))
+    finally:
+        replica_engine.dispose()
+        pair.replica.start()
+        engine.dispose()
+    ids = [orjson.loads(line)["id"] for line in body.splitlines() if line]
+    assert ids == [make_indicator(n)["id"] for n in range(45)]
+    assert len(fallbacks) == 1, "the replica did not stop mid-export"
