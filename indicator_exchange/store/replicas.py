@@ -1,17 +1,18 @@
-"""Read replicas (``IX_READ_REPLICA_URLS``): PostgreSQL streaming standbys that take the poll read path off the
-primary, each in rotation only while it answers and lags at most ``IX_REPLICA_MAX_LAG_SECONDS``.
+"""Read replicas (``IX_READ_REPLICA_URLS``): PostgreSQL streaming standbys that take reads off the primary
+(polls, pages read ahead, exports, reports, match index loads, stream batches), each in rotation only while it
+answers and lags at most ``IX_REPLICA_MAX_LAG_SECONDS``.
 
-Why a lagging replica is still exact: positions (``date_added``) are handed out under the collection's writer
-lock in commit order (docs/design.md D12), so a replica that has replayed less returns a shorter page, never a
-page with a hole. Read-your-writes: a write answers its WAL position in ``X-IX-LSN``; a read that sends it back
-goes to a replica only once that replica has replayed it (waiting up to ``IX_REPLICA_WAIT_SECONDS``), else to
-the primary.
+Why a replica is never stale, however far it lags: a read first takes a ``Mark`` on the primary (the collection's
+clock and the auth epoch, or the WAL position) and a replica answers only once it has replayed it (``standing``;
+waiting up to ``IX_REPLICA_WAIT_SECONDS``), else the primary does. Positions (``date_added``) are handed out
+under the collection's writer lock in commit order (docs/design.md D12), so paging across replicas and the
+primary neither skips nor repeats. Read-your-writes: a write answers its WAL position in ``X-IX-LSN``; a read
+that sends it back is routed to a replica that has replayed it (``choose``).
 
 A monitor thread per worker measures every replica each ``IX_REPLICA_CHECK_SECONDS`` (replay lag and replay
 position, one statement); ``choose`` is then a lookup, round-robin over the healthy ones. A replica that fails
 a read is taken out of rotation at once (``failed``) and comes back at the next good measurement.
 """
-
 import itertools
 import logging
 import re
