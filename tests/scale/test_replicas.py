@@ -31,8 +31,7 @@ from tests.fixtures.scale import wait_replayed
 from tests.live.sse import subscribe
 from tests.scale.conftest import Feed, Pair, make_feed
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("replicas")]
+pytestmark = pytest.mark.timeout(300)
 
 
 def _replay(pair: Pair, *, paused: bool) -> None:
