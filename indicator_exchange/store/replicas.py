@@ -13,6 +13,7 @@ A monitor thread per worker measures every replica each ``IX_REPLICA_CHECK_SECON
 position, one statement); ``choose`` is then a lookup, round-robin over the healthy ones. A replica that fails
 a read is taken out of rotation at once (``failed``) and comes back at the next good measurement.
 """
+
 import itertools
 import logging
 import re
