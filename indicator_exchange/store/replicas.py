@@ -229,6 +229,14 @@ class ReplicaSet:
                 return None
             time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
 
+    def deadline(self, replica: Replica) -> float:
+        """Until when (monotonic) a read may wait for ``replica`` to replay a mark: ``IX_REPLICA_WAIT_SECONDS``,
+        or not at all when its last measured lag is longer (it cannot catch up in time: the primary answers
+        at once instead of after the wait)."""
+        lag = replica.lag_seconds
+        budget = 0.0 if lag is not None and lag > self.wait_seconds else self.wait_seconds
+        return time.monotonic() + budget
+
     def wait_for(self, replica: Replica, mark: Mark, *, deadline: float) -> Standing:
         """How ``replica`` stands against ``mark``, waiting (until ``deadline``, monotonic) while it is behind.
         A connection failure propagates: the caller marks the replica ``failed``."""
@@ -258,7 +266,7 @@ class ReplicaSet:
         state: Standing = "behind"
         if mark is not None:
             try:
-                state = self.wait_for(replica, mark, deadline=time.monotonic() + self.wait_seconds)
+                state = self.wait_for(replica, mark, deadline=self.deadline(replica))
             except Exception as exc:
                 if not database_unavailable(exc):
                     raise

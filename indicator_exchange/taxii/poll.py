@@ -131,7 +131,7 @@ def _from_replica(ctx: PollContext, poll: PollRequest, page: PageRequest | None,
         replicas.on_read("primary")
         return None
     mark, snapshot = marked
-    deadline = time.monotonic() + replicas.wait_seconds
+    deadline = replicas.deadline(replica)
     try:
         with replica.statements() as session:
             while True:

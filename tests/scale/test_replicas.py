@@ -478,3 +478,31 @@ def test_an_export_whose_replica_stops_mid_stream_goes_on_from_the_primary(feed:
     ids = [orjson.loads(line)["id"] for line in body.splitlines() if line]
     assert ids == [make_indicator(n)["id"] for n in range(45)]
     assert len(fallbacks) == 1, "the replica did not stop mid-export"
+
+
+def test_a_replica_lagging_longer_than_the_wait_is_not_waited_for(feed: Feed, pair: Pair) -> None:
+    """In rotation (max lag 10 minutes) but measured further behind than the 3 s wait: the poll of a collection
+    it has not replayed goes to the primary at once, not after 3 s."""
+    _replay(pair, paused=False)
+    settings = make_settings(
+        pair.primary_url,
+        read_replica_urls=pair.replica_url,
+        replica_max_lag_seconds=600.0,
+        replica_wait_seconds=3.0,
+        replica_check_seconds=0.2,
+        statistics_interval_seconds=0,
+    )
+    try:
+        with TestClient(create_app(settings)) as client:
+            _post(client, feed, 0, 5)
+            wait_replayed(pair.primary_url, pair.replica_url)
+            _replay(pair, paused=True)
+            _post(client, feed, 5, 5)
+            replicas = services_of(client.app).replicas
+            assert replicas is not None
+            _until(lambda: (replicas.replicas[0].lag_seconds or 0) > 3.5, seconds=30)
+            began = time.monotonic()
+            assert len(_ids(client, feed)) == 10
+            assert time.monotonic() - began < 2.0, "the poll waited for a replica that could not catch up"
+    finally:
+        _replay(pair, paused=False)
