@@ -28,7 +28,7 @@ from tests.fixtures.factories import envelope, make_indicator
 from tests.fixtures.scale import Balancer, haproxy, instances, wait_replayed
 from tests.scale.conftest import Feed, Pair, make_feed, post
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600), pytest.mark.xdist_group("check")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 BASE_VERSION = "2026-02-24T12:00:00.000Z"
 
