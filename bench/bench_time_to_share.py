@@ -79,7 +79,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def fresh_ip(n: int) -> str:
-    return str(ipaddress.IPv4Address(0x0A000000 + 0x10000 + n))  # 10.1.0.0 upwards: never in the preload
+    # 45.1.0.0 upwards: public (10/8 is on the private-use warninglist and would be refused), never preloaded.
+    return str(ipaddress.IPv4Address(0x2D010000 + n))
 
 
 def detection(ip: str) -> dict[str, object]:
@@ -299,12 +300,15 @@ def main() -> None:
             preloaded = make_collection(session, root="lab-b", title="preloaded")
             client_key = make_key(session, "traffic", clearance="amber", read=[pulled, preloaded])
         started = time.monotonic()
+        # Dated now: an old indicator's score has decayed below its kind's threshold and is not matched.
+        today = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        dated = {"created": today, "modified": today, "valid_from": today}
         for first in range(0, args.indicators, 5000):
             seed_local(
                 b_sessions,
                 preloaded,
                 [
-                    make_indicator(n, pattern=f"[ipv4-addr:value = '{ipaddress.IPv4Address(0x64000000 + n)}']")
+                    make_indicator(n, pattern=f"[ipv4-addr:value = '{ipaddress.IPv4Address(0x64000000 + n)}']", **dated)
                     for n in range(first, min(args.indicators, first + 5000))
                 ],
             )
