@@ -12,6 +12,7 @@ revoked or the grant gone: the stream ends). Each delivered batch is audited and
 object quota as it is sent; a stream whose quota runs out ends.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
@@ -23,9 +24,11 @@ import orjson
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
+from indicator_exchange import metrics
 from indicator_exchange.audit.context import CollectionSeen, record_of
 from indicator_exchange.audit.context import Served as AuditServed
 from indicator_exchange.audit.middleware import build_record
+from indicator_exchange.audit.service import AuditRecord
 from indicator_exchange.auth.limits import charge_quota
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import confirm_caller
@@ -84,10 +87,41 @@ class Stream:
         return self.ctx.caller
 
     async def _read(self) -> Served:
+        """The next batch. Streams that would read the same page (same collection, clearance, position, size
+        and auth epoch: a commit wakes them together) share one read: the first reads, the others wait for
+        its answer, so one commit costs one read per clearance, not one per subscriber. What a stream may see
+        depends on its clearance alone once its own grant is checked; one that joined a read that failed
+        reads for itself (its own error is the answer)."""
         limit = self.settings.live_batch_size
         if self.remaining is not None:
             limit = max(1, min(limit, self.remaining))
-        return await serve_poll(self.ctx, service.poll_request(self.target, after=self.position, limit=limit))
+        poll = service.poll_request(self.target, after=self.position, limit=limit)
+        key = (self.target.id, self.caller.clearance, self.position, limit, self.record.auth_epoch)
+        joined = self.hub.reads.get(key)
+        if joined is not None and service.may_read(self.caller, self.target):
+            try:
+                shared = await asyncio.shield(joined)
+            except Exception:
+                shared = None
+            if isinstance(shared, Served):
+                metrics.STREAM_READS.labels("shared").inc()
+                return shared
+            metrics.STREAM_READS.labels("own").inc()
+            return await serve_poll(self.ctx, poll)
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        future.add_done_callback(_retrieved)
+        self.hub.reads[key] = future
+        metrics.STREAM_READS.labels("own").inc()
+        try:
+            served = await serve_poll(self.ctx, poll)
+            future.set_result(served)
+            return served
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else _Abandoned())
+            raise
+        finally:
+            if self.hub.reads.get(key) is future:
+                del self.hub.reads[key]
 
     def _still_allowed(self) -> str | None:
         """Authenticate again after a change to principals, keys or grants; why the stream must end, or None."""
@@ -99,8 +133,8 @@ class Stream:
             return GRANT_REASON
         return None
 
-    def _account(self, served: Served) -> None:
-        """The batch's audit row, and its objects charged to the key's daily quota (in the thread pool)."""
+    def _batch_record(self, served: Served) -> AuditRecord:
+        """The audit row of one delivered batch."""
         page = served.page
         facts = replace(
             self.record,
@@ -110,12 +144,24 @@ class Stream:
             object_count=None,
             detail=BATCH_DETAIL,
         )
-        now = datetime.now(UTC)
-        self.app.audit_writer.write(build_record(self.request.scope, facts, 200, b"", now))
+        return build_record(self.request.scope, facts, 200, b"", datetime.now(UTC))
+
+    def _charge(self, count: int) -> None:
+        """The batch's objects charged to the key's daily quota (thread pool: one short write)."""
         key_id = self.caller.key_id
-        if self.remaining is not None and key_id is not None:
-            charge_quota(self.app.sessions.bookkeeping_statements, key_id=key_id, count=page.count, now=now)
-            self.record.quota_charged += page.count
+        if key_id is not None:
+            charge_quota(self.app.sessions.bookkeeping_statements, key_id=key_id, count=count, now=datetime.now(UTC))
+            self.record.quota_charged += count
+
+    async def _account(self, served: Served) -> None:
+        """Audit the batch (queued: the writer's thread writes many streams' rows in one transaction) and charge
+        it to the quota, if the key has one. Shielded: a client that hangs up cannot erase its trace."""
+        entry = self._batch_record(served)
+        with anyio.CancelScope(shield=True):
+            if not self.app.audit_writer.enqueue(entry):
+                await anyio.to_thread.run_sync(self.app.audit_writer.write, entry)
+            if self.remaining is not None:
+                await anyio.to_thread.run_sync(self._charge, served.page.count)
 
     def _id(self) -> str:
         return service.event_id(self.target, self.position)
@@ -125,12 +171,14 @@ class Stream:
 
     async def events(self) -> AsyncIterator[bytes]:
         self.hub.streams += 1
+        metrics.stream_subscribed()
         try:
             yield b"retry: 1000\n\n" + self._heartbeat()
             async for chunk in self._run():
                 yield chunk
         finally:
             self.hub.streams -= 1
+            metrics.stream_unsubscribed()
             self.record.object_count = self.delivered
             self.record.detail = f"stream: {self.batches} batches"
 
@@ -157,6 +205,7 @@ class Stream:
         sent = clock()  # events() has just sent one: every event restarts the heartbeat's count
         mark = self.hub.mark()
         last_clock: int | None = None
+        stale = 0
         while True:
             batch = await self._batch()
             if isinstance(batch, bytes):
@@ -173,8 +222,7 @@ class Stream:
                 sent = clock()
                 if self.remaining is not None:
                     self.remaining -= page.count
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(self._account, batch)
+                await self._account(batch)
                 if self.remaining is not None and self.remaining <= 0:
                     yield frame("end", self._id(), orjson.dumps({"reason": QUOTA_REASON}))
                     return
@@ -183,8 +231,10 @@ class Stream:
                 continue
             # Everything up to the clock has been read: objects filtered out of this caller's view are passed.
             self.position = max(self.position, read_clock)
-            if last_clock is not None and read_clock <= last_clock and not page.count:
-                # Woken by a commit the read did not see yet (a replica behind the primary): not a busy loop.
+            stale = stale + 1 if last_clock is not None and read_clock <= last_clock and not page.count else 0
+            if stale > 1:
+                # Woken again and again by a commit the reads do not see yet (a replica behind the primary, or a
+                # shared read that began before the commit): not a busy loop.
                 await anyio.sleep(_BEHIND_SECONDS)
             last_clock = read_clock
             while True:
@@ -203,3 +253,13 @@ class Stream:
                         yield frame("end", self._id(), orjson.dumps({"reason": refused}))
                         return
                 break
+
+
+class _Abandoned(Exception):
+    """The stream that made a shared read went away (cancelled) before it was answered."""
+
+
+def _retrieved(future: "asyncio.Future[object]") -> None:
+    # A shared read's failure is its own stream's to report; one nobody joined must not be logged as lost.
+    if not future.cancelled():
+        future.exception()
