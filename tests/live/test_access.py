@@ -158,7 +158,13 @@ class TestAudit:
             with live.sessions() as session:
                 rows = (
                     session.execute(
-                        select(AuditEvent).where(AuditEvent.route == "/api/v1/collections/{collection_id}/stream")
+                        # This test's collection: a row of an earlier test's stream may land late.
+                        select(AuditEvent)
+                        .where(
+                            AuditEvent.route == "/api/v1/collections/{collection_id}/stream",
+                            AuditEvent.collection_id == live.collection,
+                        )
+                        .order_by(AuditEvent.id)
                     )
                     .scalars()
                     .all()
