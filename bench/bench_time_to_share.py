@@ -71,6 +71,12 @@ class Phase:
     match_seconds: list[float] = field(default_factory=list)  # duration of each match request at B
     match_requests: int = 0
     exact: str = "-"
+    # Where the time goes, per IP (wall clock, one machine): A's 200 -> B's date_added (the follower's write) and
+    # B's date_added -> the first match at B.
+    posted_wall: dict[str, float] = field(default_factory=dict)
+    matched_wall: dict[str, float] = field(default_factory=dict)
+    to_b_store: list[float] = field(default_factory=list)
+    store_to_match: list[float] = field(default_factory=list)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -79,7 +85,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def fresh_ip(n: int) -> str:
-    return str(ipaddress.IPv4Address(0x0A000000 + 0x10000 + n))  # 10.1.0.0 upwards: never in the preload
+    # 45.1.0.0 upwards: public (10/8 is on the private-use warninglist and would be refused), never preloaded.
+    return str(ipaddress.IPv4Address(0x2D010000 + n))
 
 
 def detection(ip: str) -> dict[str, object]:
@@ -94,6 +101,37 @@ def detection(ip: str) -> dict[str, object]:
         "last_seen": now.isoformat(),
         "confidence": 80,
     }
+
+
+def added_at(url: str, collection: uuid.UUID) -> dict[str, float]:
+    """The first ``date_added`` (wall clock, s) of each fresh IP's indicator in a collection."""
+    engine = make_engine(url, pool_size=1)
+    found: dict[str, float] = {}
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(ObjectVersion.date_added, ObjectVersion.raw).where(
+                    ObjectVersion.collection_id == collection, ObjectVersion.stix_type == "indicator"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    for date_added, raw in rows:
+        pattern = str(orjson.loads(raw).get("pattern", ""))
+        if "'45." in pattern:
+            ip = pattern.split("'")[1]
+            found[ip] = min(found.get(ip, float("inf")), date_added / 1e6)
+    return found
+
+
+def decompose(phase: Phase, b_url: str, collection: uuid.UUID) -> None:
+    """Split each sample at B's write: A's 200 -> stored at B, stored at B -> first match at B."""
+    stored = added_at(b_url, collection)
+    for ip, posted in phase.posted_wall.items():
+        if ip in stored:
+            phase.to_b_store.append(stored[ip] - posted)
+            if ip in phase.matched_wall:
+                phase.store_to_match.append(phase.matched_wall[ip] - stored[ip])
 
 
 def row_count(url: str, collection: uuid.UUID) -> int:
@@ -235,6 +273,7 @@ def run_phase(
                         if ip not in matched:
                             matched.add(ip)
                             phase.latencies.append(at - posted[ip])
+                            phase.matched_wall[ip] = time.time()
                 if done.is_set() and time.monotonic() > deadline:
                     return
 
@@ -262,6 +301,7 @@ def run_phase(
                 assert answer.status_code == 200, answer.text
                 with lock:
                     posted[ip] = time.monotonic()
+                    phase.posted_wall[ip] = time.time()
         deadline = time.monotonic() + 30  # the last detections get 30 s to be matched
         done.set()
         thread.join(40)
@@ -299,12 +339,15 @@ def main() -> None:
             preloaded = make_collection(session, root="lab-b", title="preloaded")
             client_key = make_key(session, "traffic", clearance="amber", read=[pulled, preloaded])
         started = time.monotonic()
+        # Dated now: an old indicator's score has decayed below its kind's threshold and is not matched.
+        today = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        dated = {"created": today, "modified": today, "valid_from": today}
         for first in range(0, args.indicators, 5000):
             seed_local(
                 b_sessions,
                 preloaded,
                 [
-                    make_indicator(n, pattern=f"[ipv4-addr:value = '{ipaddress.IPv4Address(0x64000000 + n)}']")
+                    make_indicator(n, pattern=f"[ipv4-addr:value = '{ipaddress.IPv4Address(0x64000000 + n)}']", **dated)
                     for n in range(first, min(args.indicators, first + 5000))
                 ],
             )
@@ -358,6 +401,7 @@ def main() -> None:
                 else:
                     n = run_phase(phase, a, b, detector, args.kill_seconds, args.rate, n, follower=follower)
                 time.sleep(2.0)
+                decompose(phase, b_url, pulled)
                 theirs, ours = ids_of(a_url, a_collection), ids_of(b_url, pulled)
                 rows, distinct = row_count(b_url, pulled), len(ours)
                 with b_sessions() as session:
@@ -395,6 +439,13 @@ def main() -> None:
             f"| {phase.name} | {len(phase.latencies)} | {quantiles} | {max(values):.3f} s | {phase.unmatched} | "
             f"{phase.exact} | {percentile(at_b, 0.5):.3f} / {percentile(at_b, 0.99):.3f} s | "
             f"{percentile(request, 0.5):.3f} / {percentile(request, 0.99):.3f} s |"
+        )
+    print("Where the time goes (wall clock): A's 200 -> the follower's write at B | that write -> first match at B")
+    for phase in phases:
+        into, after = phase.to_b_store or [float("nan")], phase.store_to_match or [float("nan")]
+        print(
+            f"  {phase.name}: to B's store p50 {percentile(into, 0.5):.3f} p99 {percentile(into, 0.99):.3f} s | "
+            f"store to match p50 {percentile(after, 0.5):.3f} p99 {percentile(after, 0.99):.3f} s"
         )
     sub = phases[1].subscriber_latencies
     if sub:

@@ -101,6 +101,12 @@ STREAM_SUBSCRIBERS = Gauge(
     "Clients subscribed to a live stream now, all workers together.",
     multiprocess_mode="livesum",
 )
+STREAM_READS = Counter(
+    "ix_stream_reads",
+    "Batch reads of live streams: 'own' made by the stream, 'shared' answered by a read another stream of the "
+    "same clearance made of the same page.",
+    ["read"],
+)
 SYNC_LAG = Gauge(
     "ix_sync_lag_seconds",
     "How far behind each feed source the local copy is (seconds since the newest object synced was added upstream).",

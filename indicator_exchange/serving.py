@@ -251,8 +251,8 @@ def check_connection_budget(settings: Settings, workers: int) -> str | None:
     per_worker = settings.connections_per_worker
     if settings.database_pooled:
         # The pooler multiplexes the pools onto its own server connections (its pool size is its budget); only
-        # the event loop's connection of each worker goes to the server itself.
-        per_worker = PoolBudget.of(per_worker).loop_connections
+        # the event loop's connection and the LISTEN connection of each worker go to the server itself.
+        per_worker = PoolBudget.of(per_worker).direct
     needed = workers * per_worker
     allowed = maximum - reserved
     if needed > allowed:

@@ -58,6 +58,8 @@ class RequestRecord:
     accepted: int | None = None
     accepted_into: uuid.UUID | None = None
     object_count: int | None = None
+    # Objects the request charged to the key's daily quota itself as it went (a stream, batch by batch).
+    quota_charged: int = 0
     outcome: str | None = None  # default: from the status code (``errors.Hidden`` is a 404 but a denial)
     detail: str | None = None
 

@@ -142,8 +142,9 @@ async def _charge(app: AuditServices, facts: RequestRecord, status_code: int, at
 
 
 def objects_to_charge(facts: RequestRecord, status_code: int) -> int:
-    """Objects a successful request served or accepted (what a daily quota counts)."""
-    return (_object_count(facts) or 0) if status_code < 400 else 0
+    """Objects a successful request served or accepted (what a daily quota counts), less what it charged
+    itself (a stream charges each batch as it sends it)."""
+    return max(0, (_object_count(facts) or 0) - facts.quota_charged) if status_code < 400 else 0
 
 
 def _object_count(facts: RequestRecord) -> int | None:

@@ -5,6 +5,11 @@ bounded in-memory spool (``IX_AUDIT_SPOOL_SIZE``) and written, with its original
 write that succeeds; past the bound rows are dropped, and both are counted (``metrics``). A worker that is
 killed while rows wait loses them: the spool is memory, not a journal.
 
+Rows that need not be written before anything else happens (a stream's per-batch rows: the batch has been sent
+already) are ``enqueue``d instead: the writer's thread writes what is queued many rows to a transaction, so a
+commit delivered to hundreds of streams costs a few audit transactions, not one each, and no stream waits for
+its row. Past ``spool_size`` queued rows ``enqueue`` refuses and the caller writes the row itself.
+
 Repeated failed authentications (wrong secrets, throttled attempts) from one address for one key id are
 one burst: its first attempt is written at once, the repeats as one row per ``BURST_SECONDS`` carrying
 their count in ``object_count`` and a line in ``detail`` — a password-spraying client no longer costs a row
@@ -57,6 +62,9 @@ class AuditWriter:
         self._burst_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._queued: deque[AuditRecord] = deque()
+        self._queued_lock = threading.Lock()
+        self._wake = threading.Event()
 
     @property
     def spooled(self) -> int:
@@ -70,6 +78,47 @@ class AuditWriter:
         if self._write_one(entry):
             self.drain()
         self.flush_bursts()
+
+    def enqueue(self, entry: AuditRecord) -> bool:
+        """Queue ``entry`` for the writer's thread (any thread, the event loop too: no database work here);
+        ``False`` when the queue is full or the thread is not running (then ``write`` it)."""
+        with self._queued_lock:
+            if self._thread is None or len(self._queued) >= self.spool_size:
+                return False
+            self._queued.append(entry)
+        self._wake.set()
+        return True
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued)
+
+    def write_queued(self) -> None:
+        """Write the queued rows, up to ``_DRAIN_BATCH`` per transaction; rows that meet an outage are spooled."""
+        while True:
+            with self._queued_lock:
+                batch = [self._queued.popleft() for _ in range(min(_DRAIN_BATCH, len(self._queued)))]
+            if not batch:
+                return
+            try:
+                with session_scope(self.sessions) as session:
+                    for entry in batch:
+                        record(session, entry)
+            except Exception as exc:
+                if database_unavailable(exc):
+                    metrics.AUDIT_WRITE_FAILED.inc()
+                    for entry in batch:
+                        self._keep(entry)
+                    return
+                for entry in batch:  # one refused row must not take the others with it
+                    self._write_one(entry)
+                continue
+            for entry in batch:
+                self._mark_used(entry)
+
+    def _mark_used(self, entry: AuditRecord) -> None:
+        if entry.key_touched and entry.key_id is not None and self.callers is not None:
+            self.callers.mark_used(entry.key_id, entry.at)
 
     def _write_one(self, entry: AuditRecord) -> bool:
         try:
@@ -85,8 +134,7 @@ class AuditWriter:
                 "could not write the audit row of %s %s (status %s)", entry.method, entry.path, entry.status_code
             )
             return False
-        if entry.key_touched and entry.key_id is not None and self.callers is not None:
-            self.callers.mark_used(entry.key_id, entry.at)
+        self._mark_used(entry)
         return True
 
     def _keep(self, entry: AuditRecord) -> None:
@@ -204,18 +252,28 @@ class AuditWriter:
             self._thread.start()
 
     def _run(self, interval_seconds: float) -> None:
-        while not self._stop.wait(interval_seconds):
+        next_pass = time.monotonic() + interval_seconds
+        while not self._stop.is_set():
+            self._wake.wait(max(0.0, next_pass - time.monotonic()))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
-                self.flush_bursts()
-                self.drain()
+                self.write_queued()
+                if time.monotonic() >= next_pass:
+                    next_pass = time.monotonic() + interval_seconds
+                    self.flush_bursts()
+                    self.drain()
             except Exception:  # never let the thread die; the next pass retries
                 log.exception("audit writer pass failed")
 
     def close(self) -> None:
-        """At shutdown: summarise open bursts and try once more to write the spool."""
+        """At shutdown: write what is queued, summarise open bursts and try once more to write the spool."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self.write_queued()
         self.flush_bursts(everything=True)
         self.drain()
         if self._spool:

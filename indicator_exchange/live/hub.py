@@ -10,7 +10,7 @@ connection (``generation`` moves: notifications may have been missed).
 import asyncio
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -48,6 +48,9 @@ class Hub:
         self.closed = False
         self.notifications = 0
         self.streams = 0  # open streams of this worker (counted on its event loop)
+        # Reads in flight on the event loop, joined by every stream that would make the same read (the same
+        # collection, clearance, position and size: ``stream.events``); touched only on the loop.
+        self.reads: dict[Hashable, asyncio.Future[object]] = {}
 
     def mark(self) -> Mark:
         with self._lock:

@@ -109,25 +109,33 @@ def _features_of(dialect: str) -> StoreFeatures:
 class PoolBudget:
     """How one worker's connections (``IX_DB_CONNECTIONS_PER_WORKER``) are shared out: the request pool and its
     overflow (request transactions, authentication, read-ahead, statistics), the bookkeeping pool (audit rows,
-    rate counters; no overflow) and the one connection of the event loop (``LoopConnection``)."""
+    rate counters; no overflow), the one connection of the event loop (``LoopConnection``) and the one that
+    LISTENs for commits (``live.listener.PgListener``). The last two are sessions of their own: with a pooler
+    they go to the server directly (``direct``)."""
 
     request_pool: int
     request_overflow: int
     bookkeeping_pool: int
     loop_connections: int = 1
+    listen_connections: int = 1
 
     @classmethod
     def of(cls, total: int) -> "PoolBudget":
         if total < 4:
             raise ValueError("a worker needs at least 4 connections")
         bookkeeping = max(1, total // 5)
-        rest = total - bookkeeping - 1
+        rest = total - bookkeeping - 2  # the event loop's connection and the LISTEN connection
         pool = (rest + 1) // 2
         return cls(request_pool=pool, request_overflow=rest - pool, bookkeeping_pool=bookkeeping)
 
     @property
+    def direct(self) -> int:
+        """The connections that need a session of their own, never a transaction-mode pooler's."""
+        return self.loop_connections + self.listen_connections
+
+    @property
     def total(self) -> int:
-        return self.request_pool + self.request_overflow + self.bookkeeping_pool + self.loop_connections
+        return self.request_pool + self.request_overflow + self.bookkeeping_pool + self.direct
 
 
 def connection_allowance(url: str) -> tuple[int, int, int]:

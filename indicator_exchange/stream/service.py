@@ -1,8 +1,9 @@
-"""The reads live delivery makes, through the normal keyset read path (``store.objects.read_page_joined``).
+"""What a stream reads, and where it starts: every version (``match[version]=all``) the caller may see, after
+its position, read as a TAXII poll of the collection through ``taxii.poll.serve_poll`` (TLP filter, grants,
+read-ahead, replicas: the one read path of every poll).
 
-A stream reads every version (``match[version]=all``) visible to the caller, after its position; its position
-is the TAXII ``next`` token of that read (``taxii.filters.encode_cursor``), so an event id is also a valid
-``next`` for ``GET …/objects/?match[version]=all`` and a ``next`` of such a read resumes a stream.
+The position is the TAXII ``next`` token of that read (``taxii.filters.encode_cursor``), so an event id is also
+a valid ``next`` for ``GET …/objects/?match[version]=all`` and a ``next`` of such a read resumes a stream.
 """
 
 import uuid
@@ -10,33 +11,27 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from indicator_exchange.auth.service import Caller, require_grant, visibility_for
+from indicator_exchange.auth.service import Caller, require_grant
 from indicator_exchange.errors import BadRequest, Hidden
+from indicator_exchange.read_routes import OBJECTS
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
 from indicator_exchange.store import objects as store
-from indicator_exchange.store.models import Collection
 from indicator_exchange.taxii.filters import PageRequest, check_cursor, decode_cursor, encode_cursor
+from indicator_exchange.taxii.poll import PollRequest
 
 STREAM_FILTER = store.ReadFilter(version_keywords=("all",))
 
 
 @dataclass(frozen=True, slots=True)
 class StreamTarget:
-    """The collection a stream follows, as plain values (no ORM object outlives the setup's session)."""
+    """The collection a stream follows, as plain values (no ORM object outlives the setup's session); its API
+    root's name is what a TAXII poll of it names (``PollRequest.api_root``)."""
 
     id: uuid.UUID
     default_tlp: int
     clock: int
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    objects: list[bytes]
-    first_added: int | None
-    last_added: int | None
-    more: bool
-    clock: int | None  # the collection's clock the read ran under; ``None``: the collection is gone
+    api_root: str
 
 
 def open_stream(session: Session, caller: Caller, collection_key: str) -> StreamTarget:
@@ -48,7 +43,10 @@ def open_stream(session: Session, caller: Caller, collection_key: str) -> Stream
         hidden=Hidden(f"there is no collection {collection_key!r}", reason="no grant on this collection"),
         read=True,
     )
-    return StreamTarget(found.id, found.default_tlp, found.last_date_added)
+    root = catalog.get_api_root_by_id(session, found.api_root_id)
+    if root is None:  # deleted between the two reads
+        raise Hidden(f"there is no collection {collection_key!r}", reason="its API root is gone")
+    return StreamTarget(found.id, found.default_tlp, found.last_date_added, root.name)
 
 
 def may_read(caller: Caller, target: StreamTarget) -> bool:
@@ -74,17 +72,17 @@ def event_id(target: StreamTarget, position: int) -> str:
     return encode_cursor(target.id, STREAM_FILTER, position)
 
 
-def read_batch(session: Session, caller: Caller, target: StreamTarget, *, after: int | None, limit: int) -> Batch:
-    """The next objects after ``after`` the caller may see, with the clock read in the same snapshot."""
-    visibility = visibility_for(caller, _entry(target))
-    checked = store.read_page_joined(session, target.id, STREAM_FILTER, visibility, after=after, limit=limit)
-    page = checked.page
-    return Batch(page.objects, page.first_added, page.last_added, page.more, checked.clock)
-
-
-def _entry(target: StreamTarget) -> catalog.CollectionEntry:
-    return catalog.CollectionEntry(target.id, uuid.UUID(int=0), None, target.default_tlp)
-
-
-def collection_exists(session: Session, collection_id: uuid.UUID) -> bool:
-    return session.get(Collection, collection_id) is not None
+def poll_request(target: StreamTarget, *, after: int, limit: int) -> PollRequest:
+    """The TAXII poll one batch of a stream is: all versions after ``after`` (0: from the beginning), at most
+    ``limit``."""
+    params = {"match[version]": ["all"], "limit": [str(limit)]}
+    if after:
+        params["next"] = [event_id(target, after)]
+    return PollRequest(
+        route=OBJECTS,
+        api_root=target.api_root,
+        collection_key=str(target.id),
+        params=params,
+        default_limit=limit,
+        max_limit=limit,
+    )

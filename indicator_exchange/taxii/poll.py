@@ -81,6 +81,21 @@ class Served:
     page: Page
     strategy: str  # "read-ahead", "cached", "replica" or "authoritative": for tests and metrics, never behaviour
 
+    @property
+    def more(self) -> bool:
+        """The page was full: a reader that wants everything reads on at once (``position``) before waiting."""
+        return self.page.more
+
+    @property
+    def position(self) -> int | None:
+        """Where the next page starts: the last ``date_added`` served (``None``: the page was empty)."""
+        return self.page.last_added
+
+    @property
+    def clock(self) -> int | None:
+        """The collection's clock the page was read under (``None``: the collection is gone, or unknown)."""
+        return self.page.clock
+
 
 async def serve_poll(ctx: PollContext, poll: PollRequest) -> Served:
     """Serve one poll through the strategies in order (module docstring); raises what the authoritative read

@@ -1,6 +1,7 @@
 """TAXII 2.1 operations over the store: resolve resources, write envelopes, serve pages."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -40,6 +41,9 @@ class Page:
     first_added: int | None
     last_added: int | None
     clock: int | None = None  # the collection's clock the page was read under, when the read knows it
+    more: bool = False  # the page was full: more follows at once (a stream reads on before it waits)
+    # The page's objects as stored (reads of objects only): a stream frames them itself, without the envelope.
+    objects: Sequence[bytes] = ()
 
 
 class StaleCache(Exception):
@@ -387,7 +391,9 @@ def page_of(checked: store.CheckedPage, body: bytes) -> Page:
     """A page as served, from a page as read and its envelope."""
     joined = checked.page
     headers = _headers(joined.first_added, joined.last_added)
-    return Page(body, headers, joined.count, joined.first_added, joined.last_added, checked.clock)
+    return Page(
+        body, headers, joined.count, joined.first_added, joined.last_added, checked.clock, joined.more, joined.objects
+    )
 
 
 def _envelope(joined: store.JoinedPage, collection_id: uuid.UUID, filters: store.ReadFilter) -> bytes:
@@ -470,7 +476,7 @@ def read_manifest(session: Session, *, collection: Collection, caller: Caller, p
         ]
         body += b',"objects":' + orjson.dumps(records)
     body += b"}"
-    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows))
+    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows), more=more)
 
 
 def read_versions(
@@ -489,7 +495,7 @@ def read_versions(
     if rows:
         body += b',"versions":' + orjson.dumps([_version_of(row) for row in rows])
     body += b"}"
-    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows))
+    return Page(body, _headers(_first(rows), _last(rows)), len(rows), _first(rows), _last(rows), more=more)
 
 
 def delete_object(

@@ -3,6 +3,7 @@ traceback; its audit row waits in the worker's spool and is written with the nex
 
 import logging
 import socket
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -104,4 +105,31 @@ def test_a_spooled_row_the_database_refuses_does_not_hold_back_the_others(
     assert writer.spooled == 0
     assert session.execute(select(AuditEvent.path).order_by(AuditEvent.id)).scalars().all() == ["/first", "/last"]
     assert [r for r in caplog.records if r.levelno == logging.ERROR and "could not write the audit row" in r.message]
+    down.dispose()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_queued_rows_meet_an_outage_in_the_spool_and_are_written_after_it(db_url: str, session: Session) -> None:
+    down = make_engine(_nowhere(), pool_size=1)
+    writer = AuditWriter(make_sessionmaker(down), spool_size=10)
+    assert not writer.enqueue(_entry("/not-started"))  # no writer thread yet: the caller writes it itself
+    writer.start(interval_seconds=3600)
+    try:
+        for n in range(3):
+            assert writer.enqueue(_entry(f"/queued/{n}"))
+        deadline = time.monotonic() + 10
+        while writer.queued and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.queued == 0
+        assert writer.spooled == 3  # the database was away: kept, in order
+        writer.sessions = make_sessionmaker(engine_for(db_url))  # the database is back
+        writer.enqueue(_entry("/after"))
+        deadline = time.monotonic() + 10
+        while (writer.queued or writer.spooled) and time.monotonic() < deadline:
+            writer.drain()
+            time.sleep(0.05)
+    finally:
+        writer.close()
+    paths = session.execute(select(AuditEvent.path).order_by(AuditEvent.id)).scalars().all()
+    assert sorted(paths) == ["/after", "/queued/0", "/queued/1", "/queued/2"]
     down.dispose()

@@ -58,6 +58,8 @@ class TestPoolBudget:
         budget = PoolBudget.of(total)
         assert budget.total == total
         assert min(budget.request_pool, budget.bookkeeping_pool, budget.loop_connections) >= 1
+        assert budget.listen_connections == 1  # live.listener's LISTEN connection is one of the worker's N
+        assert budget.direct == budget.loop_connections + budget.listen_connections
 
     def test_the_default_fits_four_workers_on_a_default_server(self) -> None:
         settings = make_settings("sqlite://")

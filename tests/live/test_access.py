@@ -2,12 +2,15 @@
 
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import select
 
 from indicator_exchange.admin import service as admin
+from indicator_exchange.auth.limits import OBJECTS_SCOPE
 from indicator_exchange.stix.markings import Tlp
+from indicator_exchange.store import counters
 from indicator_exchange.store.engine import session_scope
 from indicator_exchange.store.models import AuditEvent
 from tests.fixtures.factories import make_indicator
@@ -155,7 +158,13 @@ class TestAudit:
             with live.sessions() as session:
                 rows = (
                     session.execute(
-                        select(AuditEvent).where(AuditEvent.route == "/api/v1/collections/{collection_id}/stream")
+                        # This test's collection: a row of an earlier test's stream may land late.
+                        select(AuditEvent)
+                        .where(
+                            AuditEvent.route == "/api/v1/collections/{collection_id}/stream",
+                            AuditEvent.collection_id == live.collection,
+                        )
+                        .order_by(AuditEvent.id)
                     )
                     .scalars()
                     .all()
@@ -169,3 +178,38 @@ class TestAudit:
         assert all(r.date_added_first is not None and r.date_added_last is not None for r in batches)
         assert len(connections) == 1
         assert connections[0].object_count == 3
+
+
+class TestQuota:
+    def test_each_batch_is_charged_as_sent_and_the_stream_ends_when_the_quota_is_used_up(self, live: Live) -> None:
+        reader = live.add_key("quota-reader", read=[live.collection])
+        with session_scope(live.sessions) as session:
+            admin.update_principal(session, name="quota-reader", requests_per_minute=0, objects_per_day=3)
+        with subscribe(live.stream_url(), reader.basic) as stream:
+            live.post(marked(1, Tlp.GREEN), marked(2, Tlp.GREEN))
+            first = stream.next()
+            assert len(first.objects) == 2
+            assert charged(live, reader.key_id) == 2  # charged with the batch, not when the stream closes
+            live.post(marked(3, Tlp.GREEN), marked(4, Tlp.GREEN))
+            second = stream.next()
+            assert [o["name"] for o in second.objects] == ["Residential proxy exit 3"]  # what the quota had left
+            end = stream.next()
+            assert end.event == "end"
+            assert "quota" in end.json["reason"]
+        assert charged(live, reader.key_id) == 3  # the connection's close charges nothing again
+        refused = httpx.get(live.stream_url(), headers=reader.basic)
+        assert refused.status_code == 429
+
+
+def charged(live: Live, key_id: str, timeout: float = 5.0) -> int:
+    """The key's objects-per-day count, once it has settled (the charge runs beside the delivery)."""
+    deadline = time.monotonic() + timeout
+    last = -1
+    while True:
+        with live.sessions() as session:
+            day = int(datetime.now(UTC).timestamp() // 86_400)
+            count = counters.peek(session, key_id=key_id, scope=OBJECTS_SCOPE, window_no=day)
+        if count == last or time.monotonic() > deadline:
+            return count
+        last = count
+        time.sleep(0.3)

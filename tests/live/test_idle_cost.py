@@ -67,3 +67,40 @@ def test_idle_streams_start_no_query_between_commits(idle_server: tuple[LiveServ
         for stream in streams:
             assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"
         assert last_queries(url) != idle  # the same measure sees a commit's reads
+
+
+def stream_reads(base: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("ix_stream_reads_total{"):
+            label, _, value = line.partition("} ")
+            found[label.split('"')[1]] = float(value)
+    return found
+
+
+def test_subscribers_of_one_clearance_share_the_read_a_commit_causes(idle_server: tuple[LiveServer, str]) -> None:
+    server, url = idle_server
+    with session_scope(make_sessionmaker(engine_for(url))) as session:
+        collection = make_collection(session)
+        key: Key = make_key(session, "sharer", clearance="red", read=[collection], write=[collection])
+    stream_url = f"{server.base}/api/v1/collections/{collection}/stream"
+    with ExitStack() as stack:
+        streams = [stack.enter_context(subscribe(stream_url, key.basic)) for _ in range(SUBSCRIBERS)]
+        for stream in streams:
+            stream.next(timeout=10, skip_heartbeats=False)
+        time.sleep(1.0)  # their first reads are done
+        before = stream_reads(server.base)
+        answer = httpx.post(
+            f"{server.base}/api1/collections/{collection}/objects/",
+            json={"objects": [make_indicator(1)]},
+            headers=key.post,
+            timeout=30,
+        )
+        assert answer.status_code == 202
+        for stream in streams:
+            assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"
+        after = stream_reads(server.base)
+    own = after.get("own", 0) - before.get("own", 0)
+    shared = after.get("shared", 0) - before.get("shared", 0)
+    assert own + shared >= SUBSCRIBERS
+    assert own <= SUBSCRIBERS // 4, (own, shared)  # one read per wake-up, not one per subscriber

@@ -71,6 +71,7 @@ def test_metrics_after_a_known_workload(app_client: TestClient, session: Session
         "ix_db_pool_capacity",
         "ix_replica_lag_seconds",
         "ix_stream_subscribers",
+        "ix_stream_reads_total",
         "ix_sync_lag_seconds",
         "ix_matcher_index_patterns",
         "ix_matcher_refresh_seconds",
