@@ -114,7 +114,9 @@ class SqlitePoller:
 
     def _poll(self, watched: list[uuid.UUID]) -> None:
         epoch, rows = notify.clocks(self._engine, watched)
-        if self._epoch is not None and epoch != self._epoch:
+        # The first read after start has nothing to compare with: a key revoked between a stream's
+        # authentication and that read would pass unnoticed, so the waiters check their credentials once.
+        if epoch != self._epoch:
             self._hub.note_auth()
         self._epoch = epoch
         for collection_id, clock in rows:

@@ -13,14 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import pytest
 
 from indicator_exchange.stix.markings import Tlp
 from tests.fixtures.factories import make_indicator
 from tests.live.conftest import Live
 
 # One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = pytest.mark.xdist_group("independent")
 
 
 @dataclass
