@@ -18,8 +18,6 @@ from indicator_exchange.stix.markings import Tlp
 from tests.fixtures.factories import make_indicator
 from tests.live.conftest import Live
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-
 
 @dataclass
 class Dispatched:
