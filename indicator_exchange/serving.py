@@ -94,7 +94,11 @@ class GuardedProtocol(HttpToolsProtocol):
         self._limits = self.limits or _limits()
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._in_request = False  # from a complete head to the end of the response
+        # From a complete head to the end of the response and of the request body, whichever is later: an app
+        # may answer before it has read the body (413, 405), and the rest of that body is no next head.
+        self._in_request = False
+        self._body_done = True
+        self._response_done = True
         self._head_bytes = 0
         self._tail = b""
         self._waiting: deque[GuardedProtocol] = self.server_state.__dict__.setdefault("ix_waiting", deque())
@@ -145,6 +149,7 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_request = True
+        self._body_done = self._response_done = False
         self._head_bytes, self._tail = 0, b""
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -157,10 +162,18 @@ class GuardedProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         super().on_message_complete()
+        self._body_done = True
+        if self._response_done:
+            self._request_over()
 
     def on_response_complete(self) -> None:
-        self._in_request = False
+        self._response_done = True
         super().on_response_complete()
+        if self._body_done:
+            self._request_over()
+
+    def _request_over(self) -> None:
+        self._in_request = False
         if not self.transport.is_closing() and not self.pipeline:
             self._arm_head_timer()
 
