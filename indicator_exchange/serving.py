@@ -57,6 +57,8 @@ class EdgeLimits:
     body_timeout: float
     max_connections: int
     max_head_bytes: int
+    # What is read and thrown away of a body the app answered without reading (a 413): past it, close.
+    max_discard_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> "EdgeLimits":
@@ -65,6 +67,7 @@ class EdgeLimits:
             settings.body_timeout_seconds,
             settings.max_connections,
             settings.max_header_bytes,
+            settings.max_content_length,
         )
 
 
@@ -99,6 +102,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._in_request = False
         self._body_done = True
         self._response_done = True
+        self._discarded = 0
         self._head_bytes = 0
         self._tail = b""
         self._waiting: deque[GuardedProtocol] = self.server_state.__dict__.setdefault("ix_waiting", deque())
@@ -129,6 +133,11 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._body_timer is not None:
             self._arm_body_timer()
+        if self._response_done and not self._body_done:
+            self._discarded += len(data)
+            if self._discarded > self._limits.max_discard_bytes:  # answered already: no endless sink
+                self.transport.close()
+                return
         if not self._in_request:
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_head_bytes and not self._head_fits(data):
@@ -150,6 +159,7 @@ class GuardedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._in_request = True
         self._body_done = self._response_done = False
+        self._discarded = 0
         self._head_bytes, self._tail = 0, b""
         if self._head_timer is not None:
             self._head_timer.cancel()

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.xdist_group("slowloris")
 # nothing here asserts how fast a request is answered, only whether it is answered and in what order.
 HEAD_TIMEOUT = 3.0
 BODY_TIMEOUT = 3.0
+MAX_BODY = 1_000_000
 PARTIAL_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
@@ -30,6 +31,7 @@ def server(sqlite_url: str) -> Iterator[LiveServer]:
         "IX_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
         "IX_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "IX_MAX_CONNECTIONS": "50",
+        "IX_MAX_CONTENT_LENGTH": str(MAX_BODY),
     }
     with live_server(sqlite_url, env=env) as live:
         yield live
@@ -159,6 +161,25 @@ class TestSlowloris:
             sock.close()
         statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
         assert statuses == [b"405", b"200"], answers[:2000]
+
+    def test_a_body_left_unread_is_thrown_away_only_up_to_the_body_limit(self, server: LiveServer) -> None:
+        # After an early answer the server reads the rest of the body to throw it away, but not without end.
+        sock = socket.create_connection(_address(server), timeout=10)
+        sent = 0
+        try:
+            sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n")
+            sock.settimeout(10)
+            assert re.match(rb"HTTP/1\.1 405 ", sock.recv(4096))
+            closed = False
+            while sent < 40 * MAX_BODY and not closed:
+                try:
+                    sock.sendall(b"x" * 65536)
+                    sent += 65536
+                except (BrokenPipeError, ConnectionResetError):  # the server has closed
+                    closed = True
+        finally:
+            sock.close()
+        assert closed, f"{sent} bytes thrown away and the connection still open"
 
     def test_a_complete_request_on_a_kept_alive_connection_still_works(self, server: LiveServer) -> None:
         with httpx.Client(base_url=server.base, timeout=5) as client:
