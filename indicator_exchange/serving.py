@@ -16,10 +16,12 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -29,6 +31,8 @@ from indicator_exchange.audit.middleware import RECORDED_PARAMETERS
 from indicator_exchange.observe import json_log_config
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import PoolBudget, connection_allowance, is_sqlite
+from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
+from indicator_exchange.taxii.paths import is_taxii_path
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,18 @@ class StartupRefused(Exception):
     """``serve`` must not start; the message says why, in one line."""
 
 
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 26\r\nconnection: close\r\n\r\nrequest head is too large\n"
-)
+def _edge_answer(status: HTTPStatus, description: str, target: bytes) -> bytes:
+    """An answer the server sends itself instead of the app (a request it cannot parse, a head too large), in
+    the body and media type the path's API answers errors in: a TAXII error resource on TAXII paths."""
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    if path.startswith("/") and is_taxii_path(path):
+        body = orjson.dumps({"title": status.phrase, "description": description, "http_status": str(status.value)})
+        media = TAXII_MEDIA_TYPE
+    else:
+        body = orjson.dumps({"error": status.phrase, "detail": description})
+        media = "application/json"
+    head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: {media}\r\ncontent-length: {len(body)}\r\n"
+    return head.encode() + b"connection: close\r\n\r\n" + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,11 +154,31 @@ class GuardedProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_head_bytes and not self._head_fits(data):
                 metrics.CONNECTIONS_CLOSED.labels("head-too-large").inc()
-                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.write(
+                    _edge_answer(
+                        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "the request head is too large",
+                        self._target(data),
+                    )
+                )
                 self.transport.close()
                 return
             self._tail = data[-3:]
         super().data_received(data)
+
+    def _target(self, data: bytes) -> bytes:
+        """The request target as far as known: read from ``data`` when the head began in it (httptools has not
+        seen it yet), else what httptools parsed of it."""
+        if self._head_bytes == len(data):
+            parts = data.split(b"\r\n", 1)[0].split(b" ")
+            return parts[1] if len(parts) > 1 else b""
+        return getattr(self, "url", b"")
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a request httptools cannot parse (a control character in a header, a bad chunk) in
+        # plain text; TAXII clients are owed a TAXII error resource.
+        self.transport.write(_edge_answer(HTTPStatus.BAD_REQUEST, msg, getattr(self, "url", b"")))
+        self.transport.close()
 
     def _head_fits(self, data: bytes) -> bool:
         """The bytes counted may hold the end of the head and a body: the head ends within the limit if its

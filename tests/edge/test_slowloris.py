@@ -139,6 +139,34 @@ class TestSlowloris:
         finally:
             sock.close()
 
+    @pytest.mark.parametrize(
+        ("target", "media_type", "key"),
+        [
+            (b"/api1/collections/", b"application/taxii+json;version=2.1", b'"title":'),
+            (b"/taxii2/", b"application/taxii+json;version=2.1", b'"title":'),
+            (b"/api/v1/admin/principals", b"application/json", b'"error":'),
+        ],
+    )
+    @pytest.mark.parametrize("oversized", [False, True], ids=["unparsable", "oversized"])
+    def test_an_answer_of_the_server_itself_is_in_the_paths_error_body(
+        self, server: LiveServer, target: bytes, media_type: bytes, key: bytes, oversized: bool
+    ) -> None:
+        # A header httptools cannot parse (a control character) drew uvicorn's plain-text 400, and a head too
+        # large a plain-text 431: TAXII clients are owed a TAXII error resource, the API its error body.
+        bad = b"X-Big: " + b"y" * 70_000 + b"\r\n" if oversized else b"Authorization: Bearer ixk_\x01.x\r\n"
+        sock = socket.create_connection(_address(server), timeout=10)
+        try:
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bad + b"\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        finally:
+            sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 " if oversized else b"HTTP/1.1 400 "), answer[:300]
+        assert b"content-type: " + media_type + b"\r\n" in head, head
+        assert body.startswith(b"{" + key), body
+
     def test_a_head_just_under_the_limit_with_a_body_is_served(self, server: LiveServer) -> None:
         answer = httpx.get(f"{server.base}/healthz", headers={"X-Big": "y" * 60_000}, timeout=5)
         assert answer.status_code == 200
