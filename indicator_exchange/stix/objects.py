@@ -5,6 +5,7 @@ checks a TAXII server owes (id, type, spec_version, version timestamps — TAXII
 """
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -229,7 +230,24 @@ def canonical_json(obj: dict[str, Any]) -> str:
         where = _nul_at(obj, "")
         if where is not None:
             raise InvalidObject(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+    # orjson writes an infinite or NaN float (the stdlib parser behind taxii2-client reads 1e400 as inf) as null:
+    # the object would be stored changed. Only a text holding null can hold one, so only then is it walked.
+    if "null" in text and _has_non_finite(obj):
+        raise InvalidObject(
+            "a number is beyond a double (infinite or NaN) and cannot be stored exactly "
+            "(integers from -2^63 to 2^64-1, finite doubles)"
+        )
     return text
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def _unwritable(obj: dict[str, Any]) -> str:
