@@ -13,9 +13,6 @@ import pytest
 
 from tests.fixtures.live_server import LiveServer, live_server
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = pytest.mark.xdist_group("slowloris")
-
 # Long enough that a request served "while they wait" is not a race against the closing on a loaded machine;
 # nothing here asserts how fast a request is answered, only whether it is answered and in what order.
 HEAD_TIMEOUT = 3.0

@@ -4,7 +4,6 @@ import threading
 import time
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from indicator_exchange.admin import service as admin
@@ -14,9 +13,6 @@ from indicator_exchange.store.models import AuditEvent
 from tests.fixtures.factories import make_indicator
 from tests.live.conftest import Live
 from tests.live.sse import subscribe
-
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = pytest.mark.xdist_group("access")
 
 
 def marked(n: int, tlp: Tlp) -> dict[str, object]:

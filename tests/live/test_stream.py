@@ -14,9 +14,6 @@ from tests.fixtures.live_server import live_server
 from tests.live.conftest import LIVE_ENV, Live, indicators
 from tests.live.sse import Event, parse, subscribe
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = pytest.mark.xdist_group("stream")
-
 
 def names(objects: list[dict[str, Any]]) -> list[str]:
     return [str(obj["name"]) for obj in objects]

@@ -23,8 +23,7 @@ from tests.fixtures.postgres import drop_database, fresh_database
 from tests.fixtures.scale import Balancer, haproxy, instances
 from tests.scale.conftest import Feed, make_feed, poll_all, post
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("instances")]
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")

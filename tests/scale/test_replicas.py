@@ -24,8 +24,7 @@ from tests.fixtures.postgres import Cluster, cluster
 from tests.fixtures.scale import Replica, database_on, wait_replayed
 from tests.scale.conftest import Feed, make_feed
 
-# One xdist worker runs the module (``--dist loadgroup``): its module-scoped servers start once, not per worker.
-pytestmark = [pytest.mark.timeout(300), pytest.mark.xdist_group("replicas")]
+pytestmark = pytest.mark.timeout(300)
 
 
 @dataclass
