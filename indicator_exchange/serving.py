@@ -54,10 +54,12 @@ def _edge_answer(status: HTTPStatus, description: str, target: bytes) -> bytes:
     the body and media type the path's API answers errors in: a TAXII error resource on TAXII paths."""
     path = target.split(b"?", 1)[0].decode("latin-1")
     if path.startswith("/") and is_taxii_path(path):
-        body = orjson.dumps({"title": status.phrase, "description": description, "http_status": str(status.value)})
+        body = orjson.dumps(
+            {"title": status.phrase.capitalize(), "description": description, "http_status": str(status.value)}
+        )
         media = TAXII_MEDIA_TYPE
     else:
-        body = orjson.dumps({"error": status.phrase, "detail": description})
+        body = orjson.dumps({"error": status.phrase.capitalize(), "detail": description})
         media = "application/json"
     head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: {media}\r\ncontent-length: {len(body)}\r\n"
     return head.encode() + b"connection: close\r\n\r\n" + body
