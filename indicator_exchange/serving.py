@@ -16,10 +16,12 @@ import tempfile
 from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import orjson
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -29,6 +31,8 @@ from indicator_exchange.audit.middleware import RECORDED_PARAMETERS
 from indicator_exchange.observe import json_log_config
 from indicator_exchange.settings import Settings, get_settings
 from indicator_exchange.store.engine import PoolBudget, connection_allowance, is_sqlite
+from indicator_exchange.taxii.media import TAXII_MEDIA_TYPE
+from indicator_exchange.taxii.paths import is_taxii_path
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +49,20 @@ class StartupRefused(Exception):
     """``serve`` must not start; the message says why, in one line."""
 
 
-_HEAD_TOO_LARGE = (
-    b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\n"
-    b"content-length: 26\r\nconnection: close\r\n\r\nrequest head is too large\n"
-)
+def _edge_answer(status: HTTPStatus, description: str, target: bytes) -> bytes:
+    """An answer the server sends itself instead of the app (a request it cannot parse, a head too large), in
+    the body and media type the path's API answers errors in: a TAXII error resource on TAXII paths."""
+    path = target.split(b"?", 1)[0].decode("latin-1")
+    if path.startswith("/") and is_taxii_path(path):
+        body = orjson.dumps(
+            {"title": status.phrase.capitalize(), "description": description, "http_status": str(status.value)}
+        )
+        media = TAXII_MEDIA_TYPE
+    else:
+        body = orjson.dumps({"error": status.phrase.capitalize(), "detail": description})
+        media = "application/json"
+    head = f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: {media}\r\ncontent-length: {len(body)}\r\n"
+    return head.encode() + b"connection: close\r\n\r\n" + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,8 @@ class EdgeLimits:
     body_timeout: float
     max_connections: int
     max_head_bytes: int
+    # What is read and thrown away of a body the app answered without reading (a 413): past it, close.
+    max_discard_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> "EdgeLimits":
@@ -65,6 +81,7 @@ class EdgeLimits:
             settings.body_timeout_seconds,
             settings.max_connections,
             settings.max_header_bytes,
+            settings.max_content_length,
         )
 
 
@@ -94,7 +111,12 @@ class GuardedProtocol(HttpToolsProtocol):
         self._limits = self.limits or _limits()
         self._head_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._in_request = False  # from a complete head to the end of the response
+        # From a complete head to the end of the response and of the request body, whichever is later: an app
+        # may answer before it has read the body (413, 405), and the rest of that body is no next head.
+        self._in_request = False
+        self._body_done = True
+        self._response_done = True
+        self._discarded = 0
         self._head_bytes = 0
         self._tail = b""
         self._waiting: deque[GuardedProtocol] = self.server_state.__dict__.setdefault("ix_waiting", deque())
@@ -125,15 +147,40 @@ class GuardedProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._body_timer is not None:
             self._arm_body_timer()
+        if self._response_done and not self._body_done:
+            self._discarded += len(data)
+            if self._discarded > self._limits.max_discard_bytes:  # answered already: no endless sink
+                self.transport.close()
+                return
         if not self._in_request:
             self._head_bytes += len(data)
             if self._head_bytes > self._limits.max_head_bytes and not self._head_fits(data):
                 metrics.CONNECTIONS_CLOSED.labels("head-too-large").inc()
-                self.transport.write(_HEAD_TOO_LARGE)
+                self.transport.write(
+                    _edge_answer(
+                        HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        "the request head is too large",
+                        self._target(data),
+                    )
+                )
                 self.transport.close()
                 return
             self._tail = data[-3:]
         super().data_received(data)
+
+    def _target(self, data: bytes) -> bytes:
+        """The request target as far as known: read from ``data`` when the head began in it (httptools has not
+        seen it yet), else what httptools parsed of it."""
+        if self._head_bytes == len(data):
+            parts = data.split(b"\r\n", 1)[0].split(b" ")
+            return parts[1] if len(parts) > 1 else b""
+        return getattr(self, "url", b"")
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers a request httptools cannot parse (a control character in a header, a bad chunk) in
+        # plain text; TAXII clients are owed a TAXII error resource.
+        self.transport.write(_edge_answer(HTTPStatus.BAD_REQUEST, msg, getattr(self, "url", b"")))
+        self.transport.close()
 
     def _head_fits(self, data: bytes) -> bool:
         """The bytes counted may hold the end of the head and a body: the head ends within the limit if its
@@ -145,6 +192,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_request = True
+        self._body_done = self._response_done = False
+        self._discarded = 0
         self._head_bytes, self._tail = 0, b""
         if self._head_timer is not None:
             self._head_timer.cancel()
@@ -157,10 +206,18 @@ class GuardedProtocol(HttpToolsProtocol):
             self._body_timer.cancel()
             self._body_timer = None
         super().on_message_complete()
+        self._body_done = True
+        if self._response_done:
+            self._request_over()
 
     def on_response_complete(self) -> None:
-        self._in_request = False
+        self._response_done = True
         super().on_response_complete()
+        if self._body_done:
+            self._request_over()
+
+    def _request_over(self) -> None:
+        self._in_request = False
         if not self.transport.is_closing() and not self.pipeline:
             self._arm_head_timer()
 

@@ -71,7 +71,12 @@ def create_collection(request: Request, body: schemas.CollectionCreate, session:
 
 
 @router.patch("/collections/{collection}", response_model=schemas.CollectionRead, summary="Change a collection")
-def update_collection(request: Request, collection: str, body: schemas.CollectionUpdate, session: SessionDep) -> Dict:
+def update_collection(
+    request: Request,
+    collection: Annotated[Name, Path(description="Collection id or alias.")],
+    body: schemas.CollectionUpdate,
+    session: SessionDep,
+) -> Dict:
     """Change a collection's validation policy (the collection by id or alias); only the fields sent change."""
     note_detail(request, f"update collection {collection}: validation {body.validation}")
     return admin.update_collection(session, key=collection, validation=body.validation)

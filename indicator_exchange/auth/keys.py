@@ -6,7 +6,6 @@ Clients send keys as HTTP Basic (key id as user name, secret as password — wha
 """
 
 import base64
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -40,7 +39,7 @@ def parse_authorization(header: str | None) -> tuple[str, str] | None:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (a header sent as Latin-1)
             return None
         key_id, sep, secret = decoded.partition(":")
     elif scheme.lower() == "bearer":

@@ -4,6 +4,8 @@ Deliberately independent of the ``stix2`` library: this runs on every object of 
 checks a TAXII server owes (id, type, spec_version, version timestamps — TAXII 2.1 §5.4) are cheap here.
 """
 
+import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -134,6 +136,61 @@ def inspect_object(obj: object) -> ObjectMeta:
     )
 
 
+class NumberOutOfRange:
+    """A JSON number no store can hold exactly (an integer beyond 64 bits, a float beyond a double): kept in
+    place of the value so that its object alone is refused (``canonical_json``), not the whole body."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:  # what a validation message quotes
+        return self.text if len(self.text) <= 40 else f"{self.text[:40]}… ({len(self.text):,} characters)"
+
+
+# orjson reads an integer beyond 64 bits as a float (2**64 became 1.8446744073709552e+19, published so) and
+# refuses a whole body for one number beyond a double. An integer literal of 20 digits or more may be one:
+# found as a run of 20 zeros once every digit is a zero (a C pass; a regex took five times orjson's parse).
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_MAX_INTEGER_DIGITS = 20
+_LONG_RUN = b"0" * _MAX_INTEGER_DIGITS
+
+
+def _exact_int(text: str) -> int | NumberOutOfRange:
+    digits = len(text) - text.startswith("-")
+    value = int(text) if digits <= _MAX_INTEGER_DIGITS else None
+    if value is None or not -(2**63) <= value < 2**64:
+        return NumberOutOfRange(text)
+    return value
+
+
+def _finite_float(text: str) -> float | NumberOutOfRange:
+    value = float(text)
+    return value if value not in (float("inf"), float("-inf")) else NumberOutOfRange(text)
+
+
+def _no_constant(text: str) -> None:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def loads_exact(body: bytes) -> Any:
+    """``orjson.loads``, except that a number orjson cannot keep exactly becomes ``NumberOutOfRange`` (then the
+    stdlib parser reads the body). Raises ``ValueError`` (``orjson.JSONDecodeError`` is one) if not JSON."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" not in str(exc):
+            raise
+    else:
+        if _LONG_RUN not in body.translate(_DIGITS_TO_ZERO):
+            return parsed
+    try:
+        return json.loads(body, parse_int=_exact_int, parse_float=_finite_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def canonical_json(obj: dict[str, Any]) -> str:
     """The stored form of an object: its JSON with sorted keys (an identical re-post compares equal).
 
@@ -150,7 +207,24 @@ def canonical_json(obj: dict[str, Any]) -> str:
         where = _nul_at(obj, "")
         if where is not None:
             raise InvalidObject(f"{where} contains a NUL character (\\u0000), which cannot be stored")
+    # orjson writes an infinite or NaN float (the stdlib parser behind taxii2-client reads 1e400 as inf) as null:
+    # the object would be stored changed. Only a text holding null can hold one, so only then is it walked.
+    if "null" in text and _has_non_finite(obj):
+        raise InvalidObject(
+            "a number is beyond a double (infinite or NaN) and cannot be stored exactly "
+            "(integers from -2^63 to 2^64-1, finite doubles)"
+        )
     return text
+
+
+def _has_non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False
 
 
 def _unwritable(obj: dict[str, Any]) -> str:
@@ -160,6 +234,11 @@ def _unwritable(obj: dict[str, Any]) -> str:
         except orjson.JSONEncodeError as exc:
             if "ecursion" in str(exc):
                 return f"property {key!r} is nested deeper than the {MAX_DEPTH} levels that can be stored"
+            if "64-bit" in str(exc) or NumberOutOfRange.__name__ in str(exc):
+                return (
+                    f"property {key!r} holds a number that cannot be stored exactly "
+                    "(integers from -2^63 to 2^64-1, finite doubles)"
+                )
             return f"property {key!r} cannot be written as JSON: {exc}"
     return "the object cannot be written as JSON"
 

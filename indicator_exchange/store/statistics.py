@@ -12,6 +12,7 @@ import threading
 
 from sqlalchemy import Connection, Engine, text
 
+from indicator_exchange.store.engine import database_unavailable
 from indicator_exchange.store.models import Base
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,11 @@ class StatisticsKeeper:
                 return
             try:
                 analyzed = analyze_stale(self.engine)
-            except Exception:
-                log.exception("refreshing planner statistics failed")
+            except Exception as exc:
+                if database_unavailable(exc):  # a restart: one line, not a traceback every interval
+                    log.warning("refreshing planner statistics: the database is unavailable; trying again later")
+                else:
+                    log.exception("refreshing planner statistics failed")
                 analyzed = []
             if analyzed:
                 log.info("refreshed planner statistics of %s", ", ".join(analyzed))

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
@@ -10,6 +10,7 @@ from indicator_exchange.audit.context import CollectionSeen, record_of
 from indicator_exchange.auth.service import Caller
 from indicator_exchange.dependencies import CallerDep, SettingsDep
 from indicator_exchange.errors import Unavailable
+from indicator_exchange.fields import Name
 from indicator_exchange.openapi import json_responses
 from indicator_exchange.services import services
 from indicator_exchange.stream import service
@@ -52,7 +53,8 @@ def _open(request: Request, caller: Caller, collection_id: str) -> service.Strea
 @router.get("/collections/{collection_id}/stream", summary="Live stream of a collection", responses=STREAM_RESPONSES)
 async def stream(
     request: Request,
-    collection_id: str,
+    # NUL-free and bounded like every stored name: PostgreSQL text cannot hold a NUL, and the lookup was a 500.
+    collection_id: Annotated[Name, Path(description="Collection id or alias.")],
     caller: CallerDep,
     settings: SettingsDep,
     last_event_id: Annotated[

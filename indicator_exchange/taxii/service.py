@@ -20,6 +20,7 @@ from indicator_exchange.stix.objects import (
     canonical_json,
     format_timestamp_us,
     inspect_object,
+    loads_exact,
 )
 from indicator_exchange.stix.validation import STRICT, validate_object
 from indicator_exchange.store import catalog, ownership
@@ -132,8 +133,8 @@ def parse_envelope(body: bytes, *, max_objects: int) -> list[object]:
     # The count comes from orjson's parse (C, no per-object Python work): bounded by IX_MAX_CONTENT_LENGTH, and
     # nothing per object (checks, validation, status entries) has run when the 413 is raised.
     try:
-        envelope = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        envelope = loads_exact(body)
+    except ValueError as exc:  # UnicodeDecodeError is one
         raise BadRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(envelope, dict):
         raise BadRequest("the body must be a TAXII envelope: a JSON object with an 'objects' list")

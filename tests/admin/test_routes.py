@@ -81,6 +81,10 @@ class TestResources:
         )
         assert client.patch(f"{API}/collections/c", headers=ops.basic, json={"validation": "lax"}).status_code == 400
         assert client.patch(f"{API}/collections/nothing", headers=ops.basic, json={}).status_code == 404
+        # NUL-free and bounded like every name: a NUL reached PostgreSQL and was a 500.
+        for bad in ("%00", "c%00", "x" * 129):
+            refused = client.patch(f"{API}/collections/{bad}", headers=ops.basic, json={"validation": "basic"})
+            assert refused.status_code == 400, (bad, refused.text)
 
     def test_principal_lifecycle(self, client: TestClient, ops: Key) -> None:
         body = {

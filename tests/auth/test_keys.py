@@ -79,6 +79,24 @@ class TestKeys:
         assert wrong.status_code == unknown.status_code == 401
         assert wrong.json() == unknown.json()
 
+    @pytest.mark.parametrize(
+        "header",
+        [b"Basic \xc3\xbc\xff:\xfe", b"Basic \xe9t\xe9", b"Bearer \xff\xfe.\xc3\xbc", b"Basic " + b"A" * 10_000],
+    )
+    def test_a_malformed_non_ascii_header_is_401_not_500(
+        self, client: TestClient, session: Session, header: bytes
+    ) -> None:
+        # Header bytes outside ASCII reach the app as Latin-1 text, which base64 refuses with a bare ValueError.
+        make_collection(session)
+        session.commit()
+        answer = client.get(
+            "/api1/collections/",
+            headers=[(b"Authorization", header), (b"Accept", b"application/taxii+json;version=2.1")],
+        )
+        assert answer.status_code == 401, answer.text
+        assert answer.headers["content-type"] == "application/taxii+json;version=2.1"
+        assert "www-authenticate" in answer.headers
+
 
 class TestRotation:
     def test_the_old_key_works_through_the_grace_period_then_expires(

@@ -2,6 +2,7 @@
 stalls are closed; at IX_MAX_CONNECTIONS idle connections make room for new ones; normal requests are served
 throughout. The bounded flood probe is `slow` (make test-slow)."""
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from tests.fixtures.live_server import LiveServer, live_server
 # nothing here asserts how fast a request is answered, only whether it is answered and in what order.
 HEAD_TIMEOUT = 3.0
 BODY_TIMEOUT = 3.0
+MAX_BODY = 1_000_000
 PARTIAL_HEAD = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 
 
@@ -26,6 +28,7 @@ def server(sqlite_url: str) -> Iterator[LiveServer]:
         "IX_HEADER_TIMEOUT_SECONDS": str(HEAD_TIMEOUT),
         "IX_BODY_TIMEOUT_SECONDS": str(BODY_TIMEOUT),
         "IX_MAX_CONNECTIONS": "50",
+        "IX_MAX_CONTENT_LENGTH": str(MAX_BODY),
     }
     with live_server(sqlite_url, env=env) as live:
         yield live
@@ -133,9 +136,75 @@ class TestSlowloris:
         finally:
             sock.close()
 
+    @pytest.mark.parametrize(
+        ("target", "media_type", "key"),
+        [
+            (b"/api1/collections/", b"application/taxii+json;version=2.1", b'"title":'),
+            (b"/taxii2/", b"application/taxii+json;version=2.1", b'"title":'),
+            (b"/api/v1/admin/principals", b"application/json", b'"error":'),
+        ],
+    )
+    @pytest.mark.parametrize("oversized", [False, True], ids=["unparsable", "oversized"])
+    def test_an_answer_of_the_server_itself_is_in_the_paths_error_body(
+        self, server: LiveServer, target: bytes, media_type: bytes, key: bytes, oversized: bool
+    ) -> None:
+        # A header httptools cannot parse (a control character) drew uvicorn's plain-text 400, and a head too
+        # large a plain-text 431: TAXII clients are owed a TAXII error resource, the API its error body.
+        bad = b"X-Big: " + b"y" * 70_000 + b"\r\n" if oversized else b"Authorization: Bearer ixk_\x01.x\r\n"
+        sock = socket.create_connection(_address(server), timeout=10)
+        try:
+            sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + bad + b"\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        finally:
+            sock.close()
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 " if oversized else b"HTTP/1.1 400 "), answer[:300]
+        assert b"content-type: " + media_type + b"\r\n" in head, head
+        assert body.startswith(b"{" + key), body
+
     def test_a_head_just_under_the_limit_with_a_body_is_served(self, server: LiveServer) -> None:
         answer = httpx.get(f"{server.base}/healthz", headers={"X-Big": "y" * 60_000}, timeout=5)
         assert answer.status_code == 200
+
+    def test_a_body_left_unread_by_an_early_answer_is_not_taken_for_a_head(self, server: LiveServer) -> None:
+        # The app answers (here 405) before reading a 200 kB body: the rest of that body is still this request's,
+        # not the head of a next one; counted as a head it drew a second answer, a 431, and a reset connection.
+        body = b"x" * 200_000
+        first = b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n" % len(body)
+        second = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        sock = socket.create_connection(_address(server), timeout=10)
+        try:
+            sock.sendall(first)
+            time.sleep(0.5)  # the early answer is sent before the body arrives
+            sock.sendall(body + second)
+            answers = b""
+            while chunk := sock.recv(65536):
+                answers += chunk
+        finally:
+            sock.close()
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answers)
+        assert statuses == [b"405", b"200"], answers[:2000]
+
+    def test_a_body_left_unread_is_thrown_away_only_up_to_the_body_limit(self, server: LiveServer) -> None:
+        # After an early answer the server reads the rest of the body to throw it away, but not without end.
+        sock = socket.create_connection(_address(server), timeout=10)
+        sent = 0
+        try:
+            sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000000000\r\n\r\n")
+            sock.settimeout(10)
+            assert re.match(rb"HTTP/1\.1 405 ", sock.recv(4096))
+            closed = False
+            while sent < 40 * MAX_BODY and not closed:
+                try:
+                    sock.sendall(b"x" * 65536)
+                    sent += 65536
+                except (BrokenPipeError, ConnectionResetError):  # the server has closed
+                    closed = True
+        finally:
+            sock.close()
+        assert closed, f"{sent} bytes thrown away and the connection still open"
 
     def test_a_complete_request_on_a_kept_alive_connection_still_works(self, server: LiveServer) -> None:
         with httpx.Client(base_url=server.base, timeout=5) as client:

@@ -37,6 +37,13 @@ class TestGrants:
         assert answer.status_code == 404
         assert answer.json()["error"]
 
+    def test_a_nul_or_overlong_collection_is_400_not_500(self, live: Live) -> None:
+        # PostgreSQL text cannot hold a NUL: looking the alias up was a 500 (DataError).
+        for bad in ("%00", "a%00b", "x" * 129):
+            answer = httpx.get(live.stream_url().replace(str(live.collection), bad), headers=live.key.basic)
+            assert answer.status_code == 400, (bad, answer.text)
+            assert answer.json()["error"]
+
 
 class TestClearance:
     def test_stream_filters_by_tlp_and_the_heartbeat_passes_what_is_hidden(self, live: Live) -> None:

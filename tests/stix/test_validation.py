@@ -258,6 +258,15 @@ class TestCanonicalJson:
         with pytest.raises(InvalidObject, match="'x_deep' is nested deeper than the 254 levels"):
             canonical_json(make_indicator(1, x_deep=nested(254)))
 
+    @pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+    def test_a_non_finite_number_is_refused_not_stored_as_null(self, value: float) -> None:
+        # What the stdlib parser (taxii2-client's, so sync's) reads 1e400 as; orjson would write null.
+        with pytest.raises(InvalidObject, match="cannot be stored exactly"):
+            canonical_json(make_indicator(1, x_custom={"n": [1, value]}))
+
+    def test_a_null_that_was_sent_is_kept(self) -> None:
+        assert '"x_null":null' in canonical_json(make_indicator(1, x_null=None))
+
     def test_the_deepest_writable_nesting_is_stored(self) -> None:
         assert canonical_json(make_indicator(1, x_deep=nested(253)))
 

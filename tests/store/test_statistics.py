@@ -1,5 +1,7 @@
 """Planner statistics kept fresh by the service when autovacuum does not (store.statistics)."""
 
+import logging
+import socket
 import time
 import uuid
 from datetime import UTC, datetime
@@ -106,3 +108,29 @@ def test_a_nudge_analyses_now_not_at_the_next_interval(db_url: str, session: Ses
         assert _analyzed_count(db_url) > before
     finally:
         keeper.stop()
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+@pytest.mark.usefixtures("autovacuum_off")
+def test_an_unavailable_database_is_one_warning_line_not_a_traceback(
+    db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While PostgreSQL restarts the keeper's checks fail: a warning each, never an error with a traceback."""
+    keeper = statistics.StatisticsKeeper(engine_for(db_url), interval_seconds=3600)
+    keeper.start()
+    try:
+        assert keeper._thread is not None
+        with socket.socket() as sock:  # a port nobody listens on: connection refused, as during a restart
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        keeper.engine = engine_for(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        with caplog.at_level(logging.WARNING, logger=statistics.__name__):
+            keeper.nudge()
+            deadline = time.monotonic() + 10
+            while not caplog.records and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        keeper.stop()
+    assert caplog.records, "the keeper never tried"
+    assert all(r.levelno == logging.WARNING and r.exc_info is None for r in caplog.records), caplog.text
+    assert "unavailable" in caplog.records[0].getMessage()

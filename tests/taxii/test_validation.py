@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -143,6 +144,45 @@ class TestUnstorable:
         assert (status["success_count"], status["failure_count"]) == (1, 1)
         assert expected in failures_by_id(status)[str(bad["id"])]
         assert stored_ids(session, collection) == {make_indicator(1)["id"]}
+
+
+class TestNumbers:
+    """orjson reads an integer beyond 64 bits as a float (2**64 was stored and republished as
+    1.8446744073709552e+19) and refuses a whole body for one number beyond a double: such a number fails its
+    own object, and every number that is stored is republished exactly as it was sent."""
+
+    @pytest.mark.parametrize(
+        "literal", ["18446744073709551616", "-1" + "0" * 30, "1e400", "-1e400", "1" + "0" * 5000], ids=len
+    )
+    def test_a_number_that_cannot_be_kept_exactly_fails_its_object_alone(
+        self, client: TestClient, session: Session, writer: tuple[uuid.UUID, Key], literal: str
+    ) -> None:
+        collection, key = writer
+        good, bad = make_indicator(1), make_indicator(2)
+        body = orjson.dumps(envelope(good, bad)).replace(
+            f'"id":"{bad["id"]}"'.encode(), f'"id":"{bad["id"]}","x_n":{literal}'.encode()
+        )
+        posted = client.post(objects_url(collection), headers=key.post, content=body)
+        assert posted.status_code == 202, posted.text
+        status = posted.json()
+        assert (status["success_count"], status["failure_count"]) == (1, 1), status
+        assert "'x_n' holds a number that cannot be stored exactly" in failures_by_id(status)[str(bad["id"])]
+        assert stored_ids(session, collection) == {good["id"]}
+
+    def test_the_largest_integers_are_republished_exactly(
+        self, client: TestClient, writer: tuple[uuid.UUID, Key]
+    ) -> None:
+        collection, key = writer
+        obj = make_indicator(3)
+        extremes = '"x_max":18446744073709551615,"x_min":-9223372036854775808,"x_f":1.5e300'
+        body = orjson.dumps(envelope(obj)).replace(
+            f'"id":"{obj["id"]}"'.encode(), f'"id":"{obj["id"]}",{extremes}'.encode()
+        )
+        assert client.post(objects_url(collection), headers=key.post, content=body).json()["success_count"] == 1
+        text = client.get(f"{objects_url(collection)}{obj['id']}/", headers=key.basic).text
+        assert "18446744073709551615" in text
+        assert "-9223372036854775808" in text
+        assert "1.5e+300" in text or "1.5e300" in text
 
 
 @pytest.fixture
