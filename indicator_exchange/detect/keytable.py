@@ -68,10 +68,20 @@ class KeyTable:
             start = None
         flat = self._rows.reshape(-1)
         mask = len(self._rows) - 1
-        pending = np.arange(len(keys))
-        row = self._home(keys) if start is None else start.copy()
         self._used += len(keys)
         self._live += len(keys)
+        if start is None:
+            pending = np.arange(len(keys))
+            row = self._home(keys)
+        else:
+            # Each start row was empty when probed and nothing was put since: only the keys of this call compete
+            # for it, so the first round writes without looking; the losers go on from the next row.
+            claim = start << 1
+            flat[claim] = keys
+            won = flat[claim] == keys
+            flat[claim[won] | 1] = values[won]
+            pending = np.flatnonzero(~won)
+            row = (start[pending] + 1) & mask
         while pending.size:
             empty = flat[row << 1] == 0
             # Several keys may reach one empty row in the same round: one write wins, the others see it taken.
