@@ -38,12 +38,18 @@ class KeyTable:
     def probe(self, keys: Ints) -> tuple[Ints, Ints]:
         """(value, row) of each key: its value and row if present, else 0 and the empty row probing reached
         (where ``put`` will try first); 0 and -1 for a key of 0."""
-        values = np.zeros(len(keys), dtype=np.int64)
-        where = np.full(len(keys), -1, dtype=np.int64)
-        pending = np.flatnonzero(keys > 0)
-        row = self._home(keys[pending])
         mask = len(self._rows) - 1
         flat = self._rows.reshape(-1)
+        # The first round over every key at once (most stop there), without index arrays; key 0 never stops.
+        valid = keys > 0
+        row = self._home(keys)
+        held = flat[row << 1]
+        hit = (held == keys) & valid
+        values = np.where(hit, flat[(row << 1) | 1], 0)
+        stop = (hit | (held == 0)) & valid
+        where = np.where(stop, row, -1)
+        pending = np.flatnonzero(valid & ~stop)
+        row = (row[pending] + 1) & mask
         while pending.size:
             held = flat[row << 1]
             hit = held == keys[pending]
