@@ -116,4 +116,5 @@ class KeyTable:
         self._rows = np.zeros((size, 2), dtype=np.int64)
         self._used = self._live = 0
         if len(keys):
-            self.put(keys, values)
+            # The table is empty: every home row is free, which is what ``put`` needs to know of a start row.
+            self.put(keys, values, self._home(keys))
