@@ -170,7 +170,9 @@ class Detector:
             signup_domain=window.signup_domain,
             login_shape=window.login_shape,
         )
-        self._found += analyse(data, self.config)
+        # Merged as they come, not at the end: a campaign seen in every window is one cluster in memory, not one
+        # per window (held to the end, they grew the run's memory with the length of the log).
+        self._found = merge([*self._found, *analyse(data, self.config)])
         self._window = None
 
     @staticmethod
