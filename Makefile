@@ -69,10 +69,10 @@ lint: $(INSTALLED)
 	$(BIN)/lint-imports --no-cache
 
 test: system-deps lint
-	$(BIN)/pytest -n 2 --dist loadgroup
+	$(BIN)/pytest -n 4 --dist loadfile
 
 test-slow: system-deps $(INSTALLED)
-	$(BIN)/pytest -n 2 --dist loadgroup -m slow
+	$(BIN)/pytest -n 4 --dist loadfile -m slow
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/run.py

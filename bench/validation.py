@@ -31,7 +31,8 @@ from run import PG_ADMIN, Budget, ingest, log, machine, make_object, start_ours
 
 from indicator_exchange.stix.objects import inspect_object
 from indicator_exchange.stix.pattern_terms import parse_pattern
-from indicator_exchange.stix.validation import clear_pattern_cache, pattern_error, validate_object
+from indicator_exchange.stix.pattern_validation import clear_pattern_cache, pattern_error
+from indicator_exchange.stix.validation import validate_object
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden"

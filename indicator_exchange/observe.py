@@ -138,6 +138,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False)
 
 
+def startup_line(log_format: str, message: str, *, level: int = logging.WARNING) -> str:
+    """A line written before logging is configured (the start-up checks), in the format the server's log will
+    use: an operator who asked for JSON logs gets only JSON lines."""
+    if log_format != "json":
+        return message
+    text = message.removeprefix("warning: ")
+    return JsonFormatter().format(logging.LogRecord("indicator_exchange.serve", level, __file__, 0, text, None, None))
+
+
 def json_log_config(config: dict[str, Any]) -> dict[str, Any]:
     """uvicorn's logging ``config`` with every handler writing JSON, and the service's own loggers (which
     propagate to the root) given a handler too."""

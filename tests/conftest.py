@@ -60,6 +60,13 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+def slow_on(slow_backend: str) -> pytest.MarkDecorator:
+    """Parametrise ``backend`` with ``slow_backend``'s run behind the ``slow`` marker: for a long test whose
+    other backend already guards the default run (``make test-slow`` runs both)."""
+    params = [pytest.param(b, marks=pytest.mark.slow) if b == slow_backend else b for b in BACKENDS]
+    return pytest.mark.parametrize("backend", params, indirect=True)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)

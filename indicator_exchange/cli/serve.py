@@ -22,6 +22,7 @@ def serve(
 ) -> None:
     """Serve the TAXII 2.1 API, the ingest API and the docs (OpenAPI at /docs)."""
     from indicator_exchange import serving
+    from indicator_exchange.observe import startup_line
 
     settings = load_settings()
     require_schema(settings)
@@ -32,17 +33,19 @@ def serve(
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and settings.community_key.get_secret_value() == DEMO_COMMUNITY_KEY:
         fail("refusing to serve off loopback with the demo community key; set IX_COMMUNITY_KEY")
+
+    def warn(message: str) -> None:
+        typer.echo(startup_line(settings.log_format, message), err=True)
+
     if not tls_cert and not loopback:
-        typer.echo(
+        warn(
             "warning: serving plain HTTP off loopback; TAXII 2.1 requires HTTPS (use --tls-cert/--tls-key "
-            "or a TLS-terminating proxy)",
-            err=True,
+            "or a TLS-terminating proxy)"
         )
     if settings.db_pool_size is not None:
-        typer.echo(
+        warn(
             "warning: IX_DB_POOL_SIZE is deprecated; set IX_DB_CONNECTIONS_PER_WORKER (now "
-            f"{settings.connections_per_worker})",
-            err=True,
+            f"{settings.connections_per_worker})"
         )
     try:
         if tls_cert and tls_key:
@@ -52,7 +55,7 @@ def serve(
         fail(str(exc))
         return
     if warning:
-        typer.echo(warning, err=True)
+        warn(warning)
     serving.run(
         settings, host=host, port=port, workers=workers, tls_cert=tls_cert, tls_key=tls_key, log_level=log_level
     )

@@ -44,10 +44,10 @@ def assess(
 
 @dataclass(frozen=True, slots=True)
 class LifecyclePolicy:
-    """The lifecycle's part of "is this indicator enforced?" for the live match index (``match.index.enforced``),
-    from the indicator alone: its warninglist hits, and its score without feedback. Feedback reaches the index as
-    new versions (a revocation by quorum, a ``valid_until`` extended by a true positive). Hashable: part of the
-    index's configuration."""
+    """The lifecycle's part of "is this indicator enforced?" for the live match index (``match.index.enforced``):
+    its warninglist hits, and its score with the feedback the index has read (``counted``; None: none). The index
+    follows feedback rows by id (``match.index.FeedbackClock``), so a vote that sinks a score or a sighting that
+    resets ``t`` applies without a new version. Hashable: part of the index's configuration."""
 
     lifecycle_file: str | None
     warninglists: bool
@@ -65,10 +65,10 @@ class LifecyclePolicy:
             settings.warninglist_max_prefix_v6,
         )
 
-    def score(self, indicator: Mapping[str, Any], now: datetime) -> model.Score:
-        return feedback.score_with(indicator, None, decays=model.cached_decays(self.lifecycle_file), now=now)
+    def score(self, indicator: Mapping[str, Any], now: datetime, counted: feedback.Tally | None = None) -> model.Score:
+        return feedback.score_with(indicator, counted, decays=model.cached_decays(self.lifecycle_file), now=now)
 
-    def reason(self, indicator: Mapping[str, Any], now_us: int) -> str | None:
+    def reason(self, indicator: Mapping[str, Any], now_us: int, counted: feedback.Tally | None = None) -> str | None:
         """Why the lifecycle does not enforce it at ``now_us``, or None."""
         listed = _listed(
             str(indicator.get("pattern") or ""),
@@ -77,14 +77,14 @@ class LifecyclePolicy:
         )
         if listed is not None:
             return listed
-        score = self.score(indicator, _moment(now_us))
+        score = self.score(indicator, _moment(now_us), counted)
         if not score.enforced:
             return f"score {score.score:.1f} below the {score.kind} threshold {score.decay.threshold:g}"
         return None
 
-    def crossing(self, indicator: Mapping[str, Any], now_us: int) -> int | None:
+    def crossing(self, indicator: Mapping[str, Any], now_us: int, counted: feedback.Tally | None = None) -> int | None:
         """When (µs) the score will fall below the threshold, if later than ``now_us``."""
-        score = self.score(indicator, _moment(now_us))
+        score = self.score(indicator, _moment(now_us), counted)
         decay = score.decay
         if score.base <= decay.threshold or not score.enforced:
             return None

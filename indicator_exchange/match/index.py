@@ -16,6 +16,10 @@ picture is another index.
 
 Time moves validity too: each indicator's next ``valid_from``/``valid_until`` is kept in a heap, and a
 generation reaching the first of them is refreshed (without a database read) like any other change.
+
+Partner feedback moves scores without a new version (docs/lifecycle.md#feedback): with a lifecycle policy the
+index also follows the feedback rows by id (``FeedbackClock``), at most every ``feedback_poll_seconds`` (on the
+first request or refresh after it), and recompiles the indicators whose tally changed.
 """
 
 import heapq
@@ -34,11 +38,13 @@ import orjson
 from sqlalchemy.orm import Session
 
 from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
+from indicator_exchange.lifecycle.feedback import Tally, tally
 from indicator_exchange.match.events import Match, TrafficEvent
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
 from indicator_exchange.store import indicators as store
+from indicator_exchange.store import lifecycle as lifecycle_store
 from indicator_exchange.store.models import Collection
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,8 @@ log = logging.getLogger(__name__)
 NEVER = 2**63 - 1
 SMALL_SEGMENT = 64  # changes recompiled together rather than kept as a segment of their own (~1.5 ms)
 GONE = -1
+HOLE_WAIT = 30.0  # seconds a feedback row id skipped by a read may still commit (an open transaction took it)
+MAX_HOLES = 10_000  # ids skipped at once beyond which a jump of the sequence is not waited for
 
 
 def _us(moment: datetime) -> int:
@@ -58,9 +66,15 @@ def _picture(collections: Sequence[Collection]) -> tuple[tuple[int, datetime], .
     return tuple((int(c.default_tlp), c.created_at) for c in collections)
 
 
-def enforced(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> bool:
+def enforced(
+    indicator: Mapping[str, Any],
+    now_us: int,
+    policy: LifecyclePolicy | None = None,
+    counted: Tally | None = None,
+) -> bool:
     """Whether an indicator is matched at ``now_us``: a STIX pattern, not revoked, within its validity, and (with
-    a ``policy``) on no warninglist and scoring at or above its kind's threshold (docs/lifecycle.md).
+    a ``policy``) on no warninglist and scoring, with the feedback ``counted``, at or above its kind's threshold
+    (docs/lifecycle.md).
 
     The one place that decides.
     """
@@ -73,14 +87,19 @@ def enforced(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy 
             return False
     except InvalidObject:
         return False
-    return policy is None or policy.reason(indicator, now_us) is None
+    return policy is None or policy.reason(indicator, now_us, counted) is None
 
 
-def _transitions(indicator: Mapping[str, Any], now_us: int, policy: LifecyclePolicy | None = None) -> Iterator[int]:
+def _transitions(
+    indicator: Mapping[str, Any],
+    now_us: int,
+    policy: LifecyclePolicy | None = None,
+    counted: Tally | None = None,
+) -> Iterator[int]:
     """The future moments at which ``enforced`` may change its answer for this indicator (the score's fall below
     its threshold among them)."""
     if policy is not None:
-        crossing = policy.crossing(indicator, now_us)
+        crossing = policy.crossing(indicator, now_us, counted)
         if crossing is not None:
             yield crossing
     for name in ("valid_from", "valid_until"):
@@ -100,6 +119,7 @@ class Layer:
     compiled: CompiledIndicators
     indicators: dict[str, Mapping[str, Any]]
     origin: dict[str, uuid.UUID]
+    tallies: dict[str, Tally] = field(default_factory=dict)  # the feedback each compiled indicator was scored with
 
 
 class _LayeredMapping(Mapping[str, Any]):
@@ -154,6 +174,11 @@ class Generation:
     def indicators(self) -> Mapping[str, Mapping[str, Any]]:
         return _LayeredMapping(self, lambda layer: layer.indicators)
 
+    def tally_of(self, indicator_id: str) -> Tally | None:
+        """The feedback an indicator was compiled with (its match ``score``); None: none."""
+        layer = self.layer_of(indicator_id)
+        return None if layer is None else layer.tallies.get(indicator_id)
+
     @property
     def origin(self) -> Mapping[str, uuid.UUID]:
         return _LayeredMapping(self, lambda layer: layer.origin)
@@ -192,6 +217,59 @@ class Generation:
 
 
 @dataclass(slots=True)
+class FeedbackClock:
+    """How far the index has read the feedback rows, by row id.
+
+    Ids are handed out before commit, so a read may see id n+1 while n is still in an open transaction: an id
+    skipped is a *hole*, read again on every poll until it appears or ``HOLE_WAIT`` passes (a rolled-back
+    insert leaves a hole for ever). ``settled``: every id at or below it is read or given up on.
+    """
+
+    settled: int = 0
+    seen: set[int] = field(default_factory=set)  # ids above ``settled`` already read
+    holes: dict[int, float] = field(default_factory=dict)  # id -> when first skipped (monotonic seconds)
+
+    def advance(self, rows: Iterable[tuple[int, str]], now: float) -> set[str]:
+        """Take the rows read above ``settled``; the indicators of those not read before."""
+        touched: set[str] = set()
+        for row_id, indicator_id in rows:
+            if row_id <= self.settled or row_id in self.seen:
+                continue
+            self.seen.add(row_id)
+            self.holes.pop(row_id, None)
+            touched.add(indicator_id)
+        top = max(self.seen, default=self.settled)
+        if top - self.settled - len(self.seen) > MAX_HOLES:
+            self.holes.clear()  # the sequence jumped (restored, or reset by hand): no transaction is that wide
+            self.seen.clear()
+            self.settled = top
+            return touched
+        for missing in range(self.settled + 1, top + 1):
+            if missing not in self.seen:
+                self.holes.setdefault(missing, now)
+        for missing in [k for k, since in self.holes.items() if now - since > HOLE_WAIT]:
+            del self.holes[missing]
+        self.settled = min(self.holes) - 1 if self.holes else top
+        self.seen = {k for k in self.seen if k > self.settled}
+        return touched
+
+    @classmethod
+    def starting(cls, rows: Iterable[tuple[int, datetime]], now: datetime) -> "FeedbackClock":
+        """The clock after a full read of ``(id, recorded_at)`` rows: rows recorded within ``HOLE_WAIT`` of
+        ``now`` leave the ids between them open as holes."""
+        clock = cls()
+        old, recent = 0, []
+        for row_id, recorded_at in rows:
+            if (now - recorded_at).total_seconds() > HOLE_WAIT:
+                old = max(old, row_id)
+            else:
+                recent.append((row_id, ""))
+        clock.settled = old
+        clock.advance(recent, time.monotonic())
+        return clock
+
+
+@dataclass(slots=True)
 class _State:
     """What the database holds for an index, in memory: the refresher's alone (under its lock)."""
 
@@ -201,11 +279,28 @@ class _State:
     campaign_refs: dict[str, dict[str, int]] = field(default_factory=dict)  # indicator -> campaign -> count
     due: list[tuple[int, str]] = field(default_factory=list)  # heap of (moment, indicator id)
     policy: LifecyclePolicy | None = None
+    feedback: dict[str, Tally] = field(default_factory=dict)  # indicator id -> its tally (any indicator, held or not)
+    feedback_clock: FeedbackClock = field(default_factory=FeedbackClock)
 
     def put_object(self, position: int, obj: dict[str, Any], now_us: int) -> None:
         self.objects[position][obj["id"]] = obj
-        for at in _transitions(obj, now_us, self.policy):
+        for at in _transitions(obj, now_us, self.policy, self.feedback.get(obj["id"])):
             heapq.heappush(self.due, (at, obj["id"]))
+
+    def put_feedback(self, indicator_id: str, counted: Tally | None, now_us: int) -> bool:
+        """Replace an indicator's tally (its score's next crossing queued); True if the index holds it."""
+        if counted is None:
+            self.feedback.pop(indicator_id, None)
+        else:
+            self.feedback[indicator_id] = counted
+        held = False
+        for table in self.objects:
+            obj = table.get(indicator_id)
+            if obj is not None:
+                held = True
+                for at in _transitions(obj, now_us, self.policy, counted):
+                    heapq.heappush(self.due, (at, indicator_id))
+        return held
 
     def put_relation(self, position: int, obj: Mapping[str, Any]) -> str | None:
         target = str(obj.get("target_ref", ""))
@@ -234,7 +329,7 @@ class _State:
         """The version matched for an id: the last collection's (in index order) that is enforced."""
         for position in range(len(self.objects) - 1, -1, -1):
             obj = self.objects[position].get(indicator_id)
-            if obj is not None and enforced(obj, now_us, self.policy):
+            if obj is not None and enforced(obj, now_us, self.policy, self.feedback.get(indicator_id)):
                 return obj, self.collections[position]
         return None
 
@@ -266,6 +361,8 @@ class _State:
             campaign_refs={k: dict(v) for k, v in self.campaign_refs.items()},
             due=list(self.due),
             policy=self.policy,
+            feedback=dict(self.feedback),
+            feedback_clock=self.feedback_clock,
         )
 
 
@@ -276,6 +373,7 @@ class IndexConfig:
     min_lsh_bands: int = 2
     overlay_limit: int = 20_000  # indicators in segments before the base is compiled again (in the background)
     lifecycle: LifecyclePolicy | None = None  # scores and warninglists (docs/lifecycle.md)
+    feedback_poll_seconds: float = 0.5  # with ``lifecycle``: feedback rows are read again this long after the last read
 
 
 def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig, now: datetime) -> Layer:
@@ -285,6 +383,7 @@ def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig
     compiled.built_at = now
     indicators: dict[str, Mapping[str, Any]] = {}
     origin: dict[str, uuid.UUID] = {}
+    tallies: dict[str, Tally] = {}
     for indicator_id in ids:
         found = state.effective(indicator_id, now_us)
         if found is None:
@@ -295,8 +394,11 @@ def _compile(state: _State, ids: Iterable[str], now_us: int, config: IndexConfig
         if compiled.indicator_count > before:
             indicators[indicator_id] = obj
             origin[indicator_id] = collection_id
+            counted = state.feedback.get(indicator_id)
+            if counted is not None:
+                tallies[indicator_id] = counted
     compiled.finish()
-    return Layer(compiled, indicators, origin)
+    return Layer(compiled, indicators, origin, tallies)
 
 
 class MatchIndex:
@@ -316,6 +418,8 @@ class MatchIndex:
         self.refresh_cpu_seconds = 0.0
         self.compactions = 0
         self._wake: dict[uuid.UUID, int] = {}  # clocks announced by note_commit, not yet read
+        self._feedback_read_at = time.monotonic()  # when the feedback rows were last read
+        self._refreshed_at: datetime | None = None  # the moment of the last refresh (its due heap read up to it)
 
     @property
     def generation(self) -> Generation | None:
@@ -332,8 +436,8 @@ class MatchIndex:
             return True
         return False
 
-    @staticmethod
     def _fresh(
+        self,
         generation: Generation | None,
         clocks: Sequence[tuple[uuid.UUID, int]],
         picture: Sequence[tuple[int, datetime]],
@@ -341,7 +445,17 @@ class MatchIndex:
     ) -> bool:
         if generation is None or generation.picture != tuple(picture) or now_us >= generation.next_due_us:
             return False
+        if self._feedback_due():
+            return False  # feedback on an indicator may have arrived in a collection this index does not serve
         return all(had >= seen for (_, had), (_, seen) in zip(generation.clocks, clocks, strict=True))
+
+    def _feedback_due(self) -> bool:
+        """Whether the feedback rows are to be read again: with a lifecycle policy, once per poll interval (not
+        on every delta: a commit's first match would pay a query for it)."""
+        return (
+            self.config.lifecycle is not None
+            and time.monotonic() - self._feedback_read_at >= self.config.feedback_poll_seconds
+        )
 
     def current(self, session: Session, collections: Sequence[Collection], now: datetime) -> Generation:
         """The generation to match with, refreshed first if the collections moved past it."""
@@ -362,6 +476,7 @@ class MatchIndex:
                 built = self._apply_deltas(session, collections, generation, self._state, now)
                 self.refresh_cpu_seconds += time.thread_time() - cpu
             self._generation = built
+            self._refreshed_at = now if self._refreshed_at is None else max(self._refreshed_at, now)
             return built
 
     def _full_build(self, session: Session, collections: Sequence[Collection], now: datetime) -> Generation:
@@ -372,6 +487,13 @@ class MatchIndex:
             relations=[{} for _ in collections],
             policy=self.config.lifecycle,
         )
+        if self.config.lifecycle is not None:
+            feedback_rows = lifecycle_store.all_feedback(session)
+            state.feedback = {key: tally(rows) for key, rows in feedback_rows.items()}
+            state.feedback_clock = FeedbackClock.starting(
+                ((row.id, row.recorded_at) for rows in feedback_rows.values() for row in rows), datetime.now(UTC)
+            )
+            self._feedback_read_at = time.monotonic()
         for position, collection in enumerate(collections):
             for raw in store.visible_latest(session, collection, self.clearance):
                 obj = orjson.loads(raw)
@@ -379,7 +501,7 @@ class MatchIndex:
                     state.put_relation(position, obj)
                 elif obj.get("type") == "indicator":
                     state.objects[position][obj["id"]] = obj
-                    for at in _transitions(obj, now_us, state.policy):
+                    for at in _transitions(obj, now_us, state.policy, state.feedback.get(obj["id"])):
                         state.due.append((at, obj["id"]))
         heapq.heapify(state.due)
         base = _compile(state, state.all_ids(), now_us, self.config, now)
@@ -424,7 +546,11 @@ class MatchIndex:
                         state.objects[position].pop(stix_id, None)
                     else:
                         state.put_object(position, orjson.loads(raw), now_us)
+        if self._feedback_due():
+            dirty |= self._read_feedback(session, state, now_us)
         self._wake.clear()
+        if not dirty and tuple(clocks) == old.clocks:
+            return old  # only a feedback poll, and nothing the index holds changed
         self.refreshes += 1
         if self._dirty_since_snapshot is not None:
             self._dirty_since_snapshot |= dirty
@@ -442,6 +568,21 @@ class MatchIndex:
         if generation.overlay_size >= self.config.overlay_limit:
             self._compact_soon(state, now)
         return generation
+
+    def _read_feedback(self, session: Session, state: _State, now_us: int) -> set[str]:
+        """Read the feedback rows stored since the last read; the indicators held whose tally changed."""
+        clock = state.feedback_clock
+        touched = clock.advance(lifecycle_store.feedback_ids_after(session, clock.settled), time.monotonic())
+        self._feedback_read_at = time.monotonic()
+        if not touched:
+            return set()
+        found = lifecycle_store.feedback_for(session, sorted(touched))
+        changed = set()
+        for indicator_id in touched:
+            rows = found.get(indicator_id)
+            if state.put_feedback(indicator_id, tally(rows) if rows else None, now_us):
+                changed.add(indicator_id)
+        return changed
 
     def _with_segment(self, old: Generation, state: _State, dirty: set[str], now: datetime) -> Generation:
         """``old`` with the current form of ``dirty`` ids in a new segment, neighbours of similar size merged."""
@@ -488,7 +629,9 @@ class MatchIndex:
         self._dirty_since_snapshot = set()
 
         def compact() -> None:
-            moment = datetime.now(UTC)
+            # At the moment of the refresh the state was copied from, not the wall clock's: its due heap was read
+            # up to then, and what falls due later is still in it (or among the ids changed meanwhile).
+            moment = now
             base = _compile(snapshot, snapshot.all_ids(), _us(moment), self.config, moment)
             with self._lock:
                 generation, current = self._generation, self._state
@@ -506,8 +649,9 @@ class MatchIndex:
                     indicator_count=len(base.indicators),
                     built_at=moment,
                 )
-                # What changed while the base compiled; what fell due since is left to the next refresh.
-                self._generation = self._with_segment(fresh, current, dirty, datetime.now(UTC))
+                # What changed while the base compiled, as of the last refresh; what falls due later is left to
+                # the next one.
+                self._generation = self._with_segment(fresh, current, dirty, self._refreshed_at or moment)
                 self.compactions += 1
 
         self._compacting = threading.Thread(target=compact, name="match-compact", daemon=True)

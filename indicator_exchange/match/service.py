@@ -147,8 +147,8 @@ def match_events(
     now: datetime | None = None,
 ) -> list[Match]:
     """The matches of events given as (input position, event), so ``event_index`` is the input's; each carries
-    its indicator's live score (with feedback for a one-shot ``IndicatorSet``, from the indicator alone for a
-    live index's generation, given ``settings``)."""
+    its indicator's live score with its feedback (a live index's generation: the feedback it was compiled with,
+    given ``settings``)."""
     matches = list(indicator_set.match_indexed(events))
     scores = indicator_set.scores if isinstance(indicator_set, IndicatorSet) else {}
     policy = enforcement.LifecyclePolicy.of(settings) if settings is not None and not scores else None
@@ -157,7 +157,9 @@ def match_events(
         if match.indicator_id in scores:
             match.score = scores[match.indicator_id]
         elif policy is not None and match.indicator_id in indicator_set.indicators:
-            match.score = round(policy.score(indicator_set.indicators[match.indicator_id], moment).score, 2)
+            counted = indicator_set.tally_of(match.indicator_id) if isinstance(indicator_set, Generation) else None
+            score = policy.score(indicator_set.indicators[match.indicator_id], moment, counted)
+            match.score = round(score.score, 2)
     return matches
 
 

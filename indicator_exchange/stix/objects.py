@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from indicator_exchange.stix.types import SDO_TYPES, SRO_TYPES
+
 # ASCII digits only: ``\d`` would take any Unicode digit (Arabic-Indic, fullwidth…), which ``int()`` then reads,
 # and such a timestamp would be stored and republished as received (RFC 3339 is ASCII).
 _TIMESTAMP = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?Z$")
@@ -24,32 +26,7 @@ _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # STIX 2.1 SDO and SRO types: these MUST carry created and modified (STIX 2.1 §3.2, §4, §5).
-SDO_SRO_TYPES = frozenset(
-    {
-        "attack-pattern",
-        "campaign",
-        "course-of-action",
-        "grouping",
-        "identity",
-        "incident",
-        "indicator",
-        "infrastructure",
-        "intrusion-set",
-        "location",
-        "malware",
-        "malware-analysis",
-        "note",
-        "observed-data",
-        "opinion",
-        "report",
-        "threat-actor",
-        "tool",
-        "vulnerability",
-        "relationship",
-        "sighting",
-        "language-content",
-    }
-)
+SDO_SRO_TYPES = SDO_TYPES | SRO_TYPES | {"language-content"}
 
 
 class InvalidObject(ValueError):

@@ -9,20 +9,20 @@ that ``*_ref``/``*_refs`` may point to, and STIX patterns (``pattern_type`` ``st
 
 The field's tools were measured for this (``bench/validation.py``): ``stix2-validator`` and ``stix2.parse``
 cost far more per object than an ingest can spare, so the checks are table-driven here, and
-``stix2-patterns`` is used for patterns only — behind the regular-expression reader of
-``pattern_terms.simple_pattern`` (a strict subset of the grammar), with an LRU cache on the pattern text.
+``stix2-patterns`` is used for patterns only (``pattern_validation``).
 Custom objects and properties pass as STIX allows them: an unknown type gets the checks that apply to every
 object (identifiers, ``*_ref``/``*_refs`` form, no empty lists).
 """
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from indicator_exchange.stix.messages import shown
 from indicator_exchange.stix.objects import _UUID, InvalidObject, parse_timestamp_us
-from indicator_exchange.stix.pattern_terms import _KEYWORDS, ANY_INDEX, simple_pattern
+from indicator_exchange.stix.pattern_validation import pattern_error
+from indicator_exchange.stix.types import SCO_TYPES, SDO_TYPES, SPEC_TYPES, SRO_TYPES
 
 Checker = Callable[[dict[str, Any]], str | None]
 
@@ -30,54 +30,6 @@ Checker = Callable[[dict[str, Any]], str | None]
 STRICT, BASIC = "strict", "basic"
 POLICIES = (STRICT, BASIC)
 
-SDO_TYPES = frozenset(
-    {
-        "attack-pattern",
-        "campaign",
-        "course-of-action",
-        "grouping",
-        "identity",
-        "incident",
-        "indicator",
-        "infrastructure",
-        "intrusion-set",
-        "location",
-        "malware",
-        "malware-analysis",
-        "note",
-        "observed-data",
-        "opinion",
-        "report",
-        "threat-actor",
-        "tool",
-        "vulnerability",
-    }
-)
-SRO_TYPES = frozenset({"relationship", "sighting"})
-SCO_TYPES = frozenset(
-    {
-        "artifact",
-        "autonomous-system",
-        "directory",
-        "domain-name",
-        "email-addr",
-        "email-message",
-        "file",
-        "ipv4-addr",
-        "ipv6-addr",
-        "mac-addr",
-        "mutex",
-        "network-traffic",
-        "process",
-        "software",
-        "url",
-        "user-account",
-        "windows-registry-key",
-        "x509-certificate",
-    }
-)
-META_TYPES = frozenset({"marking-definition", "language-content", "extension-definition"})
-SPEC_TYPES = SDO_TYPES | SRO_TYPES | SCO_TYPES | META_TYPES
 
 # Reference targets: spec type names, or a category. A custom (non-spec) type may be an SDO or an SCO, so it
 # is accepted wherever a category is; a spec type must be of the category.
@@ -90,7 +42,6 @@ OPINION_ENUM = frozenset({"strongly-disagree", "disagree", "neutral", "agree", "
 EXTENSION_TYPE_ENUM = frozenset({"new-sdo", "new-sco", "new-sro", "property-extension", "toplevel-property-extension"})
 ENCRYPTION_ALGORITHM_ENUM = frozenset({"AES-256-GCM", "ChaCha20-Poly1305", "mime-type-indicated"})
 _MAX_COUNT = 999_999_999
-_SHOWN = 60  # characters of a client's value quoted in a message
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,11 +56,6 @@ class _Rule:
     booleans: tuple[str, ...] = ()
     strings: tuple[str, ...] = ()
     checks: tuple[Checker, ...] = ()
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
 
 
 # --- constraints beyond presence ---------------------------------------------------------------------------
@@ -473,11 +419,11 @@ def _values(obj: dict[str, Any], rule: _Rule) -> str | None:
     for name, (low, high) in rule.integers.items():
         value = obj.get(name)
         if value is not None and (type(value) is not int or not low <= value <= high):
-            return f"{name!r} must be an integer from {low:,} to {high:,}, not {_show(value)}"
+            return f"{name!r} must be an integer from {low:,} to {high:,}, not {shown(value)}"
     for name, (lowest, highest) in rule.numbers.items():
         value = obj.get(name)
         if value is not None and (type(value) not in (int, float) or not lowest <= value <= highest):
-            return f"{name!r} must be a number from {lowest:g} to {highest:g}, not {_show(value)}"
+            return f"{name!r} must be a number from {lowest:g} to {highest:g}, not {shown(value)}"
     for name, allowed in rule.enums.items():
         value = obj.get(name)
         if value is None:
@@ -485,7 +431,7 @@ def _values(obj: dict[str, Any], rule: _Rule) -> str | None:
         values = value if isinstance(value, list) else [value]
         bad = [v for v in values if not isinstance(v, str) or v not in allowed]
         if bad:
-            return f"{name!r} value {_show(bad[0])} is not one of {', '.join(sorted(allowed))}"
+            return f"{name!r} value {shown(bad[0])} is not one of {', '.join(sorted(allowed))}"
     for check in rule.checks:
         message = check(obj)
         if message:
@@ -518,10 +464,10 @@ def _common(obj: dict[str, Any]) -> str | None:
             if not isinstance(extension, dict):
                 return f"extensions[{key!r}] must be an object"
             if key.startswith("extension-definition--") and _identifier_error(key) is not None:
-                return f"extensions key {_show(key)} is not an extension-definition identifier"
+                return f"extensions key {shown(key)} is not an extension-definition identifier"
             kind = extension.get("extension_type")
             if kind is not None and kind not in EXTENSION_TYPE_ENUM:
-                return f"extensions[{key!r}].extension_type {_show(kind)} is not one of the extension types"
+                return f"extensions[{key!r}].extension_type {shown(kind)} is not one of the extension types"
     hashes = obj.get("hashes")
     if hashes is not None and not _hashes_ok(hashes):
         return "'hashes' must be a non-empty object of hash names to strings"
@@ -575,13 +521,13 @@ def _reference(name: str, value: object, allowed: frozenset[str]) -> str | None:
         values = [value]
     for ref in values:
         if not isinstance(ref, str):
-            return f"{name!r} must hold identifiers (type--uuid), not {_show(ref)}"
+            return f"{name!r} must hold identifiers (type--uuid), not {shown(ref)}"
         error = _identifier_error(ref)
         if error is not None:
-            return f"{name!r} {_show(ref)}: {error}"
+            return f"{name!r} {shown(ref)}: {error}"
         if allowed and not _of_type(ref.partition("--")[0], allowed):
             wanted = ", ".join(sorted(t.strip("<>") for t in allowed))
-            return f"{name!r} {_show(ref)} must reference {wanted}"
+            return f"{name!r} {shown(ref)} must reference {wanted}"
     return None
 
 
@@ -604,105 +550,9 @@ def _identifier_error(ref: str) -> str | None:
 
 def _uuid_variant(name: str, ident: str) -> str | None:
     error = _uuid_variant_text(ident.partition("--")[2])
-    return None if error is None else f"{name!r} {_show(ident)}: {error}"
+    return None if error is None else f"{name!r} {shown(ident)}: {error}"
 
 
 def _uuid_variant_text(uuid_part: str) -> str | None:
     # STIX 2.1 §2.9: the UUID MUST follow RFC 4122, whose variant bits put 8, 9, a or b here.
     return None if uuid_part[19] in "89abAB" else "its UUID is not an RFC 4122 (variant 1) UUID"
-
-
-# --- patterns ----------------------------------------------------------------------------------------------
-
-_HASH_FORMS = {
-    "MD5": 32,
-    "SHA1": 40,
-    "SHA224": 56,
-    "SHA256": 64,
-    "SHA384": 96,
-    "SHA512": 128,
-    "SHA3224": 56,
-    "SHA3256": 64,
-    "SHA3384": 96,
-    "SHA3512": 128,
-    "RIPEMD160": 40,
-    "WHIRLPOOL": 128,
-}
-_HEX = frozenset("0123456789abcdefABCDEF")
-
-
-# stix2-patterns' ANTLR parser costs tens of microseconds per character: longer patterns that the regular-
-# expression reader does not take are refused rather than parsed (a 10 MB pattern would hold a worker for minutes).
-MAX_PARSED_PATTERN = 8192
-_CACHED_PATTERN = 1024  # longer patterns are checked every time, so the cache holds at most ~16 MB of text
-# The commonest pattern of all, one equality on one property against a plain string: valid by the grammar's
-# own token rules (an object type, a property name, a string literal without escapes), read in one match.
-_ONE_EQUALITY = re.compile(r"\[([A-Za-z_][A-Za-z0-9_-]*):([A-Za-z_][A-Za-z0-9_]*) !?= '[^'\\]*'\]")
-
-
-def pattern_error(pattern: str, version: str = "2.1") -> str | None:
-    """Why ``pattern`` is not a valid STIX pattern (first error of ``stix2-patterns``), or ``None``; cached on
-    the pattern text, as patterns repeat (new versions of an indicator, boundary pages read again by sync)."""
-    if len(pattern) <= _CACHED_PATTERN:
-        return _cached_pattern_error(pattern, version)
-    return _pattern_error(pattern, version)
-
-
-def clear_pattern_cache() -> None:
-    """Forget the verdicts (benchmarks measure patterns never seen)."""
-    _cached_pattern_error.cache_clear()
-
-
-def _pattern_error(pattern: str, version: str) -> str | None:
-    """``pattern_error`` without the cache.
-
-    The simple shapes ``simple_pattern`` reads are valid by construction of its expressions (a strict subset of
-    the grammar; ``tests/stix/test_validation.py`` holds it to ``stix2-patterns`` over generated patterns):
-    for them only the hash literals are checked here, as ``stix2-patterns`` checks them.
-    """
-    one = _ONE_EQUALITY.fullmatch(pattern) if version == "2.1" else None
-    if one is not None and not _KEYWORD_NAMES.intersection(one.groups()):
-        return None
-    parsed = simple_pattern(pattern) if version == "2.1" else None
-    if parsed is not None:
-        verdicts = [
-            _hash_literal_error(term.path[-1], _literal_text(term.value))
-            for observation in parsed.observations
-            for term in observation.terms
-            if "hashes" in term.path and term.path[-1] != ANY_INDEX
-        ]
-        if "" not in verdicts:  # else a hash form only stix2-patterns judges
-            return next((v for v in verdicts if v), None)
-    if len(pattern) > MAX_PARSED_PATTERN:
-        return f"longer than the {MAX_PARSED_PATTERN:,} characters this server parses with stix2-patterns"
-    from stix2patterns.validator import run_validator  # import on first use: ANTLR tables are large
-
-    try:
-        errors = run_validator(pattern, stix_version=version)
-    except Exception as exc:  # the parser's listeners crash on some inputs (``[a:b[-1] = '']``): invalid too
-        return f"stix2-patterns cannot read it ({type(exc).__name__})"
-    return str(errors[0]).removeprefix("FAIL: ") if errors else None
-
-
-_cached_pattern_error = lru_cache(maxsize=16384)(_pattern_error)
-# Words the pattern lexer reads as keywords wherever they stand (pattern_terms._KEYWORDS).
-_KEYWORD_NAMES = frozenset(_KEYWORDS)
-
-
-def _literal_text(value: object) -> str:
-    """A literal as stix2-patterns sees it when it checks a hash: strings bare, integers as written, lists as
-    their parenthesised text (never a hash)."""
-    if isinstance(value, str):
-        return value
-    return str(value) if isinstance(value, int) else "(list)"
-
-
-def _hash_literal_error(selector: str, value: str) -> str | None:
-    """As stix2-patterns checks hash literals; ``""`` for the forms left to it (MD6, SSDEEP)."""
-    name = selector.upper().replace("-", "").replace("'", "")
-    if name in ("MD6", "SSDEEP"):
-        return ""
-    length = _HASH_FORMS.get(name)
-    if length is None or (len(value) == length and set(value) <= _HEX):
-        return None
-    return f"{_show(value)} is not a valid {selector} hash"

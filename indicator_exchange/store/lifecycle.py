@@ -131,3 +131,23 @@ def our_latest_indicators(
     if collection_ids is not None:
         query = query.where(ObjectVersion.collection_id.in_(collection_ids))
     return [orjson.loads(raw) for (raw,) in session.execute(query)]
+
+
+def feedback_ids_after(session: Session, after: int) -> list[tuple[int, str]]:
+    """``(row id, indicator id)`` of every verdict stored with a row id above ``after`` (the live match index's
+    feedback clock), in id order."""
+    rows = session.execute(
+        select(IndicatorFeedback.id, IndicatorFeedback.indicator_id)
+        .where(IndicatorFeedback.id > after)
+        .order_by(IndicatorFeedback.id)
+    ).all()
+    return [(int(row_id), indicator_id) for row_id, indicator_id in rows]
+
+
+def all_feedback(session: Session) -> dict[str, list[IndicatorFeedback]]:
+    """Every verdict on every indicator (oldest first per indicator): a full build of the live match index."""
+    found: dict[str, list[IndicatorFeedback]] = {}
+    query = select(IndicatorFeedback).order_by(IndicatorFeedback.observed_at, IndicatorFeedback.id)
+    for row in session.scalars(query.execution_options(yield_per=5_000)):
+        found.setdefault(row.indicator_id, []).append(row)
+    return found

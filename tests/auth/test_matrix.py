@@ -122,10 +122,6 @@ class World:
         return f"/api1/collections/{self.collection}/{suffix}"
 
 
-# One xdist worker runs the module (``--dist loadgroup``), so each backend's world is built once.
-pytestmark = pytest.mark.xdist_group("auth-matrix")
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     backend = str(request.param)

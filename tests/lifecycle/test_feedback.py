@@ -2,7 +2,9 @@
 principal that cannot read the indicator changes nothing."""
 
 import json
+import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from fastapi.testclient import TestClient
@@ -211,3 +213,79 @@ class TestVotes:
         session.rollback()
         response = client.get(f"/api/v1/indicators/{ex.id}/lifecycle", headers=ex.outsider.basic)
         assert response.status_code == 404
+        before = ex.latest(session)
+        direct = client.post(ex.url, headers=ex.outsider.post, json=envelope(refused))  # no grant on its collection
+        assert direct.status_code in (403, 404), direct.text
+        assert "title" in direct.json()  # a TAXII error resource
+        assert ex.latest(session) == before
+        session.rollback()
+        assert session.execute(select(IndicatorFeedback)).scalars().all() == []
+        session.rollback()
+
+    def test_feedback_on_a_partners_indicator_is_kept_for_its_producer_not_applied(
+        self, client: TestClient, session: Session, settings: Settings
+    ) -> None:
+        ex = Exchange(session, settings)
+        theirs = make_indicator(
+            8,
+            created_by_ref=LABS["lab-b"][1],
+            confidence=60,
+            pattern="[ipv4-addr:value = '45.83.12.8']",
+            valid_from=stamp(datetime.now(UTC) - timedelta(hours=1)),
+        )
+        assert ex.post(client, ex.keys["lab-b"], theirs)["success_count"] == 1
+        for name in ("lab-a", "lab-b"):  # a quorum of organisations, were it ours
+            ex.post(client, ex.keys[name], opinion(name, str(theirs["id"]), "disagree"))
+        view = client.get(f"/api/v1/indicators/{theirs['id']}/lifecycle", headers=ex.admin.basic).json()
+        assert (view["ours"], view["revoked"], view["events"]) == (False, False, [])
+        assert view["false_positive_organisations"] == ["Lab A", "Lab B"]
+        assert len(view["versions"]) == 1  # we wrote no version of Lab B's indicator
+        served = client.get(ex.url, params={"match[type]": "opinion"}, headers=ex.keys["lab-b"].basic).json()
+        assert sum(str(theirs["id"]) in o["object_refs"] for o in served["objects"]) == 2  # the producer reads them
+
+
+def _matched(client: TestClient, key: Key, indicator_id: str) -> float | None:
+    """The score POST /api/v1/match gives ``indicator_id`` for traffic from its address, or None: not matched."""
+    at = datetime.now(UTC).isoformat()
+    response = client.post(
+        "/api/v1/match",
+        json=[{"timestamp": at, "event_id": "e", "source_ip": "45.83.12.7"}],
+        headers={"Authorization": key.bearer["Authorization"]},
+    )
+    assert response.status_code == 200, response.text
+    found = [m for m in response.json()["matches"] if m["indicator_id"] == indicator_id]
+    return float(found[0]["score"]) if found else None
+
+
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> float:
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < seconds, "timed out"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+class TestLiveIndexFollowsFeedback:
+    def test_feedback_stored_elsewhere_moves_the_live_index_within_a_second(
+        self, client: TestClient, session: Session, settings: Settings
+    ) -> None:
+        """No new version: one organisation's vote sinks the score below the threshold (not a quorum, so not
+        revoked) and another's sighting lifts it, both posted to a collection the matcher does not read."""
+        ex = _start(client, session, settings, confidence=40)
+        elsewhere = make_collection(session, title="Partners' feedback")
+        for name in ("lab-a", "lab-b"):
+            admin.grant(session, principal=name, collection_id=elsewhere, read=True, write=True)
+        matcher = make_key(session, "matcher", read=[ex.collection], clearance="amber")
+        session.commit()
+        assert _matched(client, matcher, ex.id) is not None  # the live index is built, with no feedback
+
+        before = ex.latest(session)
+        ex.post(client, ex.keys["lab-a"], opinion("lab-a", ex.id, "strongly-disagree"), url=objects_url(elsewhere))
+        assert _until(lambda: _matched(client, matcher, ex.id) is None) < 1.5
+        assert ex.latest(session) == before  # not a quorum: no new version; the score alone stopped it
+
+        ex.post(client, ex.keys["lab-b"], sighting("lab-b", ex.id), url=objects_url(elsewhere))
+        assert _until(lambda: _matched(client, matcher, ex.id) is not None) < 1.5
+        score = _matched(client, matcher, ex.id)
+        assert score is not None
+        assert score > 39.9  # 40·(1+1)/(1+1+2)·2 = 40, t restarted at the sighting

@@ -14,7 +14,7 @@ from tests.reports.scenario import Scenario
 
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 
-pytestmark = [pytest.mark.parametrize("backend", ["sqlite"]), pytest.mark.xdist_group("chromium")]
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"])
 
 
 class Console:

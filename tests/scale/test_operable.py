@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
+from indicator_exchange.observe import startup_line
 from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine
 from indicator_exchange.store.models import AuditEvent
@@ -176,3 +177,12 @@ def test_json_logs_carry_the_request_id_and_never_a_secret(db_url: str, session:
     for value in (secret, feed.writer.secret):
         assert value not in text_logged
     assert uuid.UUID(int=0).hex not in answered
+
+
+def test_start_up_warnings_are_json_lines_when_the_log_is() -> None:
+    """A start-up check writes before logging is configured: with IX_LOG_FORMAT=json it must still write JSON
+    (the live test above found the connection-budget warning as plain text among the JSON lines)."""
+    line = json.loads(startup_line("json", "warning: 40 connections exceed the 97 the database allows"))
+    assert (line["level"], line["logger"]) == ("warning", "indicator_exchange.serve")
+    assert line["message"] == "40 connections exceed the 97 the database allows"
+    assert startup_line("text", "warning: plain") == "warning: plain"

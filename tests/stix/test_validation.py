@@ -12,13 +12,8 @@ from hypothesis import strategies as st
 from stix2patterns.validator import run_validator
 
 from indicator_exchange.stix.objects import InvalidObject, canonical_json, inspect_object
-from indicator_exchange.stix.validation import (
-    MAX_PARSED_PATTERN,
-    RULES,
-    clear_pattern_cache,
-    pattern_error,
-    validate_object,
-)
+from indicator_exchange.stix.pattern_validation import MAX_PARSED_PATTERN, clear_pattern_cache, pattern_error
+from indicator_exchange.stix.validation import RULES, validate_object
 from tests.conftest import ROOT
 from tests.fixtures.factories import make_indicator
 from tests.stix.test_pattern_terms import patterns, simple_patterns

@@ -20,6 +20,7 @@ from indicator_exchange.store import migrate
 from indicator_exchange.store.engine import make_engine, make_sessionmaker
 from indicator_exchange.sync import follow as live_follow
 from indicator_exchange.sync import service as sync
+from tests.conftest import slow_on
 from tests.fixtures.factories import make_indicator
 from tests.fixtures.live_server import IX, live_server
 from tests.fixtures.peers import (
@@ -182,6 +183,7 @@ def post_steadily(partner: Partner, total: int, stop: threading.Event) -> thread
     return thread
 
 
+@slow_on("sqlite")  # PostgreSQL's run guards the default suite
 @pytest.mark.timeout(300)
 def test_kill_9_loses_and_duplicates_nothing(
     sessions: sessionmaker[Session], db_url: str, partner: Partner, monkeypatch: pytest.MonkeyPatch
@@ -214,6 +216,7 @@ def pg() -> Iterator[Cluster]:
         yield made
 
 
+@pytest.mark.slow  # tests/edge/test_postgres_restart.py restarts PostgreSQL under the server in the default run
 @pytest.mark.timeout(300)
 def test_follows_across_a_postgresql_restart(pg: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
     """Both instances' databases on one throwaway cluster, restarted while objects flow: the partner's stream

@@ -16,7 +16,7 @@ from indicator_exchange.admin import service as admin
 from indicator_exchange.store.read_ahead import PollKey, poll_key
 from indicator_exchange.store.read_filter import ReadFilter, Visibility
 from indicator_exchange.taxii.filters import PageRequest, cursor_tag, encode_cursor
-from tests.conftest import empty_database
+from tests.conftest import empty_database, slow_on
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 from tests.fixtures.live_server import live_server, self_signed
 
@@ -289,6 +289,7 @@ class TestBindingCoversEveryFilter:
 
 
 class TestOverTls:
+    @slow_on("postgresql")  # the same requests over TLS on SQLite guard the default run
     def test_non_disclosure_delete_rule_tokens_and_no_empty_lists_over_https(self, db_url: str, tmp_path: Path) -> None:
         empty_database(db_url)
         tls = self_signed(tmp_path)
