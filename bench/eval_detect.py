@@ -7,12 +7,14 @@ Prints, per planted campaign, account-level precision and recall (a campaign's a
 hold most of them); honest accounts flagged per honest group; and indicator precision: every published address
 is checked against the log, and one that only honest accounts used counts as a false indicator (ranges: any
 address of the log inside them that only honest accounts used). Targets (issue 18): precision >= 0.99 and
-recall >= 0.90 per campaign, no hard-negative group flagged, 0 honest-only addresses published.
+recall >= 0.90 per campaign, no hard-negative group flagged, 0 honest-only addresses published, and no published
+login shape that fits an honest account's login.
 """
 
 import argparse
 import ipaddress
 import json
+import re
 import sys
 import time
 from collections import Counter, defaultdict
@@ -67,11 +69,14 @@ def main() -> None:
 
     # Who used each address, from the log itself.
     users: dict[str, set[str]] = defaultdict(set)
+    logins: dict[str, str] = {}
     with open(args.events, "rb") as stream:
         for line in stream:
             event = json.loads(line)
             if event.get("source_ip") and event.get("account_id"):
                 users[event["source_ip"]].add(labels.get(event["account_id"], "honest"))
+            if event.get("account_login") and event.get("account_id"):
+                logins[event["account_id"]] = event["account_login"]
     honest_only = {ip for ip, groups in users.items() if not any(g.startswith("campaign-") for g in groups)}
     published = [d for d in outcome.detections if d.kind == "proxy_ip" and d.value is not None]
     bad = []
@@ -95,6 +100,15 @@ def main() -> None:
     )
     for value, count in bad[:10]:
         print(f"  {value}: covers {count} honest-only address(es)")
+    # A published login shape that fits an honest account's login would flag that account wherever it is matched.
+    shapes = [d.login_regex for d in outcome.detections if d.kind == "account_pattern" and d.login_regex]
+    honest_logins = [login for a, login in logins.items() if not labels.get(a, "honest").startswith("campaign-")]
+    fitting = sum(1 for login in honest_logins if any(re.fullmatch(shape, login) for shape in shapes))
+    ok &= fitting == 0
+    print(
+        f"login shapes published: {len(shapes)}; honest logins they fit: {fitting} of {len(honest_logins)}"
+        + (" (the log carries no logins)" if not logins else "")
+    )
     bands = defaultdict(lambda: [0, 0])
     for report in outcome.reports:
         share = Counter(labels.get(a, "honest").startswith("campaign-") for a in report.account_ids)

@@ -11,7 +11,10 @@ a viral public prompt template that one honest account in six uses now and then.
 Planted campaigns, each a different style: a datacenter proxy pool, a residential proxy pool whose exits are
 also honest households, signup waves on throwaway domains from a VPN range, a blended campaign that mixes
 honest-looking prompts into its extraction traffic, and a small thin one. Their prompts are templates with
-slot variation and light paraphrase (synonyms, punctuation, casing). Lines come out in time order.
+slot variation and light paraphrase (synonyms, punctuation, casing). Logins (``account_login``): honest users
+pick their own (a name, a separator, a year; three in ten send none), three of the farms name accounts from a
+generator of their own shape, the blended and the small campaign send none; ``--no-logins`` leaves them out.
+Lines come out in time order.
 
 Account ids are random, so nothing in an id gives its label away; ``--labels`` maps each id to its group.
 """
@@ -120,6 +123,7 @@ class Account:
     signup_at: float | None = None
     rotate: bool = False
     pool_asns: list[int] = field(default_factory=list)
+    login: str | None = None
 
 
 class Net:
@@ -293,6 +297,37 @@ def build(rng: random.Random, accounts: int, days: int) -> tuple[list[Account], 
     return people, labels
 
 
+FARM_LOGINS: dict[str, Callable[[random.Random, int], str]] = {
+    # Account farms name accounts from a generator: one shape per campaign (the blended and the small one
+    # send no login, as a careful operator would).
+    "campaign-dc-pool": lambda r, i: f"user{r.randint(10_000_000, 99_999_999)}",
+    "campaign-resi-pool": lambda r, i: f"{r.choice(string.ascii_lowercase)}x{r.randint(10**9, 10**10 - 1)}",
+    "campaign-signup-wave": lambda r, i: f"{''.join(r.choices(string.ascii_lowercase, k=6))}-{i:05d}",
+}
+
+
+def honest_login(rng: random.Random) -> str | None:
+    """What people pick: a name, perhaps a separator and another name, perhaps a few digits (a year)."""
+    if rng.random() < 0.3:
+        return None
+    name = "".join(rng.choices(string.ascii_lowercase, k=rng.randint(3, 10)))
+    if rng.random() < 0.3:
+        name += rng.choice("._") + "".join(rng.choices(string.ascii_lowercase, k=rng.randint(2, 8)))
+    if rng.random() < 0.6:
+        name += str(rng.choice([rng.randint(1, 99), rng.randint(1950, 2010)]))
+    return name
+
+
+def assign_logins(rng: random.Random, people: list[Account]) -> None:
+    """Logins from a generator of their own, so the rest of the log is the same with or without them."""
+    for index, a in enumerate(people):
+        farm = FARM_LOGINS.get(a.group)
+        if farm is not None:
+            a.login = farm(rng, index)
+        elif not a.group.startswith("campaign-"):
+            a.login = honest_login(rng)
+
+
 def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dict[str, object]]:
     diurnal = np.array(
         [
@@ -340,7 +375,8 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
                             "source_ip": ip,
                             "asn": asn,
                             "email": f"{a.id[:6]}@{a.domain}",
-                        },
+                        }
+                        | ({"account_login": a.login} if a.login else {}),
                     )
                 )
         counts = nprng.poisson(rates * diurnal[hour % 24])
@@ -360,6 +396,8 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
                     "model": "m-large",
                     "output_tokens": rng.randint(50, 2000),
                 }
+                if a.login:
+                    event["account_login"] = a.login
                 batch.append((base + rng.uniform(0, 3600), event))
         batch.sort(key=lambda item: item[0])
         for ts, event in batch:
@@ -374,9 +412,12 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=20_000, help="Honest residential accounts.")
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-logins", action="store_true", help="Events without account_login (the log before it).")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     people, labels = build(rng, args.accounts, args.days)
+    if not args.no_logins:
+        assign_logins(random.Random(args.seed * 1_000_003 + 1), people)
     Path(args.labels).write_text(json.dumps(labels))
     out = open(args.output, "w") if args.output != "-" else None  # noqa: SIM115
     write = out.write if out else print

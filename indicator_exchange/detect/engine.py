@@ -24,6 +24,8 @@ from indicator_exchange.detect.signals.infra import InfraIndex
 from indicator_exchange.detect.signals.waves import WaveIndex
 
 _BATCH = 4096
+Place = tuple[str | None, int | None]
+"""(address, ASN) of an event."""
 
 
 @dataclass(slots=True)
@@ -48,7 +50,7 @@ class _Window:
     waves: WaveIndex
     signup_domain: dict[str, str] = field(default_factory=dict)
     login_shape: dict[str, str] = field(default_factory=dict)
-    places: dict[tuple[str | None, int | None], int] = field(default_factory=dict)
+    places: dict[Place, int] = field(default_factory=dict)
     """(address, ASN) -> row of ``place_keys``: the infrastructure keys of a place, numbered once."""
     place_keys: list[tuple[int, int, int]] = field(default_factory=list)
     place_array: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
@@ -168,7 +170,9 @@ class Detector:
             signup_domain=window.signup_domain,
             login_shape=window.login_shape,
         )
-        self._found += analyse(data, self.config)
+        # Merged as they come, not at the end: a campaign seen in every window is one cluster in memory, not one
+        # per window (held to the end, they grew the run's memory with the length of the log).
+        self._found = merge([*self._found, *analyse(data, self.config)])
         self._window = None
 
     @staticmethod
@@ -182,22 +186,22 @@ class Detector:
             batch = list(islice(iterator, _BATCH))
             if not batch:
                 return
-            events: list[Event] = []
-            for item in batch:
-                if isinstance(item, LineError):
-                    self.counts.lines_rejected += 1
-                    if self._on_error is not None:
-                        self._on_error(item)
-                elif self._keep(item):
-                    events.append(item)
+            events = [item for item in batch if type(item) is Event]
+            if len(events) < len(batch):
+                for item in batch:
+                    if isinstance(item, LineError):
+                        self.counts.lines_rejected += 1
+                        if self._on_error is not None:
+                            self._on_error(item)
+            if self._shard is not None:
+                events = [e for e in events if self._keep(e)]
             texts = [e.prompt for e in events if e.prompt is not None and e.account is not None]
             self._band_rows = shingles.band_key_matrix(texts)
             self._events(events)
             self._flush()
 
     def _keep(self, event: Event) -> bool:
-        if self._shard is None:
-            return True
+        assert self._shard is not None
         index, total = self._shard
         where = event.net or ""
         if zlib.crc32(where.encode()) % total == index:
@@ -210,11 +214,26 @@ class Detector:
         counts = self.counts
         window = self._window
         row = 0
-        accounts, places, stamps, is_request = self._accounts, self._places, self._stamps, self._is_request
-        prompt_rows, prompt_events = self._prompt_rows, self._prompt_events
+        signups = requests = prompts = without = 0
         end = window.end if window is not None else float("-inf")
+
+        # Bound once per batch and again per window: a window has its own tables, ``_close`` starts new columns.
+        def bound(window: _Window) -> tuple[Callable[[str], int | None], Callable[[Place], int | None], dict[str, str]]:
+            return window.infra.account_ids.get, window.places.get, window.login_shape
+
+        def columns() -> tuple[
+            Callable[[int], None], Callable[[int], None], Callable[[float], None], Callable[[bool], None]
+        ]:
+            return self._accounts.append, self._places.append, self._stamps.append, self._is_request.append
+
+        def prompt_columns() -> tuple[Callable[[int], None], Callable[[Event], None], Callable[[int], None]]:
+            return self._prompt_rows.append, self._prompt_events.append, self._prompt_accounts.append
+
+        if window is not None:
+            infra, account_id, places_get, login_shape = window.infra, *bound(window)
+            add_account, add_place, add_stamp, add_request = columns()
+            add_prompt_row, add_prompt, add_prompt_account = prompt_columns()
         for event in events:
-            counts.events += 1
             ts = event.ts
             if ts >= end or window is None:
                 if window is None:
@@ -225,32 +244,32 @@ class Detector:
                         window.start + (ts - window.start) // self.config.window_seconds * self.config.window_seconds
                     )
                     window = self._window = self._open(start)
-                accounts, places, stamps, is_request = self._accounts, self._places, self._stamps, self._is_request
-                prompt_rows, prompt_events = self._prompt_rows, self._prompt_events
                 end = window.end
+                infra, account_id, places_get, login_shape = window.infra, *bound(window)
+                add_account, add_place, add_stamp, add_request = columns()
+                add_prompt_row, add_prompt, add_prompt_account = prompt_columns()
             account = event.account
             if account is None:
-                counts.without_account += 1
+                without += 1
                 continue
-            infra = window.infra
-            aid = infra.account_ids.get(account)
+            aid = account_id(account)
             if aid is None:
                 aid = infra.account(account)
             where = (event.ip, event.asn)
-            place = window.places.get(where)
+            place = places_get(where)
             if place is None:
                 place = window.places[where] = len(window.place_keys)
                 window.place_keys.append(self._place_keys(infra, event))
-            if event.login is not None and account not in window.login_shape:
+            if event.login is not None and account not in login_shape:
                 found = logins.shape(event.login)
                 if found is not None:
-                    window.login_shape[account] = found
-            accounts.append(aid)
-            places.append(place)
-            stamps.append(ts)
+                    login_shape[account] = found
+            add_account(aid)
+            add_place(place)
+            add_stamp(ts)
             if event.signup:
-                counts.signups += 1
-                is_request.append(False)
+                signups += 1
+                add_request(False)
                 names = [infra.key_names[k] for k in window.place_keys[place] if k >= 0]
                 wave_keys = [k for k in names if not k.startswith("ip:")]
                 if event.email_domain is not None:
@@ -258,14 +277,19 @@ class Detector:
                     window.signup_domain[account] = event.email_domain
                 window.waves.add(account, ts, wave_keys)
             else:
-                counts.requests += 1
-                is_request.append(True)
+                requests += 1
+                add_request(True)
             if event.prompt is not None:
-                counts.prompts += 1
-                prompt_rows.append(row)
-                prompt_events.append(event)
-                self._prompt_accounts.append(aid)
+                prompts += 1
+                add_prompt_row(row)
+                add_prompt(event)
+                add_prompt_account(aid)
                 row += 1
+        counts.events += len(events)
+        counts.signups += signups
+        counts.requests += requests
+        counts.prompts += prompts
+        counts.without_account += without
 
     @staticmethod
     def _place_keys(infra: InfraIndex, event: Event) -> tuple[int, int, int]:

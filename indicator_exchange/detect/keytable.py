@@ -38,12 +38,18 @@ class KeyTable:
     def probe(self, keys: Ints) -> tuple[Ints, Ints]:
         """(value, row) of each key: its value and row if present, else 0 and the empty row probing reached
         (where ``put`` will try first); 0 and -1 for a key of 0."""
-        values = np.zeros(len(keys), dtype=np.int64)
-        where = np.full(len(keys), -1, dtype=np.int64)
-        pending = np.flatnonzero(keys > 0)
-        row = self._home(keys[pending])
         mask = len(self._rows) - 1
         flat = self._rows.reshape(-1)
+        # The first round over every key at once (most stop there), without index arrays; key 0 never stops.
+        valid = keys > 0
+        row = self._home(keys)
+        held = flat[row << 1]
+        hit = (held == keys) & valid
+        values = np.where(hit, flat[(row << 1) | 1], 0)
+        stop = (hit | (held == 0)) & valid
+        where = np.where(stop, row, -1)
+        pending = np.flatnonzero(valid & ~stop)
+        row = (row[pending] + 1) & mask
         while pending.size:
             held = flat[row << 1]
             hit = held == keys[pending]
@@ -68,10 +74,20 @@ class KeyTable:
             start = None
         flat = self._rows.reshape(-1)
         mask = len(self._rows) - 1
-        pending = np.arange(len(keys))
-        row = self._home(keys) if start is None else start.copy()
         self._used += len(keys)
         self._live += len(keys)
+        if start is None:
+            pending = np.arange(len(keys))
+            row = self._home(keys)
+        else:
+            # Each start row was empty when probed and nothing was put since: only the keys of this call compete
+            # for it, so the first round writes without looking; the losers go on from the next row.
+            claim = start << 1
+            flat[claim] = keys
+            won = flat[claim] == keys
+            flat[claim[won] | 1] = values[won]
+            pending = np.flatnonzero(~won)
+            row = (start[pending] + 1) & mask
         while pending.size:
             empty = flat[row << 1] == 0
             # Several keys may reach one empty row in the same round: one write wins, the others see it taken.
@@ -100,4 +116,5 @@ class KeyTable:
         self._rows = np.zeros((size, 2), dtype=np.int64)
         self._used = self._live = 0
         if len(keys):
-            self.put(keys, values)
+            # The table is empty: every home row is free, which is what ``put`` needs to know of a start row.
+            self.put(keys, values, self._home(keys))

@@ -56,19 +56,27 @@ def band_key_matrix(texts: list[str]) -> npt.NDArray[np.int64]:
     # Every 8-byte window of the folded bytes, overlapping and unaligned, read as one little-endian integer:
     # its low SHINGLE bytes are the shingle. No copy until the multiply.
     windows = np.ndarray((count,), dtype="<u8", buffer=folded.data, strides=(1,))
-    hashed = (windows & _MASK) * _MIX1
-    hashed ^= hashed >> np.uint64(29)
-    values = hashed
+    # In place from here on: at a few hundred thousand shingles a batch, temporaries cost as much as the math.
+    values = windows & _MASK
+    values *= _MIX1
+    scratch = values >> np.uint64(29)
+    values ^= scratch
     # The text a window starts in. The few windows that run over a separator into the next text add a shingle
     # or two of noise to a prompt of hundreds; checking them costs more than the rest of the batch.
-    text = np.repeat(np.arange(len(texts), dtype=np.int64), lengths + 1)[:count]
-    bins = ((values >> np.uint64(32)) * np.uint64(BINS)) >> np.uint64(32)
-    where = text * BINS + bins.astype(np.int64)
+    where = np.repeat(np.arange(0, len(texts) * BINS, BINS, dtype=np.int64), lengths + 1)[:count]
+    np.right_shift(values, np.uint64(32), out=scratch)
+    scratch *= np.uint64(BINS)
+    scratch >>= np.uint64(32)
+    where += scratch.view(np.int64)  # a bin number (< BINS): the same bits signed
     minima = np.full(len(texts) * BINS, _EMPTY, dtype=np.uint64)
     np.minimum.at(minima, where, values)
     grid = minima.reshape(len(texts), BANDS, ROWS)
-    empty = (grid == _EMPTY).any(axis=2)
-    keys = (grid * _BAND_MULT[:ROWS]).sum(axis=2, dtype=np.uint64)
+    # Explicit over the ROWS (3) columns: a reduction along a short axis is slower than three whole-array ops.
+    first, second, third = grid[:, :, 0], grid[:, :, 1], grid[:, :, 2]
+    empty = (first == _EMPTY) | (second == _EMPTY) | (third == _EMPTY)
+    keys = first * _BAND_MULT[0]
+    keys += second * _BAND_MULT[1]
+    keys += third * _BAND_MULT[2]
     keys ^= np.arange(BANDS, dtype=np.uint64) * _MIX2
     keys >>= np.uint64(1)  # fits a signed 64-bit int: cheap Python ints and dict keys
     keys |= np.uint64(1)  # never 0, which marks "no key"

@@ -66,3 +66,34 @@ class TestReader:
     def test_a_late_line_within_the_tolerance_is_kept(self) -> None:
         late = json.dumps({"timestamp": "2026-11-30T09:59:30Z"}).encode() + b"\n"
         assert all(isinstance(r, Event) for r in _read(_line() + late))
+
+    def test_the_fast_decoder_and_the_model_agree(self) -> None:
+        # The same event through the fast decoder and, with a field it refuses (an ASN as text, which the model
+        # coerces; identifiers, which only the model knows), through the model.
+        common = {"account_id": "a1", "source_ip": "46.91.113.9", "email": "x@mail.example", "prompt_text": "hi"}
+        fast, coerced, with_ids = _read(
+            _line(asn=7, **common) + _line(asn="7", **common) + _line(asn=7, identifiers={"phone": "1"}, **common)
+        )
+        assert isinstance(fast, Event)
+        assert isinstance(coerced, Event)
+        assert isinstance(with_ids, Event)
+        assert (fast.line, coerced.line, with_ids.line) == (1, 2, 3)
+        for other in (coerced, with_ids):
+            other.line = fast.line
+            assert other == fast
+
+    def test_bounds_count_characters_as_the_schema_does(self) -> None:
+        ok, too_long = _read(_line(model="é" * 256) + _line(model="é" * 257))
+        assert isinstance(ok, Event)
+        assert isinstance(too_long, LineError)
+        assert too_long.reason.startswith("model")
+
+    def test_wrong_types_the_fast_decoder_refuses_are_still_refused(self) -> None:
+        lines = [_line(asn=-1), _line(output_tokens=1.5), _line(event_type="login"), _line(prompt_sha256="A" * 64)]
+        results = _read(b"".join(lines))
+        assert [r.reason.split(":")[0] for r in results if isinstance(r, LineError)] == [
+            "asn",
+            "output_tokens",
+            "event_type",
+            "prompt_sha256",
+        ]

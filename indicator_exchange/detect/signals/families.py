@@ -92,14 +92,30 @@ class FamilyIndex:
         probed, stops = self._table.probe(keys.ravel())
         found = probed.reshape(keys.shape)
         missing = (found == 0) & (keys != 0)
-        _, inverse, counts = np.unique(keys[missing], return_inverse=True, return_counts=True)
+        # Which of those keys another prompt of the batch holds too: equal neighbours once sorted.
+        fresh = keys[missing]
+        order = np.argsort(fresh)
+        ranked = fresh[order]
+        twice = np.zeros(len(ranked), dtype=bool)
+        equal = ranked[1:] == ranked[:-1]
+        twice[1:] |= equal
+        twice[:-1] |= equal
+        again = np.empty(len(fresh), dtype=bool)
+        again[order] = twice
         shared = np.zeros(keys.shape, dtype=bool)
-        shared[missing] = counts[inverse] > 1
+        shared[missing] = again
         ordered = np.any(shared, axis=1)
-        votes = ((found[:, :, None] == found[:, None, :]) & (found[:, None, :] != 0)).sum(axis=2)
-        best = votes.argmax(axis=1)
+        # Only a prompt that reaches the table on family_min_bands keys can join a family on them: the votes
+        # (per key, how many of the prompt's keys reach the same family) are counted for those rows alone.
         index = np.arange(rows)
-        target = np.where(votes[index, best] >= self._config.family_min_bands, found[index, best], 0)
+        target = np.zeros(rows, dtype=np.int64)
+        some = np.flatnonzero(np.count_nonzero(found, axis=1) >= self._config.family_min_bands)
+        if some.size:
+            near = found[some]
+            votes = ((near[:, :, None] == near[:, None, :]) & (near[:, None, :] != 0)).sum(axis=2)
+            best = votes.argmax(axis=1)
+            picked = np.arange(len(some))
+            target[some] = np.where(votes[picked, best] >= self._config.family_min_bands, near[picked, best], 0)
         first = self._next
         self._next += rows
         alone = ~ordered & (target == 0)

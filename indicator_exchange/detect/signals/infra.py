@@ -103,7 +103,16 @@ class InfraIndex:
 
     def _compact(self) -> None:
         if self._pending:
-            self._codes = np.unique(np.concatenate([self._codes, *self._pending]))
+            # Only the new codes are sorted; the held ones are already, and a stable sort of two sorted runs is a
+            # merge (timsort), not another sort of everything.
+            fresh = np.concatenate(self._pending)
+            fresh.sort()
+            merged = np.concatenate([self._codes, fresh])
+            merged.sort(kind="stable")
+            keep = np.empty(len(merged), dtype=bool)
+            keep[:1] = True
+            np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+            self._codes = merged[keep]
             self._pending, self._pending_size = [], 0
 
     @property
