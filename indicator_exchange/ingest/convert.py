@@ -159,7 +159,7 @@ def plan(
             assert detection.prompt_sha256 is not None
             item = PromptInput(common=common, capability=detection.capability, sha256=detection.prompt_sha256)
     else:
-        identifiers = tuple(Identifier(type=i.type, value=i.value) for i in detection.identifiers or ())
+        identifiers = tuple(Identifier(type=i.type, value=i.value, hmac=i.hmac) for i in detection.identifiers or ())
         cadence = detection.cadence
         item = AccountInput(
             common=common,

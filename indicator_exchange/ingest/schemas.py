@@ -125,8 +125,25 @@ class SignupCadence(BaseModel):
 class HashedIdentifier(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    """An identifier as raw PII (hashed by ingestion) or as the publisher's own HMAC of it (used as given), so a
+    detector can share identifiers without writing PII."""
+
     type: Literal["email", "email-domain", "phone", "payment-instrument", "device"]
-    value: str = Field(min_length=1, max_length=512, repr=False, description="PII; HMAC-hashed before storage.")
+    value: str | None = Field(
+        None, min_length=1, max_length=512, repr=False, description="PII; HMAC-hashed before storage."
+    )
+    hmac: str | None = Field(
+        None,
+        pattern=r"^[a-f0-9]{64}$",
+        description="HMAC-SHA256 under the community key of type + ':' + the normalised value, as lowercase hex "
+        "(what ingestion computes from 'value'); stored as given.",
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> "HashedIdentifier":
+        if (self.value is None) == (self.hmac is None):
+            raise ValueError("give exactly one of value and hmac")
+        return self
 
 
 class AccountPatternDetection(_Detection):

@@ -11,8 +11,17 @@ IdentifierType = Literal["email", "email-domain", "phone", "payment-instrument",
 
 @dataclass(frozen=True, slots=True)
 class Identifier:
+    """A raw value (hashed here) or its HMAC already computed by the publisher (used as given)."""
+
     type: IdentifierType
-    value: str = field(repr=False)
+    value: str | None = field(default=None, repr=False)
+    hmac: str | None = None
+
+    def digest(self, key: bytes) -> str:
+        if self.hmac is not None:
+            return self.hmac
+        assert self.value is not None, "an identifier carries a value or its hmac"
+        return hmac_identifier(key, self.type, self.value)
 
 
 def hmac_identifier(key: bytes, identifier_type: str, value: str) -> str:

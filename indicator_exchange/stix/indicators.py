@@ -12,7 +12,6 @@ from typing import Any
 
 from indicator_exchange.stix.detections import AccountInput, Common, PromptInput, ProxyInput, Publisher
 from indicator_exchange.stix.extensions import EXT_PROXY_CONTEXT
-from indicator_exchange.stix.identifiers import hmac_identifier
 from indicator_exchange.stix.ids import deterministic_id, stix_seconds, stix_timestamp
 from indicator_exchange.stix.markings import Tlp
 from indicator_exchange.stix.patterns import domain_regex, stix_string
@@ -230,12 +229,7 @@ def account_indicators(
             )
         ]
     # Sorted by (type, digest): the order the stix2 pattern normaliser puts the observation expressions in.
-    terms = sorted(
-        {
-            (ident.type, hmac_identifier(publisher.community_key, ident.type, ident.value))
-            for ident in detection.identifiers
-        }
-    )
+    terms = sorted({(ident.type, ident.digest(publisher.community_key)) for ident in detection.identifiers})
     pattern = " OR ".join(
         f"[x-hashed-identifier:identifier_type = {stix_string(kind)} AND x-hashed-identifier:value = "
         f"{stix_string(digest)}]"
