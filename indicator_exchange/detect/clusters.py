@@ -48,6 +48,8 @@ class Cluster:
     """Address key -> its range and ASN keys, for the addresses the cluster used."""
     shapes: dict[str, list[int]] = field(default_factory=dict)
     """Login shape (a regex) -> [cluster accounts with it, all accounts with it]."""
+    identifiers: dict[str, list[int]] = field(default_factory=dict)
+    """'<type>:<HMAC>' -> [cluster accounts with it, all accounts with it]."""
 
     @property
     def key(self) -> str:
@@ -62,7 +64,13 @@ class Cluster:
         self.requests += other.requests
         for name, score in other.signals.items():
             self.signals[name] = max(self.signals.get(name, 0.0), score)
-        for mine, theirs in ((self.keys, other.keys), (self.domains, other.domains), (self.shapes, other.shapes)):
+        pairs = (
+            (self.keys, other.keys),
+            (self.domains, other.domains),
+            (self.shapes, other.shapes),
+            (self.identifiers, other.identifiers),
+        )
+        for mine, theirs in pairs:
             for key, values in theirs.items():
                 counts = mine.setdefault(key, [0] * len(values))
                 for i, value in enumerate(values):
@@ -84,6 +92,7 @@ class WindowData:
     spans: dict[str, list[float]]
     signup_domain: dict[str, str]
     login_shape: dict[str, str] = field(default_factory=dict)
+    identifiers: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _confidence(signals: dict[str, float]) -> float:
@@ -179,6 +188,10 @@ def _describe(
     if shapes:
         everyone = Counter(window.login_shape.values())
         cluster.shapes = {s: [n, everyone[s]] for s, n in shapes.items()}
+    held: Counter[str] = Counter(i for a in members for i in window.identifiers.get(a, ()))
+    if held:
+        holders = Counter(i for found in window.identifiers.values() for i in found if i in held)
+        cluster.identifiers = {i: [n, holders[i]] for i, n in held.items()}
     seen: set[str] = set()
     for account in members:
         for key, count in waves_by_account.get(account, ()):

@@ -54,6 +54,9 @@ class DetectConfig(BaseSettings):
         0.5, gt=0.0, le=1.0, description="Share of an address's accounts the cluster must hold to publish it."
     )
     range_min_share: float = Field(0.8, gt=0.0, le=1.0, description="The same for a /24, /48 or an ASN.")
+    identifier_min_accounts: int = Field(
+        3, ge=2, description="Cluster accounts that must share a hashed identifier to publish it."
+    )
     max_prompt_signatures: int = Field(20, ge=0, description="Prompt signatures published per cluster.")
 
     @model_validator(mode="after")

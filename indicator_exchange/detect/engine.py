@@ -24,6 +24,8 @@ from indicator_exchange.detect.signals.infra import InfraIndex
 from indicator_exchange.detect.signals.waves import WaveIndex
 
 _BATCH = 4096
+_IDENTIFIERS_PER_ACCOUNT = 16
+"""Hashed identifiers kept per account and window: a member shares a phone or a card, not hundreds."""
 Place = tuple[str | None, int | None]
 """(address, ASN) of an event."""
 
@@ -50,6 +52,8 @@ class _Window:
     waves: WaveIndex
     signup_domain: dict[str, str] = field(default_factory=dict)
     login_shape: dict[str, str] = field(default_factory=dict)
+    identifiers: dict[str, set[str]] = field(default_factory=dict)
+    """Account -> its '<type>:<HMAC>' identifiers (never a raw value), at most ``_IDENTIFIERS_PER_ACCOUNT``."""
     places: dict[Place, int] = field(default_factory=dict)
     """(address, ASN) -> row of ``place_keys``: the infrastructure keys of a place, numbered once."""
     place_keys: list[tuple[int, int, int]] = field(default_factory=list)
@@ -169,6 +173,7 @@ class Detector:
             },
             signup_domain=window.signup_domain,
             login_shape=window.login_shape,
+            identifiers=window.identifiers,
         )
         # Merged as they come, not at the end: a campaign seen in every window is one cluster in memory, not one
         # per window (held to the end, they grew the run's memory with the length of the log).
@@ -177,7 +182,13 @@ class Detector:
 
     @staticmethod
     def _state_size(window: _Window) -> int:
-        return window.families.size + window.infra.size + len(window.infra.account_names) + len(window.places)
+        return (
+            window.families.size
+            + window.infra.size
+            + len(window.infra.account_names)
+            + len(window.places)
+            + len(window.identifiers)
+        )
 
     def feed(self, items: Iterable[Event | LineError]) -> None:
         """Consume events (and report line errors) in batches; may be called more than once."""
@@ -264,6 +275,12 @@ class Detector:
                 found = logins.shape(event.login)
                 if found is not None:
                     login_shape[account] = found
+            if event.identifiers:
+                held = window.identifiers.setdefault(account, set())
+                for identifier in event.identifiers:
+                    if len(held) >= _IDENTIFIERS_PER_ACCOUNT:
+                        break
+                    held.add(identifier)
             add_account(aid)
             add_place(place)
             add_stamp(ts)

@@ -5,7 +5,8 @@ Raw prompt text never reaches either: a family is written as the ``llmsig-minhas
 texts it kept in memory (SHA-256 of the normalised text, keyed LSH bands), and accounts are written only as
 the ``account_id`` the log gave them. Addresses are published only where the cluster holds at least
 ``indicator_min_share`` of the accounts seen on them; a range or an ASN only where it holds
-``range_min_share`` and every address seen under it carried the cluster.
+``range_min_share`` and every address seen under it carried the cluster. Identifiers are only ever HMACs under
+the community key (hashed by the reader): a shared one is published as an ``account_pattern`` ``hmac``.
 """
 
 from collections import Counter
@@ -20,6 +21,7 @@ from indicator_exchange.detect.engine import Counts
 from indicator_exchange.ingest.convert import SCAFFOLD_SIMILARITY, scaffold_texts
 from indicator_exchange.ingest.schemas import (
     AccountPatternDetection,
+    HashedIdentifier,
     PromptSignatureDetection,
     ProxyIpDetection,
     SignupCadence,
@@ -59,6 +61,10 @@ class ClusterReport(BaseModel):
     email_domains: list[Infrastructure]
     login_shapes: list[Infrastructure] = Field(
         default_factory=list, description="Shapes (regexes) of the members' account_login; never a login."
+    )
+    identifiers: list[Infrastructure] = Field(
+        default_factory=list,
+        description="Identifiers the members share, as '<type>:<HMAC>' under the community key; never a raw value.",
     )
     prompt_families: list[PromptFamily]
     signals: dict[str, float] = Field(description="Score 0-1 of each signal: family, focus, infra, wave.")
@@ -176,6 +182,18 @@ class Publisher:
             items.append(Infrastructure(value=regex, accounts=inside, accounts_total=total, published=published))
         return items
 
+    def _identifiers(self, cluster: Cluster) -> list[Infrastructure]:
+        """An identifier is published where ``identifier_min_accounts`` members share it and the cluster holds
+        ``range_min_share`` of the accounts that have it: a farm's phone or card, not a family's."""
+        config = self._config
+        items = []
+        for ident, (inside, total) in sorted(cluster.identifiers.items(), key=lambda kv: (-kv[1][0], kv[0])):
+            if inside < 2:
+                continue
+            published = inside >= config.identifier_min_accounts and inside / max(1, total) >= config.range_min_share
+            items.append(Infrastructure(value=ident, accounts=inside, accounts_total=total, published=published))
+        return items
+
     def _families(self, cluster: Cluster) -> list[PromptFamily]:
         families = []
         for use in sorted(cluster.families, key=lambda f: -f.prompts):
@@ -206,6 +224,7 @@ class Publisher:
             asns=asns,
             email_domains=self._domains(cluster),
             login_shapes=self._shapes(cluster),
+            identifiers=self._identifiers(cluster),
             prompt_families=self._families(cluster),
             signals={k: v for k, v in cluster.signals.items() if k != "confidence"},
             first_seen=_time(cluster.first_seen),
@@ -251,6 +270,13 @@ class Publisher:
             if item.published:
                 yield AccountPatternDetection(
                     kind="account_pattern", login_regex=item.value, accounts_linked=item.accounts, **common
+                )
+        for item in report.identifiers:
+            if item.published:
+                kind, _, digest = item.value.partition(":")
+                identifier = HashedIdentifier.model_validate({"type": kind, "hmac": digest})
+                yield AccountPatternDetection(
+                    kind="account_pattern", identifiers=[identifier], accounts_linked=item.accounts, **common
                 )
         waves: Counter[tuple[str, int]] = Counter()
         for key, count, seconds in cluster.waves:

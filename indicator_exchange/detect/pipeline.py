@@ -36,7 +36,12 @@ def run(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        events = read_events(stream, max_line_bytes=config.max_line_bytes, max_lag_seconds=config.max_lag_seconds)
+        events = read_events(
+            stream,
+            max_line_bytes=config.max_line_bytes,
+            max_lag_seconds=config.max_lag_seconds,
+            key=settings.community_key_bytes,
+        )
         detector.feed(events)
         clusters = detector.finish()
     finally:

@@ -22,6 +22,7 @@ import orjson
 from pydantic import ValidationError
 
 from indicator_exchange.match.events import TrafficEvent
+from indicator_exchange.stix.identifiers import hmac_identifier
 
 _KNOWN = frozenset(TrafficEvent.model_fields)
 
@@ -41,6 +42,9 @@ class Event:
     prompt: str | None
     login: str | None = None
     """In memory only: the detector keeps its shape (``signals.logins``), never the login."""
+    identifiers: tuple[str, ...] = ()
+    """The line's ``identifiers`` as '<type>:<HMAC>' under the community key, hashed as the line is read: the
+    raw values are never kept."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,8 +186,14 @@ def _checked(raw: bytes, number: int) -> tuple[dict[str, Any], float] | LineErro
     return event.model_dump(exclude_none=True, mode="python"), event.timestamp.timestamp()
 
 
-def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: float) -> Iterator[Event | LineError]:
-    """Every non-blank line of ``stream`` as an ``Event`` or a ``LineError``, in order."""
+def read_events(
+    stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: float, key: bytes | None = None
+) -> Iterator[Event | LineError]:
+    """Every non-blank line of ``stream`` as an ``Event`` or a ``LineError``, in order.
+
+    With ``key`` (the community key) a line's identifiers are kept as their HMACs (what ingestion and ``match``
+    compute); without it they are not kept at all. Lines with identifiers take the model's path (the fast
+    decoder has no such field), so the common line stays fast."""
     networks = _Networks()
     cached = networks.cache
     decode = _DECODE
@@ -210,6 +220,7 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
             # No account id: the login or the API key stands for the account (one of them names it).
             account = line.account_id or login or line.api_key_id
             source, asn, email, prompt = line.source_ip, line.asn, line.email, line.prompt_text
+            hashed: tuple[str, ...] = ()
         else:
             found = _checked(raw, number)
             if found is None:
@@ -227,6 +238,12 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
                 data.get("email"),
                 data.get("prompt_text"),
             )
+            given: dict[str, str] | None = data.get("identifiers")
+            hashed = (
+                tuple(sorted({f"{kind}:{hmac_identifier(key, kind, value)}" for kind, value in given.items()}))
+                if given and key is not None
+                else ()
+            )
         if ts < latest - max_lag_seconds:
             yield LineError(
                 number, f"timestamp {latest - ts:,.0f} s before the latest seen (tolerance {max_lag_seconds:,.0f} s)"
@@ -242,4 +259,4 @@ def read_events(stream: IO[bytes], *, max_line_bytes: int, max_lag_seconds: floa
                 continue
             ip, net = place
         domain = email.rpartition("@")[2].strip().casefold() or None if email and "@" in email else None
-        yield Event(number, ts, signup, account, ip, net, asn, domain, prompt, login)
+        yield Event(number, ts, signup, account, ip, net, asn, domain, prompt, login, hashed)
