@@ -46,8 +46,8 @@ def assess(
 class LifecyclePolicy:
     """The lifecycle's part of "is this indicator enforced?" for the live match index (``match.index.enforced``):
     its warninglist hits, and its score with the feedback the index has read (``counted``; None: none). The index
-    follows feedback rows by id (``match.index.FeedbackClock``), so a vote that sinks a score or a sighting that
-    resets ``t`` applies without a new version. Hashable: part of the index's configuration."""
+    follows feedback rows by id (``match.feedback_clock.FeedbackClock``), so a vote that sinks a score or a sighting
+    that resets ``t`` applies without a new version. Hashable: part of the index's configuration."""
 
     lifecycle_file: str | None
     warninglists: bool

@@ -39,7 +39,8 @@ from sqlalchemy.orm import Session
 
 from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.lifecycle.feedback import Tally, tally
-from indicator_exchange.match.events import Match, TrafficEvent
+from indicator_exchange.match.feedback_clock import FeedbackClock
+from indicator_exchange.match.generation import GONE, Generation, Layer
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.stix.objects import InvalidObject, parse_timestamp_us
 from indicator_exchange.store import catalog
@@ -51,9 +52,6 @@ log = logging.getLogger(__name__)
 
 NEVER = 2**63 - 1
 SMALL_SEGMENT = 64  # changes recompiled together rather than kept as a segment of their own (~1.5 ms)
-GONE = -1
-HOLE_WAIT = 30.0  # seconds a feedback row id skipped by a read may still commit (an open transaction took it)
-MAX_HOLES = 10_000  # ids skipped at once beyond which a jump of the sequence is not waited for
 
 
 def _us(moment: datetime) -> int:
@@ -110,163 +108,6 @@ def _transitions(
                 continue
             if at > now_us:
                 yield at
-
-
-@dataclass(frozen=True, slots=True)
-class Layer:
-    """Indicators compiled together, and the stored object and collection of each one compiled."""
-
-    compiled: CompiledIndicators
-    indicators: dict[str, Mapping[str, Any]]
-    origin: dict[str, uuid.UUID]
-    tallies: dict[str, Tally] = field(default_factory=dict)  # the feedback each compiled indicator was scored with
-
-
-class _LayeredMapping(Mapping[str, Any]):
-    """An id's value from the layer that holds its current form (read-only view for sightings)."""
-
-    def __init__(self, generation: "Generation", pick: Callable[[Layer], Mapping[str, Any]]) -> None:
-        self._generation = generation
-        self._pick = pick
-
-    def __getitem__(self, key: str) -> Any:
-        layer = self._generation.layer_of(key)
-        if layer is None:
-            raise KeyError(key)
-        return self._pick(layer)[key]
-
-    def __iter__(self) -> Iterator[str]:
-        generation = self._generation
-        for key in generation.base.indicators:
-            if key not in generation.owner:
-                yield key
-        for key, where in generation.owner.items():
-            if where != GONE and key in generation.segments[where].indicators:
-                yield key
-
-    def __len__(self) -> int:
-        return self._generation.indicator_count
-
-
-@dataclass(frozen=True, slots=True)
-class Generation:
-    """One immutable state of an index: what a match reads."""
-
-    base: Layer
-    segments: tuple[Layer, ...]
-    owner: Mapping[str, int]  # ids changed since the base: segment index of the current form, or GONE
-    clocks: tuple[tuple[uuid.UUID, int], ...]
-    picture: tuple[tuple[int, datetime], ...]  # each collection's default TLP and creation: a change is a full rebuild
-    next_due_us: int  # the first moment a validity window opens or closes
-    indicator_count: int
-    built_at: datetime
-
-    def layer_of(self, indicator_id: str) -> Layer | None:
-        where = self.owner.get(indicator_id)
-        if where is None:
-            return self.base if indicator_id in self.base.indicators else None
-        if where == GONE:
-            return None
-        segment = self.segments[where]
-        return segment if indicator_id in segment.indicators else None
-
-    @property
-    def indicators(self) -> Mapping[str, Mapping[str, Any]]:
-        return _LayeredMapping(self, lambda layer: layer.indicators)
-
-    def tally_of(self, indicator_id: str) -> Tally | None:
-        """The feedback an indicator was compiled with (its match ``score``); None: none."""
-        layer = self.layer_of(indicator_id)
-        return None if layer is None else layer.tallies.get(indicator_id)
-
-    @property
-    def origin(self) -> Mapping[str, uuid.UUID]:
-        return _LayeredMapping(self, lambda layer: layer.origin)
-
-    @property
-    def skipped(self) -> dict[str, str]:
-        """Indicators left out for a pattern the matcher cannot read, and why."""
-        found = {k: v for k, v in self.base.compiled.skipped.items() if k not in self.owner}
-        for key, where in self.owner.items():
-            if where != GONE and key in self.segments[where].compiled.skipped:
-                found[key] = self.segments[where].compiled.skipped[key]
-        return found
-
-    @property
-    def overlay_size(self) -> int:
-        return sum(len(s.indicators) for s in self.segments)
-
-    def match_indexed(self, events: Iterable[tuple[int, TrafficEvent]]) -> Iterator[Match]:
-        """Each event's matches from every layer, each indicator counted only in the layer that holds it."""
-        owner, segments = self.owner, self.segments
-        base = self.base.compiled
-        if not owner:
-            yield from base.match_indexed(events)
-            return
-        for index, event in events:
-            view = base.view(event)  # addresses parsed and identifiers hashed once for every layer
-            for found in base.match_one(event, index, view):
-                if found.indicator_id not in owner:
-                    yield found
-            for number, segment in enumerate(segments):
-                if not segment.compiled.could_match(view):
-                    continue
-                for found in segment.compiled.match_one(event, index, view):
-                    if owner.get(found.indicator_id) == number:
-                        yield found
-
-
-@dataclass(slots=True)
-class FeedbackClock:
-    """How far the index has read the feedback rows, by row id.
-
-    Ids are handed out before commit, so a read may see id n+1 while n is still in an open transaction: an id
-    skipped is a *hole*, read again on every poll until it appears or ``HOLE_WAIT`` passes (a rolled-back
-    insert leaves a hole for ever). ``settled``: every id at or below it is read or given up on.
-    """
-
-    settled: int = 0
-    seen: set[int] = field(default_factory=set)  # ids above ``settled`` already read
-    holes: dict[int, float] = field(default_factory=dict)  # id -> when first skipped (monotonic seconds)
-
-    def advance(self, rows: Iterable[tuple[int, str]], now: float) -> set[str]:
-        """Take the rows read above ``settled``; the indicators of those not read before."""
-        touched: set[str] = set()
-        for row_id, indicator_id in rows:
-            if row_id <= self.settled or row_id in self.seen:
-                continue
-            self.seen.add(row_id)
-            self.holes.pop(row_id, None)
-            touched.add(indicator_id)
-        top = max(self.seen, default=self.settled)
-        if top - self.settled - len(self.seen) > MAX_HOLES:
-            self.holes.clear()  # the sequence jumped (restored, or reset by hand): no transaction is that wide
-            self.seen.clear()
-            self.settled = top
-            return touched
-        for missing in range(self.settled + 1, top + 1):
-            if missing not in self.seen:
-                self.holes.setdefault(missing, now)
-        for missing in [k for k, since in self.holes.items() if now - since > HOLE_WAIT]:
-            del self.holes[missing]
-        self.settled = min(self.holes) - 1 if self.holes else top
-        self.seen = {k for k in self.seen if k > self.settled}
-        return touched
-
-    @classmethod
-    def starting(cls, rows: Iterable[tuple[int, datetime]], now: datetime) -> "FeedbackClock":
-        """The clock after a full read of ``(id, recorded_at)`` rows: rows recorded within ``HOLE_WAIT`` of
-        ``now`` leave the ids between them open as holes."""
-        clock = cls()
-        old, recent = 0, []
-        for row_id, recorded_at in rows:
-            if (now - recorded_at).total_seconds() > HOLE_WAIT:
-                old = max(old, row_id)
-            else:
-                recent.append((row_id, ""))
-        clock.settled = old
-        clock.advance(recent, time.monotonic())
-        return clock
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ from indicator_exchange.fields import Name
 from indicator_exchange.ingest.parsing import is_ndjson, parse_json_array, stream_ndjson
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import MatchResult, read_events
-from indicator_exchange.match.index import Generation
+from indicator_exchange.match.generation import Generation
 from indicator_exchange.openapi import json_responses
 from indicator_exchange.services import services
 

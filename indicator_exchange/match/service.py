@@ -21,7 +21,8 @@ from indicator_exchange.auth.service_caller import service_caller
 from indicator_exchange.errors import NotFound
 from indicator_exchange.lifecycle import enforcement
 from indicator_exchange.match.events import Match, TrafficEvent
-from indicator_exchange.match.index import INDEXES, Generation, IndexConfig, enforced
+from indicator_exchange.match.generation import Generation
+from indicator_exchange.match.index import INDEXES, IndexConfig, enforced
 from indicator_exchange.match.matcher import CompiledIndicators
 from indicator_exchange.settings import Settings
 from indicator_exchange.store import catalog

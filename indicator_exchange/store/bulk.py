@@ -38,15 +38,16 @@ def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
 
 
 def insert_one(session: Session, table: Table, row: Mapping[str, Any]) -> None:
-    """Insert one row; on PostgreSQL a prepared statement on the driver connection, for tables written on
-    every request (the audit trail): SQLAlchemy's per-statement work cost ten times the insert."""
+    """Insert one row; on PostgreSQL straight on the driver connection, for tables written on every request (the
+    audit trail): SQLAlchemy's per-statement work cost ten times the insert. Not a prepared statement: the
+    engine's connections prepare nothing (``prepare_threshold=None``, ``store.engine.make_engine``)."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
         connection.execute(insert(table).values(**row))
         return
     columns = tuple(row.keys())
     asynchronous = bool(connection.get_execution_options().get("ix_asynchronous_commit", False))
-    statement, processors = _prepared_insert(table, columns, connection.dialect, asynchronous)
+    statement, processors = _insert_statement(table, columns, connection.dialect, asynchronous)
     driver_connection = connection.connection.driver_connection
     assert driver_connection is not None
     driver_connection.execute(
@@ -55,12 +56,11 @@ def insert_one(session: Session, table: Table, row: Mapping[str, Any]) -> None:
             row[name] if process is None else process(row[name])
             for name, process in zip(columns, processors, strict=True)
         ],
-        prepare=True,
     )
 
 
 @functools.cache
-def _prepared_insert(
+def _insert_statement(
     table: Table, columns: tuple[str, ...], dialect: Dialect, asynchronous: bool = False
 ) -> tuple[str, list[Any]]:
     """``asynchronous``: the statement turns ``synchronous_commit`` off for its own transaction (behind a

@@ -100,14 +100,14 @@ _CLOCK_AND_EPOCH = "SELECT c.last_date_added, e.epoch FROM collection c JOIN aut
 
 
 def clock_and_epoch_pg(connection: Any, collection_id: uuid.UUID) -> tuple[int | None, int | None]:
-    """The collection's clock and the auth epoch now, in one small prepared statement (read-ahead checks a
+    """The collection's clock and the auth epoch now, in one small statement (read-ahead checks a
     page read earlier against them: ``store.read_ahead``). ``(None, None)``: the collection is gone."""
-    row = connection.execute(_CLOCK_AND_EPOCH, [collection_id], prepare=True).fetchone()
+    row = connection.execute(_CLOCK_AND_EPOCH, [collection_id]).fetchone()
     return (None, None) if row is None else (row[0], row[1])
 
 
 async def clock_and_epoch_async(connection: Any, collection_id: uuid.UUID) -> tuple[int | None, int | None]:
     """``clock_and_epoch_pg`` on an asyncio connection (``store.engine.LoopConnection``)."""
-    cursor = await connection.execute(_CLOCK_AND_EPOCH, [collection_id], prepare=True)
+    cursor = await connection.execute(_CLOCK_AND_EPOCH, [collection_id])
     row = await cursor.fetchone()
     return (None, None) if row is None else (row[0], row[1])

@@ -17,7 +17,8 @@ from indicator_exchange.lifecycle import feedback
 from indicator_exchange.lifecycle.enforcement import LifecyclePolicy
 from indicator_exchange.match import service as matching
 from indicator_exchange.match.events import Match, TrafficEvent
-from indicator_exchange.match.index import HOLE_WAIT, MAX_HOLES, FeedbackClock, IndexConfig, IndexRegistry, MatchIndex
+from indicator_exchange.match.feedback_clock import HOLE_WAIT, MAX_HOLES, FeedbackClock
+from indicator_exchange.match.index import IndexConfig, IndexRegistry, MatchIndex
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.markings import TLP2_MARKING_IDS, Tlp
 from indicator_exchange.stix.objects import format_timestamp_us, inspect_object
