@@ -98,3 +98,7 @@ class TestStartup:
         # The same probe on a command that does its work: the store and migrations are loaded then, so an
         # empty list above means the CLI deferred them, not that the probe is blind.
         assert "alembic" in _loaded_after("db", "current", "--json", cwd=tmp_path)
+
+    def test_a_command_on_sqlite_loads_no_postgresql_driver_nor_web_stack(self, tmp_path: Path) -> None:
+        loaded = _loaded_after("db", "current", "--json", cwd=tmp_path)
+        assert not [m for m in loaded if m.split(".")[0] in ("psycopg", "fastapi", "starlette", "httpx")]
