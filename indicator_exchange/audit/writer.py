@@ -96,15 +96,11 @@ class AuditWriter:
     def write_queued(self) -> None:
         """Write the queued rows, up to ``_DRAIN_BATCH`` per transaction; rows that meet an outage are spooled."""
         while True:
-            with self._queued_lock:
-                batch = [self._queued.popleft() for _ in range(min(_DRAIN_BATCH, len(self._queued)))]
+            batch = _take(self._queued, self._queued_lock)
             if not batch:
                 return
-            try:
-                with session_scope(self.sessions) as session:
-                    for entry in batch:
-                        record(session, entry)
-            except Exception as exc:
+            exc = self._write_batch(batch)
+            if exc is not None:
                 if database_unavailable(exc):
                     metrics.AUDIT_WRITE_FAILED.inc()
                     for entry in batch:
@@ -115,6 +111,16 @@ class AuditWriter:
                 continue
             for entry in batch:
                 self._mark_used(entry)
+
+    def _write_batch(self, batch: list[AuditRecord]) -> Exception | None:
+        """Write ``batch`` in one transaction; what stopped it, or None."""
+        try:
+            with session_scope(self.sessions) as session:
+                for entry in batch:
+                    record(session, entry)
+        except Exception as exc:
+            return exc
+        return None
 
     def _mark_used(self, entry: AuditRecord) -> None:
         if entry.key_touched and entry.key_id is not None and self.callers is not None:
@@ -160,15 +166,11 @@ class AuditWriter:
             return
         try:
             while True:
-                with self._spool_lock:
-                    batch = [self._spool.popleft() for _ in range(min(_DRAIN_BATCH, len(self._spool)))]
+                batch = _take(self._spool, self._spool_lock)
                 if not batch:
                     return
-                try:
-                    with session_scope(self.sessions) as session:
-                        for entry in batch:
-                            record(session, entry)
-                except Exception as exc:
+                exc = self._write_batch(batch)
+                if exc is not None:
                     if database_unavailable(exc):
                         with self._spool_lock:
                             self._spool.extendleft(reversed(batch))
@@ -282,3 +284,9 @@ class AuditWriter:
 
 def _when(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _take(rows: deque[AuditRecord], lock: threading.Lock) -> list[AuditRecord]:
+    """Up to ``_DRAIN_BATCH`` rows off the front of ``rows``."""
+    with lock:
+        return [rows.popleft() for _ in range(min(_DRAIN_BATCH, len(rows)))]

@@ -2,17 +2,19 @@
 
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from indicator_exchange.admin import service as admin
 from indicator_exchange.cli.common import (
     JsonOpt,
     print_result,
     resolve_collection_id,
     run_in_session,
 )
+
+if TYPE_CHECKING:
+    from indicator_exchange.admin.service import Unset
 
 admin_app = typer.Typer(help="Manage API roots, collections, principals, grants and keys.", no_args_is_help=True)
 root_app = typer.Typer(help="TAXII API roots.", no_args_is_help=True)
@@ -29,6 +31,8 @@ def api_root_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API root, served at /NAME/."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.create_api_root(s, name=name, title=title, description=description),
@@ -41,6 +45,8 @@ def api_root_create(
 @root_app.command("list")
 def api_root_list(as_json: JsonOpt = False) -> None:
     """List API roots."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(admin.list_api_roots), as_json)
 
 
@@ -63,6 +69,8 @@ def collection_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a collection in an API root."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.create_collection(
@@ -88,6 +96,8 @@ def collection_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a collection's validation policy."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.update_collection(s, key=collection, validation=validation), audit="collection update"
@@ -101,6 +111,8 @@ def collection_list(
     api_root: Annotated[str | None, typer.Option(help="Only this API root.")] = None, as_json: JsonOpt = False
 ) -> None:
     """List collections."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(lambda s: admin.list_collections(s, api_root)), as_json)
 
 
@@ -116,6 +128,8 @@ def principal_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a principal."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.create_principal(
@@ -137,6 +151,8 @@ def principal_create(
 @principal_app.command("list")
 def principal_list(as_json: JsonOpt = False) -> None:
     """List principals."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(admin.list_principals), as_json)
 
 
@@ -149,6 +165,8 @@ def grant_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Grant (or change) a principal's read/write access to a collection."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.grant(
@@ -166,6 +184,8 @@ def grant_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List grants."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(lambda s: admin.list_grants(s, principal=principal)), as_json)
 
 
@@ -176,6 +196,8 @@ def grant_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Remove a principal's grant on a collection."""
+    from indicator_exchange.admin import service as admin
+
     print_result(
         run_in_session(
             lambda s: admin.revoke_grant(s, principal=principal, collection_id=resolve_collection_id(s, collection)),
@@ -192,6 +214,8 @@ def key_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key and print its id and secret (shown this once only)."""
+    from indicator_exchange.admin import service as admin
+
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     print_result(
         run_in_session(lambda s: admin.create_key(s, principal=principal, expires_at=expires), audit="key create"),
@@ -205,12 +229,16 @@ def key_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List keys (never their secrets)."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(lambda s: admin.list_keys(s, principal=principal)), as_json)
 
 
 @key_app.command("revoke")
 def key_revoke(key_id: Annotated[str, typer.Argument(help="Key id.")], as_json: JsonOpt = False) -> None:
     """Revoke a key; it is refused (401) from the next request on."""
+    from indicator_exchange.admin import service as admin
+
     print_result(run_in_session(lambda s: admin.revoke_key(s, key_id=key_id), audit="key revoke"), as_json)
 
 
@@ -222,6 +250,8 @@ def key_rotate(
     as_json: JsonOpt = False,
 ) -> None:
     """Issue a new key for the same principal now; the old key expires after the grace period."""
+    from indicator_exchange.admin import service as admin
+
     expires = datetime.now(UTC) + timedelta(days=expires_in_days) if expires_in_days else None
     print_result(
         run_in_session(
@@ -243,6 +273,8 @@ def principal_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change a principal's clearance, organisation, limits or activation."""
+    from indicator_exchange.admin import service as admin
+
     rpm, per_day = _limit_option(requests_per_minute), _limit_option(objects_per_day)
     print_result(
         run_in_session(
@@ -261,7 +293,9 @@ def principal_update(
     )
 
 
-def _limit_option(text: str | None) -> int | admin.Unset | None:
+def _limit_option(text: str | None) -> "int | Unset | None":
+    from indicator_exchange.admin import service as admin
+
     if text is None:
         return admin.UNSET
     if text.strip().lower() == "default":

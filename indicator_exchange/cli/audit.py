@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 import typer
 
-from indicator_exchange.admin import service as admin
 from indicator_exchange.cli.common import (
     JsonOpt,
     parse_duration,
@@ -30,6 +29,8 @@ def audit_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the audit trail, newest first: who did what, when, to which collection, with what outcome."""
+    from indicator_exchange.admin import service as admin
+
     start = _since(since) if since else None
     events = run_in_session(
         lambda s: admin.list_audit(

@@ -1,19 +1,25 @@
-"""What every command module shares: settings, one transaction per command, errors as exit codes, printing."""
+"""What every command module shares: settings, one transaction per command, errors as exit codes, printing.
+
+Every module of this package is imported for any command (and for ``--help``), so none imports the store,
+the settings (pydantic), Alembic or a service at module level: each command imports what it needs when it
+runs. ``tests/cli/test_startup.py`` holds that line.
+"""
 
 import getpass
 import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from sqlalchemy.orm import Session
 
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.settings import Settings, get_settings
-from indicator_exchange.store import migrate
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from indicator_exchange.settings import Settings
 
 T = TypeVar("T")
 
@@ -22,7 +28,9 @@ SHOWN_REJECTIONS = 100  # rejected (or adjusted) lines `push` and `match` print;
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 
-def load_settings() -> Settings:
+def load_settings() -> "Settings":
+    from indicator_exchange.settings import get_settings
+
     return get_settings()
 
 
@@ -31,12 +39,16 @@ def fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def run_in_session(action: Callable[[Session], T], settings: Settings | None = None, *, audit: str | None = None) -> T:
+def run_in_session(
+    action: Callable[["Session"], T], settings: "Settings | None" = None, *, audit: str | None = None
+) -> T:
     """Run one admin action in one transaction; a service error becomes a one-line message and exit 1.
 
     ``audit`` names a configuration change: it is recorded in the audit trail in the same transaction, with
     the result minus any secret, and the operating-system user as the operator.
     """
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
+
     settings = settings or load_settings()
     engine = make_engine(settings.database_url)
     try:
@@ -77,14 +89,16 @@ def _without_secrets(data: object) -> object:
     return data
 
 
-def require_schema(settings: Settings) -> None:
+def require_schema(settings: "Settings") -> None:
     """Exit 2 unless the store exists and is at the code's head revision; never creates a database file."""
+    from indicator_exchange.store import migrate
+
     problem = migrate.schema_problem(settings)
     if problem is not None:
         fail(problem, code=2)
 
 
-def resolve_collection_id(session: Session, key: str) -> uuid.UUID:
+def resolve_collection_id(session: "Session", key: str) -> uuid.UUID:
     """A local collection named by id or alias (the one resolver: ``catalog.resolve_collection``)."""
     from indicator_exchange.store import catalog
 

@@ -1,9 +1,8 @@
 """The ``db`` group: Alembic migrations of the configured store."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.exc import OperationalError
 
 from indicator_exchange.cli.common import (
     JsonOpt,
@@ -11,8 +10,9 @@ from indicator_exchange.cli.common import (
     load_settings,
     print_result,
 )
-from indicator_exchange.settings import Settings
-from indicator_exchange.store import migrate
+
+if TYPE_CHECKING:
+    from indicator_exchange.settings import Settings
 
 db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_help=True)
 
@@ -20,6 +20,8 @@ db_app = typer.Typer(help="Database schema migrations (Alembic).", no_args_is_he
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Create the database if needed and upgrade its schema (safe on a live database; transactional)."""
+    from indicator_exchange.store import migrate
+
     settings = load_settings()
     migrate.upgrade(settings.database_url, revision)
     typer.echo(f"{migrate.describe_database(settings)}: upgraded to {revision}")
@@ -30,6 +32,8 @@ def db_downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision, e.g. -1 or base.")] = "-1",
 ) -> None:
     """Downgrade the schema by one revision (or to REVISION)."""
+    from indicator_exchange.store import migrate
+
     settings = load_settings()
     _require_database(settings)
     migrate.downgrade(settings.database_url, revision)
@@ -39,6 +43,10 @@ def db_downgrade(
 @db_app.command("current")
 def db_current(as_json: JsonOpt = False) -> None:
     """Show which database is configured, its revision and the code's head revision (read-only)."""
+    from sqlalchemy.exc import OperationalError
+
+    from indicator_exchange.store import migrate
+
     settings = load_settings()
     try:
         exists, current = migrate.current_revision_if_any(settings)
@@ -61,6 +69,8 @@ def db_current(as_json: JsonOpt = False) -> None:
 @db_app.command("check")
 def db_check() -> None:
     """Fail if the models and the migrations disagree (like `alembic check`); read-only."""
+    from indicator_exchange.store import migrate
+
     settings = load_settings()
     _require_database(settings)
     try:
@@ -70,8 +80,10 @@ def db_check() -> None:
     typer.echo("models and migrations agree")
 
 
-def _require_database(settings: Settings) -> None:
+def _require_database(settings: "Settings") -> None:
     """Exit 2 when the SQLite file is missing, rather than let a connection create an empty one."""
+    from indicator_exchange.store import migrate
+
     path = migrate.sqlite_file(settings.database_url)
     if path is not None and not path.exists():
         fail(

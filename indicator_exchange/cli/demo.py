@@ -10,8 +10,6 @@ from indicator_exchange.cli.common import (
     load_settings,
 )
 from indicator_exchange.cli.serve import serve
-from indicator_exchange.store import migrate
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 
 
 def demo(
@@ -25,6 +23,8 @@ def demo(
     Re-running it revokes the demo keys it printed before.
     """
     from indicator_exchange.demo import load_demo
+    from indicator_exchange.store import migrate
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 
     if serve_after:
         _require_free_port(host, port)

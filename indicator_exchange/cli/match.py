@@ -15,8 +15,6 @@ from indicator_exchange.cli.common import (
     require_schema,
 )
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.runtime import tune_garbage_collector
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 from indicator_exchange.wording import plural
 
 
@@ -48,6 +46,8 @@ def match(
     A malformed event is listed (line number, field, reason; all of them in --json), the other events are
     matched, and the exit code is 1.
     """
+    from indicator_exchange.runtime import tune_garbage_collector
+
     tune_garbage_collector()
     import csv
 
@@ -57,6 +57,7 @@ def match(
     from indicator_exchange.match.events import read_events
     from indicator_exchange.stix.markings import Tlp
     from indicator_exchange.store import catalog
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 
     if output_format not in ("jsonl", "csv"):
         raise typer.BadParameter("--format is jsonl or csv")

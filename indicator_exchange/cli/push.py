@@ -13,7 +13,6 @@ from indicator_exchange.cli.common import (
     require_schema,
 )
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.runtime import tune_garbage_collector
 
 
 def push(
@@ -40,6 +39,8 @@ def push(
     A line published otherwise than it asked (a TLP raised by a rule, a stored indicator's TLP or proxy kind
     kept) is listed with the reason (`adjusted`; under `adjustments` in --json); that alone is no failure.
     """
+    from indicator_exchange.runtime import tune_garbage_collector
+
     tune_garbage_collector()
     from indicator_exchange.ingest.push import push_file, summary_lines
 

@@ -9,7 +9,6 @@ from indicator_exchange.cli.common import (
     load_settings,
     require_schema,
 )
-from indicator_exchange.settings import DEMO_COMMUNITY_KEY
 
 
 def serve(
@@ -23,6 +22,7 @@ def serve(
     """Serve the TAXII 2.1 API, the ingest API and the docs (OpenAPI at /docs)."""
     from indicator_exchange import serving
     from indicator_exchange.observe import startup_line
+    from indicator_exchange.settings import DEMO_COMMUNITY_KEY
 
     settings = load_settings()
     require_schema(settings)

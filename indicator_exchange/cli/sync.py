@@ -18,8 +18,6 @@ from indicator_exchange.cli.common import (
     run_in_session,
 )
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.runtime import tune_garbage_collector
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 from indicator_exchange.wording import plural
 
 source_app = typer.Typer(help="Partner TAXII feeds to pull from (or push to).", no_args_is_help=True)
@@ -108,11 +106,14 @@ def sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Pull (or push) partner TAXII feeds incrementally; Ctrl-C stops cleanly after the current page."""
+    from indicator_exchange.runtime import tune_garbage_collector
+
     tune_garbage_collector()
     import signal
     import threading
 
     from indicator_exchange.store import sources as source_store
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker, session_scope
 
     if once and every:
         raise typer.BadParameter("--once and --every exclude each other")
@@ -177,6 +178,7 @@ def _run_sync(sessions: Any, name: str, stop: Any) -> Any:
     from rich.progress import Progress, SpinnerColumn, TextColumn
 
     from indicator_exchange.store import sources as source_store
+    from indicator_exchange.store.engine import session_scope
     from indicator_exchange.sync import service as sync_service
 
     with session_scope(sessions) as session:

@@ -4,17 +4,16 @@ import json
 import os
 import sys
 import tempfile
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 
-from indicator_exchange.detect.config import DetectConfig
-from indicator_exchange.detect.reader import LineError
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.settings import get_settings
-from indicator_exchange.store import migrate
 from indicator_exchange.wording import plural
+
+if TYPE_CHECKING:
+    # Imported when the command runs: every command module is imported for any command and for --help.
+    from indicator_exchange.detect.reader import LineError
 
 SHOWN_ERRORS = 100
 """Bad lines printed on standard error; ``--errors FILE`` gets every one."""
@@ -94,7 +93,12 @@ def detect_command(
     synchronised infrastructure or a registration wave). Raw prompts are fingerprinted in memory and never
     written. Every bad input line is reported with its number and reason. Thresholds: IX_DETECT_* (README).
     """
+    from pydantic import ValidationError
+
+    from indicator_exchange.detect.config import DetectConfig
     from indicator_exchange.detect.pipeline import run
+    from indicator_exchange.settings import get_settings
+    from indicator_exchange.store import migrate
 
     overrides: dict[str, int] = {}
     if window:
@@ -117,7 +121,7 @@ def detect_command(
     shown = 0
     error_file: IO[str] | None = open(errors, "w", encoding="utf-8") if errors else None  # noqa: SIM115
 
-    def on_error(error: LineError) -> None:
+    def on_error(error: "LineError") -> None:
         nonlocal shown
         if error_file is not None:
             error_file.write(json.dumps({"line": error.line, "reason": error.reason}) + "\n")

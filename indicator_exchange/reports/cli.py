@@ -6,17 +6,18 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.orm import Session
 
 from indicator_exchange.errors import ExchangeError
-from indicator_exchange.reports import export
-from indicator_exchange.settings import get_settings
 from indicator_exchange.stix.markings import Tlp
-from indicator_exchange.store import migrate
-from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine, session_scope
+
+if TYPE_CHECKING:
+    # Imported when the command runs: every command module is imported for any command and for --help.
+    from sqlalchemy.orm import Session
+
+    from indicator_exchange.reports import export
 
 # An export leaves the system: without an explicit --clearance or --as, only what may go to the whole
 # community (TLP:GREEN and below) is written. AMBER and above need a deliberate choice.
@@ -29,8 +30,12 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 @contextmanager
-def _read_session() -> Iterator[Session]:
+def _read_session() -> Iterator["Session"]:
     """One read-only transaction on the configured store, which must be at the code's schema revision."""
+    from indicator_exchange.settings import get_settings
+    from indicator_exchange.store import migrate
+    from indicator_exchange.store.engine import make_engine, make_sessionmaker, read_only_engine, session_scope
+
     settings = get_settings()
     problem = migrate.schema_problem(settings)
     if problem is not None:
@@ -82,6 +87,7 @@ def report_command(
     from indicator_exchange.reports import render
     from indicator_exchange.reports.context import ReportRequest, parse_when
     from indicator_exchange.reports.service import build_report
+    from indicator_exchange.settings import get_settings
 
     if fmt not in render.FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(render.FORMATS)}")
@@ -120,6 +126,8 @@ def export_command(
     page_size: Annotated[int, typer.Option(help="Objects read per page.", min=1, max=10_000)] = 1000,
 ) -> None:
     """Stream a collection slice as a STIX 2.1 bundle, JSON lines or CSV, in bounded memory."""
+    from indicator_exchange.reports import export
+
     if fmt not in export.FORMATS:
         raise typer.BadParameter(f"--format must be one of {', '.join(export.FORMATS)}")
     if clearance is not None and as_principal is not None:
@@ -153,16 +161,18 @@ def export_command(
 
 
 def _write_export(
-    session: Session,
-    plan: export.ExportRequest,
+    session: "Session",
+    plan: "export.ExportRequest",
     fmt: str,
-    stats: export.ExportStats,
+    stats: "export.ExportStats",
     handle: IO[bytes],
     total: int,
     *,
     show_progress: bool,
 ) -> None:
     """Write as pages arrive; on a terminal, a progress bar on stderr (the export itself may go to stdout)."""
+    from indicator_exchange.reports import export
+
     if not show_progress:
         for chunk in export.stream(session, plan, fmt, stats):
             handle.write(chunk)
@@ -174,7 +184,7 @@ def _write_export(
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task("export", total=total)
 
-        def advance(done: export.ExportStats) -> None:
+        def advance(done: "export.ExportStats") -> None:
             progress.update(task, completed=done.objects)
 
         for chunk in export.stream(session, plan, fmt, stats, on_page=advance):

@@ -6,14 +6,16 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
-from psycopg import errors as pg_errors
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    # psycopg is imported where it is used: a command on SQLite (and `--help`) need not load the driver.
+    import psycopg
 
 T = TypeVar("T")
 
@@ -141,6 +143,8 @@ class PoolBudget:
 def connection_allowance(url: str) -> tuple[int, int, int]:
     """PostgreSQL's ``(max_connections, reserved, in use now)``: what ordinary roles may open is the first less
     the second (``superuser_reserved_connections`` plus PostgreSQL 16's ``reserved_connections``)."""
+    import psycopg
+
     conninfo = make_url(normalise_url(url)).set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(conninfo, connect_timeout=10) as conn:
         rows: dict[str, str] = dict(
@@ -182,6 +186,9 @@ def database_unavailable(exc: BaseException) -> bool:
 
     SQLite's "database is locked" after its busy timeout counts too: the writer ahead held the lock too long.
     """
+    import psycopg
+    from psycopg import errors as pg_errors
+
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -276,7 +283,9 @@ class LoopConnection:
         self._connection: psycopg.AsyncConnection[Any] | None = None
         self._turn = asyncio.Lock()
 
-    async def run(self, statement: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T | None:
+    async def run(self, statement: Callable[["psycopg.AsyncConnection[Any]"], Awaitable[T]]) -> T | None:
+        import psycopg
+
         async with self._turn:
             try:
                 if self._connection is None or self._connection.closed:
