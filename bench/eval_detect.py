@@ -7,8 +7,8 @@ Prints, per planted campaign, account-level precision and recall (a campaign's a
 hold most of them); honest accounts flagged per honest group; and indicator precision: every published address
 is checked against the log, and one that only honest accounts used counts as a false indicator (ranges: any
 address of the log inside them that only honest accounts used). Targets (issue 18): precision >= 0.99 and
-recall >= 0.90 per campaign, no hard-negative group flagged, 0 honest-only addresses published, and no published
-login shape that fits an honest account's login.
+recall >= 0.90 per campaign, no hard-negative group flagged, 0 honest-only addresses published, no published
+login shape that fits an honest account's login, and no published hashed identifier an honest account holds.
 """
 
 import argparse
@@ -23,6 +23,7 @@ from pathlib import Path
 from indicator_exchange.detect.config import DetectConfig
 from indicator_exchange.detect.pipeline import run
 from indicator_exchange.settings import Settings
+from indicator_exchange.stix.identifiers import hmac_identifier
 
 
 def _seconds(text: str) -> int:
@@ -70,6 +71,8 @@ def main() -> None:
     # Who used each address, from the log itself.
     users: dict[str, set[str]] = defaultdict(set)
     logins: dict[str, str] = {}
+    holders: dict[tuple[str, str], set[str]] = defaultdict(set)
+    key = Settings().community_key_bytes
     with open(args.events, "rb") as stream:
         for line in stream:
             event = json.loads(line)
@@ -77,6 +80,8 @@ def main() -> None:
                 users[event["source_ip"]].add(labels.get(event["account_id"], "honest"))
             if event.get("account_login") and event.get("account_id"):
                 logins[event["account_id"]] = event["account_login"]
+            for kind, value in (event.get("identifiers") or {}).items():
+                holders[(kind, hmac_identifier(key, kind, value))].add(labels.get(event["account_id"], "honest"))
     honest_only = {ip for ip, groups in users.items() if not any(g.startswith("campaign-") for g in groups)}
     published = [d for d in outcome.detections if d.kind == "proxy_ip" and d.value is not None]
     bad = []
@@ -108,6 +113,14 @@ def main() -> None:
     print(
         f"login shapes published: {len(shapes)}; honest logins they fit: {fitting} of {len(honest_logins)}"
         + (" (the log carries no logins)" if not logins else "")
+    )
+    # A published identifier an honest account holds would flag that account wherever it is matched.
+    hashed = [(i.type, i.hmac) for d in outcome.detections if d.kind == "account_pattern" for i in d.identifiers or ()]
+    honest_held = sum(1 for h in hashed if any(not g.startswith("campaign-") for g in holders.get(h, ())))
+    ok &= honest_held == 0
+    print(
+        f"hashed identifiers published: {len(hashed)}; held by an honest account: {honest_held}"
+        + (" (the log carries no identifiers)" if not holders else "")
     )
     bands = defaultdict(lambda: [0, 0])
     for report in outcome.reports:

@@ -14,6 +14,9 @@ honest-looking prompts into its extraction traffic, and a small thin one. Their 
 slot variation and light paraphrase (synonyms, punctuation, casing). Logins (``account_login``): honest users
 pick their own (a name, a separator, a year; three in ten send none), three of the farms name accounts from a
 generator of their own shape, the blended and the small campaign send none; ``--no-logins`` leaves them out.
+Identifiers (``identifiers``, raw as a lab logs them): the signup-wave farm reuses ten phones and five cards over
+its accounts; a hundred honest families of four share a phone each, and one honest account in twenty has a
+phone of its own; ``--no-identifiers`` leaves them out (the log before them, byte for byte).
 Lines come out in time order.
 
 Account ids are random, so nothing in an id gives its label away; ``--labels`` maps each id to its group.
@@ -124,6 +127,7 @@ class Account:
     rotate: bool = False
     pool_asns: list[int] = field(default_factory=list)
     login: str | None = None
+    identifiers: dict[str, str] | None = None
 
 
 class Net:
@@ -328,6 +332,27 @@ def assign_logins(rng: random.Random, people: list[Account]) -> None:
             a.login = honest_login(rng)
 
 
+def _phone(rng: random.Random) -> str:
+    return f"+1 {rng.randint(200, 999)} {rng.randint(200, 999)} {rng.randint(1000, 9999)}"
+
+
+def assign_identifiers(rng: random.Random, people: list[Account]) -> None:
+    """From a generator of their own, so the rest of the log is the same with or without them."""
+    farm = [a for a in people if a.group == "campaign-signup-wave"]
+    phones = [_phone(rng) for _ in range(10)]
+    cards = [f"card-fp-{rng.getrandbits(48):012x}" for _ in range(5)]
+    for i, a in enumerate(farm):
+        a.identifiers = {"phone": phones[i % len(phones)], "payment-instrument": cards[i % len(cards)]}
+    honest = [a for a in people if a.group == "honest"]
+    picked = rng.sample(honest, 400 + len(honest) // 20)
+    for n in range(100):  # families: four accounts, one phone
+        phone = _phone(rng)
+        for a in picked[4 * n : 4 * n + 4]:
+            a.identifiers = {"phone": phone}
+    for a in picked[400:]:
+        a.identifiers = {"phone": _phone(rng)}
+
+
 def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dict[str, object]]:
     diurnal = np.array(
         [
@@ -376,7 +401,8 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
                             "asn": asn,
                             "email": f"{a.id[:6]}@{a.domain}",
                         }
-                        | ({"account_login": a.login} if a.login else {}),
+                        | ({"account_login": a.login} if a.login else {})
+                        | ({"identifiers": a.identifiers} if a.identifiers else {}),
                     )
                 )
         counts = nprng.poisson(rates * diurnal[hour % 24])
@@ -398,6 +424,8 @@ def events(rng: random.Random, people: list[Account], days: int) -> Iterator[dic
                 }
                 if a.login:
                     event["account_login"] = a.login
+                if a.identifiers:
+                    event["identifiers"] = a.identifiers
                 batch.append((base + rng.uniform(0, 3600), event))
         batch.sort(key=lambda item: item[0])
         for ts, event in batch:
@@ -413,11 +441,14 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-logins", action="store_true", help="Events without account_login (the log before it).")
+    parser.add_argument("--no-identifiers", action="store_true", help="Events without identifiers (the log before).")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     people, labels = build(rng, args.accounts, args.days)
     if not args.no_logins:
         assign_logins(random.Random(args.seed * 1_000_003 + 1), people)
+    if not args.no_identifiers:
+        assign_identifiers(random.Random(args.seed * 1_000_003 + 2), people)
     Path(args.labels).write_text(json.dumps(labels))
     out = open(args.output, "w") if args.output != "-" else None  # noqa: SIM115
     write = out.write if out else print
