@@ -17,10 +17,13 @@ class Identifier:
     value: str | None = field(default=None, repr=False)
     hmac: str | None = None
 
+    def __post_init__(self) -> None:
+        if (self.value is None) == (self.hmac is None):
+            raise ValueError("an identifier carries exactly one of value and hmac")
+
     def digest(self, key: bytes) -> str:
-        if self.hmac is not None:
-            return self.hmac
-        assert self.value is not None, "an identifier carries a value or its hmac"
+        if self.value is None:
+            return str(self.hmac)
         return hmac_identifier(key, self.type, self.value)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from indicator_exchange.cli import app as cli
-from indicator_exchange.detect.reader import Event, read_events
+from indicator_exchange.detect.reader import Event, LineError, read_events
 from indicator_exchange.settings import Settings
 from indicator_exchange.stix.identifiers import hmac_identifier
 from tests.detect.traffic import Log, campaign, detect, flagged
@@ -65,6 +65,21 @@ class TestReader:
         (unkeyed,) = read_events(io.BytesIO(raw[: raw.index(b"\n") + 1]), max_line_bytes=4096, max_lag_seconds=0)
         assert isinstance(unkeyed, Event)
         assert unkeyed.identifiers == ()
+
+    def test_bad_identifiers_are_a_line_error_that_does_not_quote_them(self) -> None:
+        lines = [
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "a", "identifiers": {"ssn": "078-05-1120"}},
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "a", "identifiers": {"phone": 7700900123}},
+        ]
+        raw = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+        key = Settings().community_key_bytes
+        found = list(read_events(io.BytesIO(raw), max_line_bytes=4096, max_lag_seconds=0, key=key))
+        assert [type(x) for x in found] == [LineError, LineError]
+        assert [x.line for x in found if isinstance(x, LineError)] == [1, 2]
+        reasons = " ".join(x.reason for x in found if isinstance(x, LineError))
+        assert reasons.count("identifiers") == 2
+        assert "078-05" not in reasons
+        assert "7700900123" not in reasons
 
 
 class TestPublished:

@@ -39,6 +39,13 @@ def test_an_hmac_builds_the_indicator_its_raw_value_builds() -> None:
     assert by_hmac["object_marking_refs"] == [Tlp.AMBER_STRICT.marking_id]
 
 
+def test_an_identifier_carries_exactly_one_of_value_and_hmac() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Identifier("phone")
+    with pytest.raises(ValueError, match="exactly one"):
+        Identifier("phone", PHONE, hmac="a" * 64)
+
+
 class TestOverHttp:
     def test_value_then_hmac_is_the_same_indicator(self, client: TestClient, session: Session) -> None:
         collection, detector, _ = setup(session)
