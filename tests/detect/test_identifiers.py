@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -153,3 +154,13 @@ def test_detect_push_match_finds_the_shared_phone(
     by_identifier = {m["event_index"] for m in matches if m["indicator_id"] in hashed}
     assert by_identifier == {i for i, e in enumerate(events) if "identifiers" in e}
     assert {events[i]["account_id"] for i in by_identifier} == set(members[:6])
+    assert not any(r in matched.output for r in RAW)
+    session.commit()  # a fresh snapshot: the rows the CLI committed
+    # Each value in full: a Row's repr shortens long values, and would hide what is searched for.
+    stored = [
+        " ".join(str(value) for value in row)
+        for table in inspect(session.get_bind()).get_table_names()
+        for row in session.execute(text(f'SELECT * FROM "{table}"'))
+    ]
+    assert any(_digest("phone", PHONE) in row for row in stored)  # what is searched below was stored
+    assert not any(r in row for r in RAW for row in stored)
