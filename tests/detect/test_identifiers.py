@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -17,6 +16,7 @@ from indicator_exchange.settings import Settings
 from indicator_exchange.stix.identifiers import hmac_identifier
 from tests.detect.traffic import Log, campaign, detect, flagged
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
+from tests.fixtures.tables import stored_rows
 
 PHONE = "+44 7700 900123"
 CARD = "card-fp-quokka-31337"
@@ -156,11 +156,6 @@ def test_detect_push_match_finds_the_shared_phone(
     assert {events[i]["account_id"] for i in by_identifier} == set(members[:6])
     assert not any(r in matched.output for r in RAW)
     session.commit()  # a fresh snapshot: the rows the CLI committed
-    # Each value in full: a Row's repr shortens long values, and would hide what is searched for.
-    stored = [
-        " ".join(str(value) for value in row)
-        for table in inspect(session.get_bind()).get_table_names()
-        for row in session.execute(text(f'SELECT * FROM "{table}"'))
-    ]
+    stored = stored_rows(session)
     assert any(_digest("phone", PHONE) in row for row in stored)  # what is searched below was stored
     assert not any(r in row for r in RAW for row in stored)

@@ -2,11 +2,9 @@
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import inspect, text
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
@@ -14,6 +12,7 @@ from indicator_exchange.cli import app as cli
 from tests.detect.traffic import SECRET_WORD, T0, Log, campaign
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
 from tests.fixtures.live_server import live_server
+from tests.fixtures.tables import stored_rows
 
 BAD_LINES = [
     b"{broken " + SECRET_WORD.encode() + b"\n",
@@ -137,9 +136,6 @@ class TestRoundTrip:
         """The word every prompt and email of the log carries appears in no output, message or table."""
         for blob in texts:
             assert SECRET_WORD not in blob.lower()
-        tables = inspect(session.get_bind()).get_table_names()
-        dumped: list[Any] = []
-        for table in tables:
-            dumped += [str(row) for row in session.execute(text(f'SELECT * FROM "{table}"'))]
+        dumped = stored_rows(session)
         assert dumped
         assert SECRET_WORD not in "\n".join(dumped).lower()

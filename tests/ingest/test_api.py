@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from indicator_exchange.services import services_of
 from tests.fixtures.factories import Key, make_collection, make_key, objects_url
+from tests.fixtures.tables import stored_rows
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 PROMPT = (
@@ -172,7 +172,7 @@ class TestPrivacy:
         assert [r["outcome"] for r in response.json()["results"]] == ["created", "created", "rejected"]
         dump = []
         for table in ("object_version", "detection_record", "ingest_refusal", "status"):
-            rows = [str(row) for row in session.execute(text(f'SELECT * FROM "{table}"'))]
+            rows = stored_rows(session, [table])
             assert rows or table == "status", f"nothing stored in {table}"
             dump += rows
         blob = "\n".join(dump).lower()
