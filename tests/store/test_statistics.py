@@ -50,8 +50,9 @@ def _load(session: Session, rows: int) -> None:
             for _ in range(rows)
         ],
     )
-    session.commit()
-    # An idle backend publishes its table counters only every few seconds; ask for it now (PostgreSQL 15+).
+    # A backend publishes its table counters when it goes idle, at most once a second; ask this one (the
+    # transaction's, which made the inserts) to publish at this commit (PostgreSQL 15+). Asked in a transaction
+    # of its own, the request could land on another pooled connection and the counters come up to a second late.
     session.execute(text("SELECT pg_stat_force_next_flush()"))
     session.commit()
 
