@@ -2,7 +2,8 @@
 (PostgreSQL's own record, ``pg_stat_activity.query_start``, of every backend of the database)."""
 
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 
 import httpx
@@ -57,16 +58,22 @@ def test_idle_streams_start_no_query_between_commits(idle_server: tuple[LiveServ
         idle = last_queries(url)
         assert idle == before, "an idle subscriber made the server query the database"
 
-        answer = httpx.post(
-            f"{server.base}/api1/collections/{collection}/objects/",
-            json={"objects": [make_indicator(1)]},
-            headers=key.post,
-            timeout=30,
-        )
-        assert answer.status_code == 202
-        for stream in streams:
-            assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"
+        _commit_one_and_see_it_delivered(server, collection, key, streams)
         assert last_queries(url) != idle  # the same measure sees a commit's reads
+
+
+def _commit_one_and_see_it_delivered(
+    server: LiveServer, collection: uuid.UUID, key: Key, streams: Sequence[Subscription]
+) -> None:
+    answer = httpx.post(
+        f"{server.base}/api1/collections/{collection}/objects/",
+        json={"objects": [make_indicator(1)]},
+        headers=key.post,
+        timeout=30,
+    )
+    assert answer.status_code == 202
+    for stream in streams:
+        assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"
 
 
 def stream_reads(base: str) -> dict[str, float]:
@@ -90,15 +97,7 @@ def test_subscribers_of_one_clearance_share_the_read_a_commit_causes(idle_server
             stream.next(timeout=10, skip_heartbeats=False)
         time.sleep(1.0)  # their first reads are done
         before = stream_reads(server.base)
-        answer = httpx.post(
-            f"{server.base}/api1/collections/{collection}/objects/",
-            json={"objects": [make_indicator(1)]},
-            headers=key.post,
-            timeout=30,
-        )
-        assert answer.status_code == 202
-        for stream in streams:
-            assert stream.objects(1, timeout=10)[0][0]["name"] == "Residential proxy exit 1"
+        _commit_one_and_see_it_delivered(server, collection, key, streams)
         after = stream_reads(server.base)
     own = after.get("own", 0) - before.get("own", 0)
     shared = after.get("shared", 0) - before.get("shared", 0)

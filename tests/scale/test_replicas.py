@@ -6,6 +6,7 @@ stays exact; a replica that lags too far or stops (mid-poll) is out of rotation 
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -49,38 +50,35 @@ def feed(pair: Pair, request: pytest.FixtureRequest) -> Feed:
     return made
 
 
-@pytest.fixture
-def client(pair: Pair) -> Iterator[TestClient]:
+@contextmanager
+def _worker(pair: Pair, *, max_lag: float, wait: float) -> Iterator[TestClient]:
+    """A worker reading from the pair's replica (replay running at start and after)."""
     _replay(pair, paused=False)
     settings = make_settings(
         pair.primary_url,
         read_replica_urls=pair.replica_url,
-        replica_max_lag_seconds=2.0,
-        replica_wait_seconds=0.5,
+        replica_max_lag_seconds=max_lag,
+        replica_wait_seconds=wait,
         replica_check_seconds=0.2,
         statistics_interval_seconds=0,
     )
     with TestClient(create_app(settings)) as made:
         yield made
     _replay(pair, paused=False)
+
+
+@pytest.fixture
+def client(pair: Pair) -> Iterator[TestClient]:
+    with _worker(pair, max_lag=2.0, wait=0.5) as made:
+        yield made
 
 
 @pytest.fixture
 def patient(pair: Pair) -> Iterator[TestClient]:
     """A worker that keeps a paused replica in rotation (max lag 10 minutes): what it serves from there is
     then decided by freshness alone, not by the lag bound."""
-    _replay(pair, paused=False)
-    settings = make_settings(
-        pair.primary_url,
-        read_replica_urls=pair.replica_url,
-        replica_max_lag_seconds=600.0,
-        replica_wait_seconds=0.3,
-        replica_check_seconds=0.2,
-        statistics_interval_seconds=0,
-    )
-    with TestClient(create_app(settings)) as made:
+    with _worker(pair, max_lag=600.0, wait=0.3) as made:
         yield made
-    _replay(pair, paused=False)
 
 
 def _reads(target: str) -> float:
