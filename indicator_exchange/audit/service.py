@@ -72,6 +72,10 @@ class AuditRecord:
     auth_failed: bool = False
     request_id: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Stored with the row: a write retried after an unacknowledged commit finds the row and does not repeat it.
+    record_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    # Set when the row met an outage and was spooled: its commit may have landed unacknowledged.
+    spooled: bool = False
 
 
 def record(session: Session, entry: AuditRecord) -> None:
@@ -108,6 +112,7 @@ def record(session: Session, entry: AuditRecord) -> None:
         collection_clock=entry.collection_clock,
         detail=None if entry.detail is None else entry.detail[:2000],
         request_id=entry.request_id,
+        record_id=entry.record_id,
     )
     authenticated = entry.principal_id is not None and entry.status_code != 401
     if authenticated and entry.key_id is not None and _stale(entry.key_last_used_at, entry.at):

@@ -3,7 +3,9 @@
 A request answered while PostgreSQL restarts cannot have its audit row written either. The row is kept in a
 bounded in-memory spool (``IX_AUDIT_SPOOL_SIZE``) and written, with its original time, by the next audit
 write that succeeds; past the bound rows are dropped, and both are counted (``metrics``). A worker that is
-killed while rows wait loses them: the spool is memory, not a journal.
+killed while rows wait loses them: the spool is memory, not a journal. A row whose commit PostgreSQL made
+but could not acknowledge (stopped in between) is spooled too; its ``record_id`` is found on the retry and it
+is not written twice.
 
 Rows that need not be written before anything else happens (a stream's per-batch rows: the batch has been sent
 already) are ``enqueue``d instead: the writer's thread writes what is queued many rows to a transaction, so a
@@ -19,6 +21,7 @@ their count in ``object_count`` and a line in ``detail`` — a password-spraying
 import logging
 import threading
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -28,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from indicator_exchange import metrics
 from indicator_exchange.audit.service import AuditRecord, record
 from indicator_exchange.auth.service import CallerCache
+from indicator_exchange.store.audit import stored_record_ids
 from indicator_exchange.store.engine import database_unavailable, session_scope
 
 log = logging.getLogger(__name__)
@@ -116,8 +120,7 @@ class AuditWriter:
         """Write ``batch`` in one transaction; what stopped it, or None."""
         try:
             with session_scope(self.sessions) as session:
-                for entry in batch:
-                    record(session, entry)
+                _record_once(session, batch)
         except Exception as exc:
             return exc
         return None
@@ -129,7 +132,7 @@ class AuditWriter:
     def _write_one(self, entry: AuditRecord) -> bool:
         try:
             with session_scope(self.sessions) as session:
-                record(session, entry)
+                _record_once(session, [entry])
         except Exception as exc:
             metrics.AUDIT_WRITE_FAILED.inc()
             if database_unavailable(exc):
@@ -155,6 +158,7 @@ class AuditWriter:
                     entry.at,
                 )
                 return
+            entry.spooled = True
             self._spool.append(entry)
             metrics.AUDIT_SPOOLED.inc()
             metrics.AUDIT_SPOOL_SIZE.inc()
@@ -243,6 +247,8 @@ class AuditWriter:
             + (f" (first: {first.detail})" if first.detail else ""),
             key_touched=False,
             auth_failed=False,
+            record_id=uuid.uuid4(),
+            spooled=False,
         )
         if self._write_one(summary):
             self.drain()
@@ -280,6 +286,16 @@ class AuditWriter:
         self.drain()
         if self._spool:
             log.error("%s spooled audit rows could not be written before shutdown and are lost", len(self._spool))
+
+
+def _record_once(session: Session, entries: list[AuditRecord]) -> None:
+    """Record ``entries``, skipping spooled ones already stored: a commit PostgreSQL made but could not
+    acknowledge (stopped in between) spooled its rows, and the retry must not write them twice."""
+    retried = [(entry.at, entry.record_id) for entry in entries if entry.spooled]
+    stored = stored_record_ids(session, retried)
+    for entry in entries:
+        if entry.record_id not in stored:
+            record(session, entry)
 
 
 def _when(moment: datetime) -> str:

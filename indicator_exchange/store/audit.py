@@ -21,6 +21,16 @@ def add_event(session: Session, **values: object) -> None:
     insert_one(session, AuditEvent.__table__, values)  # type: ignore[arg-type]
 
 
+def stored_record_ids(session: Session, rows: Sequence[tuple[datetime, uuid.UUID]]) -> set[uuid.UUID]:
+    """Which of ``rows`` (time, record id) are stored already; looked up through the index on ``at``."""
+    if not rows:
+        return set()
+    query = select(AuditEvent.record_id).where(
+        AuditEvent.at.in_({at for at, _ in rows}), AuditEvent.record_id.in_({record_id for _, record_id in rows})
+    )
+    return {record_id for record_id in session.execute(query).scalars() if record_id is not None}
+
+
 def list_events(
     session: Session,
     *,

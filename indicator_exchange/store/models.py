@@ -342,6 +342,8 @@ class AuditEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     # The request id of the log lines and the X-Request-ID answer (indicator_exchange.observe).
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # The id the worker gave the row (``audit.service.AuditRecord``): a retried write skips rows already stored.
+    record_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
 class RateCounter(Base):

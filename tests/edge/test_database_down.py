@@ -6,10 +6,12 @@ import socket
 import time
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import exc as sa_exc
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from indicator_exchange import metrics
 from indicator_exchange.app import create_app
@@ -133,3 +135,26 @@ def test_queued_rows_meet_an_outage_in_the_spool_and_are_written_after_it(db_url
     paths = session.execute(select(AuditEvent.path).order_by(AuditEvent.id)).scalars().all()
     assert sorted(paths) == ["/after", "/queued/0", "/queued/1", "/queued/2"]
     down.dispose()
+
+
+class _UnacknowledgedCommit(Session):
+    """PostgreSQL stopped between making the commit durable and answering it: the client sees a lost
+    connection although the rows are stored (what a fast shutdown under load can do)."""
+
+    def commit(self) -> None:
+        super().commit()
+        lost = psycopg.OperationalError("server closed the connection unexpectedly")
+        raise sa_exc.OperationalError("COMMIT", {}, lost)
+
+
+def test_a_row_whose_commit_was_not_acknowledged_is_not_written_twice(db_url: str, session: Session) -> None:
+    engine = engine_for(db_url)
+    writer = AuditWriter(sessionmaker(engine, class_=_UnacknowledgedCommit), spool_size=10)
+    writer.write(_entry("/acknowledged-by-nobody"))
+    assert writer.spooled == 1  # an outage, as far as the writer can tell
+    writer.sessions = make_sessionmaker(engine)  # the database is back
+    writer.write(_entry("/next"))  # same time as the first: the lookup must tell them apart by id
+    writer.drain()
+    assert writer.spooled == 0
+    paths = session.execute(select(AuditEvent.path).order_by(AuditEvent.id)).scalars().all()
+    assert paths == ["/acknowledged-by-nobody", "/next"]
