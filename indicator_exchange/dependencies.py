@@ -154,8 +154,9 @@ def attempt_of(request: Request, key_id: str | None) -> Attempt:
 
 
 def refuse_if_throttled(request: Request, attempt: Attempt, now: datetime) -> None:
-    """``RateLimited`` (429) when the attempt's key id or address failed too often lately
-    (``IX_AUTH_FAILURES_PER_MINUTE``): before the key is looked up."""
+    """``RateLimited`` (429) when the attempt's key id failed too often lately (``IX_AUTH_FAILURES_PER_MINUTE``),
+    or its address did and the attempt names no key id, or its address passed the ceiling (``auth.throttle``):
+    before the key is looked up."""
     app = services(request)
     limit = app.settings.auth_failures_per_minute
     if not limit:

@@ -85,7 +85,8 @@ class Settings(BaseSettings):
         10,
         ge=0,
         description="Failed authentications allowed per key id and per client address in a sliding minute; "
-        "beyond, 429 with Retry-After without checking the key (0 = no throttle).",
+        "beyond, 429 with Retry-After without checking the key (0 = no throttle). An address over it still has "
+        "key ids under their own limit checked, up to 10 times the limit (auth.throttle).",
     )
     trusted_proxies: str = Field(
         "",

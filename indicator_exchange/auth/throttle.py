@@ -1,11 +1,21 @@
 """Failed authentications throttled per key id and per client address (``IX_AUTH_FAILURES_PER_MINUTE``).
 
 Counted in the database like the rate limits (``auth.limits``; any worker may see any attempt), as a sliding
-estimate over two one-minute windows. Once a key id or an address is over the limit, its next attempts are
-refused with 429 and ``Retry-After`` before the key is looked up or its secret hashed, and without counting
-(a refusal costs one read). A key served from the worker's cache with its right secret never reaches this
-check, so an attacker hammering a key id does not lock out a poller that already authenticated; a client
-that has to authenticate afresh while its key id is under attack waits like the attacker.
+estimate over two one-minute windows. Refusals are 429 with ``Retry-After``, answered before the key is looked
+up or its secret hashed, and not counted (a refusal costs one read):
+
+- a key id over the limit is refused from every address: a client that has to authenticate afresh while its
+  own key id is under attack waits like the attacker;
+- an address over the limit is not locked out: a partner's fleet often shares one NAT address, and one
+  misconfigured machine (or an attacker on the same cloud egress) must not lock out its honest neighbours. Its
+  attempts naming a key id (``ixk_`` and 16 hex digits) that is under its own limit are still checked, so a
+  right secret gets in; only attempts whose key id cannot be one of ours are refused;
+- an address over ``ADDRESS_CEILING_FACTOR`` times the limit is refused whatever it names.
+
+Work stays bounded: a secret is hashed only for a key that exists, and each failure counts against its key
+id, so each key costs at most about ``limit`` hashes a minute whatever the number of addresses; an unknown
+key id costs a lookup and a counter row, at most about ``limit * ADDRESS_CEILING_FACTOR`` a minute per
+address. A key served from the worker's cache with its right secret never reaches this check.
 """
 
 import math
@@ -22,6 +32,8 @@ from indicator_exchange.store import counters
 KEY_SCOPE = "authfail-key"
 ADDRESS_SCOPE = "authfail-addr"
 _MINUTE = 60
+# An address may fail this many times the limit while its attempts name key ids under their own limit.
+ADDRESS_CEILING_FACTOR = 10
 _KEY_ID = re.compile(rf"^{re.escape(KEY_ID_PREFIX)}[0-9a-f]{{16}}$")
 _COUNTER_KEY_LENGTH = 40  # rate_counter.key_id
 
@@ -48,23 +60,33 @@ class Attempt:
 
 
 def refusal(session: Session, attempt: Attempt, *, limit: int, now: datetime) -> RateLimited | None:
-    """A 429 when the attempt's key id or address failed more than ``limit`` times in the last minute."""
+    """A 429 when the attempt's key id failed more than ``limit`` times in the last minute, or its address did
+    (and the attempt claims no key id), or its address failed past ``limit * ADDRESS_CEILING_FACTOR``."""
     if limit <= 0:
         return None
     window_no, into = divmod(now.timestamp(), _MINUTE)
     fraction = into / _MINUTE
+    found = counters.read_many(session, attempt.counters())
     wait = 0
-    for counted in counters.read_many(session, attempt.counters()).values():
-        if counted.window_no == int(window_no):
-            estimate = counted.previous_count * (1 - fraction) + counted.count
-            if estimate >= limit:
-                wait = max(wait, _wait(limit, counted, fraction))
-        elif counted.window_no == int(window_no) - 1 and counted.count * (1 - fraction) >= limit:
-            # Last minute's failures still weigh on the estimate: wait until they have slid out enough.
-            wait = max(wait, max(1, math.ceil((1 - limit / counted.count - fraction) * _MINUTE)))
+    if attempt.key_id is not None and (counted := found.get((attempt.key_id, KEY_SCOPE))) is not None:
+        wait = _wait_over(limit, counted, int(window_no), fraction)
+    if attempt.address is not None and (counted := found.get((attempt.address, ADDRESS_SCOPE))) is not None:
+        address_limit = limit if attempt.key_id is None else limit * ADDRESS_CEILING_FACTOR
+        wait = max(wait, _wait_over(address_limit, counted, int(window_no), fraction))
     if wait <= 0:
         return None
     return RateLimited(f"too many failed authentications; retry in {wait} s", retry_after=wait)
+
+
+def _wait_over(limit: int, counted: counters.WindowCount, window_no: int, fraction: float) -> int:
+    """Seconds to wait when the counter's sliding estimate is at ``limit`` or over it, else 0."""
+    if counted.window_no == window_no:
+        if counted.previous_count * (1 - fraction) + counted.count >= limit:
+            return _wait(limit, counted, fraction)
+    elif counted.window_no == window_no - 1 and counted.count * (1 - fraction) >= limit:
+        # Last minute's failures still weigh on the estimate: wait until they have slid out enough.
+        return max(1, math.ceil((1 - limit / counted.count - fraction) * _MINUTE))
+    return 0
 
 
 def record_failure(session: Session, attempt: Attempt, *, now: datetime) -> None:

@@ -8,7 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from indicator_exchange import metrics
+from indicator_exchange.admin import service as admin
 from indicator_exchange.app import create_app
+from indicator_exchange.auth.throttle import ADDRESS_CEILING_FACTOR
 from indicator_exchange.store.models import AuditEvent
 from tests.conftest import make_settings
 from tests.fixtures.clock import FakeClock
@@ -55,7 +57,7 @@ class TestThrottle:
             assert refused.status_code == 429
             assert int(refused.headers["retry-after"]) >= 1
             assert refused.headers["content-type"] == "application/taxii+json;version=2.1"
-            # The right key from that address waits too: the attempt is refused before the key is checked.
+            # The right secret of that key id waits too: the key id itself is over, refused before hashing.
             assert _status(client, key) == 429
 
     def test_the_key_id_is_throttled_from_every_address(self, app: FastAPI, key: Key) -> None:
@@ -99,13 +101,93 @@ class TestThrottle:
             assert _status(client, key) == 200
 
 
+def _audit_rows(session: Session, address: str) -> list[AuditEvent]:
+    session.expire_all()
+    query = select(AuditEvent).where(AuditEvent.client_addr == address).order_by(AuditEvent.id)
+    rows = list(session.execute(query).scalars())
+    session.rollback()  # SQLite: release the write lock the audit writer needs
+    return rows
+
+
+def _second_key(session: Session, key: Key) -> Key:
+    """Another key of the same principal: another machine of the lab, behind the same address."""
+    created = admin.create_key(session, principal=key.principal)
+    session.commit()
+    return Key(principal=key.principal, key_id=str(created["key_id"]), secret=str(created["secret"]))
+
+
+def _unknown(n: int) -> Key:
+    return Key(principal="nobody", key_id=f"ixk_{n:016x}", secret="guessed-secret")
+
+
+class TestSharedAddress:
+    """A lab's fleet behind one NAT address: one machine's failures must not lock its honest neighbours out."""
+
+    def test_a_right_secret_is_accepted_from_an_address_over_the_limit(
+        self, app: FastAPI, key: Key, session: Session
+    ) -> None:
+        neighbour = _second_key(session, key)
+        with _client(app, "46.133.3.10") as client:
+            assert [_status(client, _wrong(key)) for _ in range(LIMIT)] == [401] * LIMIT
+            assert _status(client, _wrong(key)) == 429  # that key id is over: refused before hashing
+            # Not cached (auth_cache_seconds=0), so it authenticates afresh: its key id has no failures.
+            assert _status(client, neighbour) == 200
+            assert _status(client, neighbour) == 200
+
+    def test_unknown_key_ids_do_not_lock_out_the_address(self, app: FastAPI, key: Key) -> None:
+        with _client(app, "46.133.3.20") as client:
+            assert {_status(client, _unknown(n)) for n in range(LIMIT + 2)} == {401}
+            assert _status(client, key) == 200
+
+    def test_past_the_address_limit_only_named_key_ids_are_checked(self, app: FastAPI, key: Key) -> None:
+        garbage = Key(principal="nobody", key_id="not-a-key-id", secret="x")
+        with _client(app, "46.133.3.30") as client:
+            for n in range(LIMIT):
+                assert _status(client, _unknown(n)) == 401
+            assert _status(client, garbage) == 429  # no key id of ours to bound it: the address limit applies
+            # A wrong secret for a key id under its own limit is checked, and counted against that key id.
+            assert [_status(client, _wrong(key)) for _ in range(LIMIT)] == [401] * LIMIT
+            assert _status(client, key) == 429
+
+    def test_the_address_ceiling_refuses_everything(self, app: FastAPI, key: Key) -> None:
+        ceiling = LIMIT * ADDRESS_CEILING_FACTOR
+        with _client(app, "46.133.3.40") as client:
+            assert {_status(client, _unknown(n)) for n in range(ceiling)} == {401}
+            refused = client.get("/api1/collections/", headers=key.basic)
+            assert refused.status_code == 429
+            assert int(refused.headers["retry-after"]) >= 1
+        with _client(app, "46.133.3.41") as client:
+            assert _status(client, key) == 200  # the key id itself was never attacked
+
+    def test_the_dashboard_sign_in_works_from_an_address_over_the_limit(self, app: FastAPI, session: Session) -> None:
+        auditor = make_key(session, "auditor", kind="compliance")
+        session.commit()
+        with _client(app, "46.133.3.50") as client:
+            for n in range(LIMIT + 1):
+                client.post("/ui/login", data={"key_id": _unknown(n).key_id, "secret": "guessed"})
+            signed_in = client.post(
+                "/ui/login", data={"key_id": auditor.key_id, "secret": auditor.secret}, follow_redirects=False
+            )
+            assert signed_in.status_code == 303
+
+    def test_the_neighbours_success_is_audited_and_the_failures_stay_aggregated(
+        self, app: FastAPI, key: Key, session: Session
+    ) -> None:
+        neighbour = _second_key(session, key)
+        with _client(app, "46.133.3.60") as client:
+            for _ in range(LIMIT + 4):
+                _status(client, _wrong(key))
+            assert _status(client, neighbour) == 200
+        rows = _audit_rows(session, "46.133.3.60")
+        successes = [r for r in rows if r.status_code == 200]
+        assert [r.key_id for r in successes] == [neighbour.key_id]
+        failures = sorted((r.status_code, r.object_count or 0) for r in rows if r.status_code != 200)
+        assert failures == [(401, 0), (401, LIMIT - 1), (429, 0), (429, 3)]  # two bursts: first rows, then counts
+
+
 class TestBurstsInTheAuditTrail:
     def _rows(self, session: Session, address: str) -> list[AuditEvent]:
-        session.expire_all()
-        query = select(AuditEvent).where(AuditEvent.client_addr == address).order_by(AuditEvent.id)
-        rows = list(session.execute(query).scalars())
-        session.rollback()  # SQLite: release the write lock the audit writer needs
-        return rows
+        return _audit_rows(session, address)
 
     def test_a_burst_is_its_first_row_and_one_row_counting_the_rest(
         self, db_url: str, key: Key, session: Session
