@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from indicator_exchange.fields import Count32, Count64, NulFree
+from indicator_exchange.stix.identifiers import identifier_problem
 
 TlpName = Literal["clear", "green", "amber", "amber+strict", "red"]
 ProxyKindName = Literal["residential", "mobile", "datacenter", "isp", "vpn", "tor", "unknown"]
@@ -143,6 +144,9 @@ class HashedIdentifier(BaseModel):
     def _one(self) -> "HashedIdentifier":
         if (self.value is None) == (self.hmac is None):
             raise ValueError("give exactly one of value and hmac")
+        problem = identifier_problem(self.type, self.value) if self.value is not None else None
+        if problem is not None:
+            raise ValueError(problem)  # never hashed: garbage would be shared as an identifier
         return self
 
 

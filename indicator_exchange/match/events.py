@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from indicator_exchange.ingest.parsing import InputLine
+from indicator_exchange.stix.identifiers import identifier_problem
 
 IdentifierType = Literal["email", "email-domain", "phone", "payment-instrument", "device"]
 IndicatorKind = Literal["proxy_ip", "prompt_signature", "account_pattern", "other"]
@@ -39,6 +40,16 @@ class TrafficEvent(BaseModel):
     user_agent: str | None = Field(None, max_length=1024, description="Client User-Agent header.")
     model: str | None = Field(None, max_length=256, description="Model the request asked for.")
     output_tokens: int | None = Field(None, ge=0, description="Tokens the answer held.")
+
+    @field_validator("identifiers")
+    @classmethod
+    def _identifiers(cls, value: dict[IdentifierType, str] | None) -> dict[IdentifierType, str] | None:
+        """A phone that does not look like one refuses the event (its line), never hashed as its digits."""
+        for kind, given in (value or {}).items():
+            problem = identifier_problem(kind, given)
+            if problem is not None:
+                raise ValueError(problem)
+        return value
 
 
 class Match(BaseModel):

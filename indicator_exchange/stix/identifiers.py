@@ -34,10 +34,42 @@ def hmac_identifier(key: bytes, identifier_type: str, value: str) -> str:
     ).hexdigest()
 
 
+# E.164-ish: an optional leading +, then digits and the separators people write (space - . ( )).
+_PHONE = re.compile(r"\+?[0-9 .()\-]+")
+PHONE_DIGITS = range(6, 16)  # 6 to 15 digits: short national numbers up to E.164's maximum
+
+
+class InvalidIdentifier(ValueError):
+    """An identifier value that is not what its type says; the message never quotes the value (PII)."""
+
+
+def identifier_problem(identifier_type: str, value: str) -> str | None:
+    """Why ``value`` cannot be an identifier of ``identifier_type``, or ``None`` when it can.
+
+    Only phones have a shape to check: otherwise any text would hash as its digits ("call me at 5" as "5",
+    "abc" as ""), and garbage would be shared as an identifier. The reason never quotes the value.
+    """
+    if identifier_type != "phone":
+        return None
+    value = value.strip()
+    if not _PHONE.fullmatch(value):
+        return "phone: not a phone number (an optional +, digits and the separators space - . ( ))"
+    if sum(c.isdigit() for c in value) not in PHONE_DIGITS:
+        return f"phone: a phone number has {PHONE_DIGITS.start} to {PHONE_DIGITS.stop - 1} digits"
+    return None
+
+
 def normalise_identifier(identifier_type: str, value: str) -> str:
-    """Trim and casefold (emails, domains, devices, payment fingerprints); phones keep digits and a leading +."""
+    """Trim and casefold (emails, domains, devices, payment fingerprints); phones keep digits and a leading +.
+
+    ``InvalidIdentifier`` for a phone that does not look like one (``identifier_problem``): the paths where
+    identifiers come in check first and report it per line or per detection, this is the last guard.
+    """
     value = value.strip()
     if identifier_type == "phone":
+        problem = identifier_problem(identifier_type, value)
+        if problem is not None:
+            raise InvalidIdentifier(problem)
         digits = re.sub(r"[^0-9]", "", value)
         return ("+" if value.startswith("+") else "") + digits
     return value.casefold()

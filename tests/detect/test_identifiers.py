@@ -82,6 +82,24 @@ class TestReader:
         assert "078-05" not in reasons
         assert "7700900123" not in reasons
 
+    def test_a_phone_that_is_not_a_phone_is_a_line_error_with_its_line_number(self) -> None:
+        lines = [
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "a", "identifiers": {"phone": PHONE}},
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "b", "identifiers": {"phone": "call me at 5"}},
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "c", "identifiers": {"phone": "abc"}},
+            {"timestamp": "2026-11-30T06:00:00Z", "account_id": "d", "identifiers": {"phone": "12345"}},
+            {"timestamp": "2026-11-30T06:00:01Z", "account_id": "e"},
+        ]
+        raw = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+        key = Settings().community_key_bytes
+        found = list(read_events(io.BytesIO(raw), max_line_bytes=4096, max_lag_seconds=0, key=key))
+        assert [type(x) for x in found] == [Event, LineError, LineError, LineError, Event]  # none dropped
+        errors = [x for x in found if isinstance(x, LineError)]
+        assert [x.line for x in errors] == [2, 3, 4]
+        assert all(x.reason.startswith("identifiers: ") and "phone" in x.reason for x in errors)
+        assert "digits" in errors[2].reason
+        assert not any(v in x.reason for x in errors for v in ("call me", "abc", "12345"))
+
 
 class TestPublished:
     def test_a_phone_and_card_the_cluster_shares_are_published_as_hmacs(self) -> None:

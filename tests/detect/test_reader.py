@@ -72,7 +72,9 @@ class TestReader:
         # coerces; identifiers, which only the model knows), through the model.
         common = {"account_id": "a1", "source_ip": "46.91.113.9", "email": "x@mail.example", "prompt_text": "hi"}
         fast, coerced, with_ids = _read(
-            _line(asn=7, **common) + _line(asn="7", **common) + _line(asn=7, identifiers={"phone": "1"}, **common)
+            _line(asn=7, **common)
+            + _line(asn="7", **common)
+            + _line(asn=7, identifiers={"phone": "+1 555 0100"}, **common)
         )
         assert isinstance(fast, Event)
         assert isinstance(coerced, Event)

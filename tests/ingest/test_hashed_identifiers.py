@@ -66,6 +66,9 @@ class TestOverHttp:
             ({"type": "phone"}, "give exactly one of value and hmac"),
             ({"type": "phone", "hmac": "A" * 64}, "should match pattern"),
             ({"type": "phone", "hmac": "ab12"}, "should match pattern"),
+            ({"type": "phone", "value": "call me at 5"}, "phone: not a phone number"),
+            ({"type": "phone", "value": "abc"}, "phone: not a phone number"),
+            ({"type": "phone", "value": "+1 555"}, "phone: a phone number has 6 to 15 digits"),
         ],
     )
     def test_bad_identifiers_are_refused_per_line(
@@ -82,3 +85,4 @@ class TestOverHttp:
         assert bad["error"]["field"].startswith("account_pattern.identifiers.0"), bad
         assert message in bad["error"]["message"]
         assert PHONE not in response.text
+        assert not item.get("value") or item["value"] not in response.text

@@ -97,6 +97,23 @@ class TestMatchApi:
         # event_index stays the input position: the rejected first event shifts nothing.
         assert sorted((m["event_index"], m["event_id"]) for m in result["matches"]) == [(1, "a"), (2, "b")]
 
+    def test_a_phone_that_is_not_a_phone_is_a_rejection(self, client: TestClient, session: Session) -> None:
+        _, _, _, writer = seed(client, session)
+        at = NOW.isoformat()
+        bad = [
+            {"timestamp": at, "source_ip": "46.91.113.7", "identifiers": {"phone": "call me at 5"}},
+            *events(),
+            {"timestamp": at, "identifiers": {"phone": "+44 7700 900123"}},
+        ]
+        response = client.post("/api/v1/match", json=bad, headers={"Authorization": writer.bearer["Authorization"]})
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert (result["events"], result["rejected"]) == (4, 1)
+        assert [(r["event_index"], r["line"], r["field"]) for r in result["rejections"]] == [(0, 1, "identifiers")]
+        assert "phone" in result["rejections"][0]["reason"]
+        assert "call me" not in response.text
+        assert sorted((m["event_index"], m["event_id"]) for m in result["matches"]) == [(1, "a"), (2, "b")]
+
     def test_ndjson_lines_are_numbered_like_the_body(self, client: TestClient, session: Session) -> None:
         _, _, _, writer = seed(client, session)
         good = [json.dumps(e) for e in events()]
