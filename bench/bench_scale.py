@@ -35,7 +35,7 @@ from indicator_exchange.store.engine import make_engine, make_sessionmaker, sess
 from tests.fixtures.factories import Key, envelope, make_collection, make_indicator, make_key, objects_url
 from tests.fixtures.live_server import live_server
 from tests.fixtures.postgres import cluster, drop_database, fresh_database
-from tests.fixtures.scale import Replica, database_on, haproxy, instances, pgbouncer, wait_replayed
+from tests.fixtures.scale import Pooler, Replica, database_on, haproxy, instances, pgbouncer, wait_replayed
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 BATCH = 500
@@ -189,11 +189,17 @@ def bench_instances(objects: int) -> dict[str, Any]:
     return figures
 
 
+def pooler_options() -> dict[str, Any]:
+    """The fixture's pgbouncer as configured before 2026-12-05 with IX_BENCH_PGBOUNCER=tcp (TCP to the server,
+    pkt_buf 4096), for before/after runs; else as the fixture configures it now."""
+    return {"host": "127.0.0.1", "pkt_buf": 4096} if os.environ.get("IX_BENCH_PGBOUNCER") == "tcp" else {}
+
+
 def bench_pooler(objects: int) -> dict[str, Any]:
     """Direct against PgBouncer, two rounds in opposite orders (the machine's load drifts; the second run of a
     round met a warmer server), each on a fresh database; the ratios are of the sums over both rounds."""
     rounds: list[dict[str, dict[str, float]]] = []
-    with pgbouncer(5432, pool_size=20) as pooler:
+    with pgbouncer(5432, pool_size=20, **pooler_options()) as pooler:
         for order in (("direct", "pgbouncer"), ("pgbouncer", "direct")):
             figures: dict[str, dict[str, float]] = {}
             for label in order:
@@ -214,6 +220,80 @@ def bench_pooler(objects: int) -> dict[str, Any]:
         pooled_sum = sum(r["pgbouncer"][metric] for r in rounds)
         result[f"{metric}_ratio"] = round(pooled_sum / sum(r["direct"][metric] for r in rounds), 3)
     return result
+
+
+def _transactions(url: str) -> int:
+    """Transactions committed and rolled back in ``url``'s database so far (pg_stat_database; every autocommit
+    statement is one); read on a connection of its own, after a flush of this backend's counters."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_force_next_flush()")
+        row = conn.execute(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _pooler_totals(pooler: Pooler, name: str) -> dict[str, int]:
+    """pgbouncer's SHOW STATS counters for database ``name`` (transactions, queries, bytes each way)."""
+    with psycopg.connect(pooler.url("pgbouncer"), autocommit=True, prepare_threshold=None) as conn:
+        cursor = conn.execute(b"SHOW STATS")
+        columns = [column.name for column in cursor.description or []]
+        for row in cursor.fetchall():
+            if row[0] == name:
+                found = dict(zip(columns, row, strict=True))
+                return {
+                    key: int(found[key])
+                    for key in ("total_xact_count", "total_query_count", "total_received", "total_sent")
+                }
+    return {"total_xact_count": 0, "total_query_count": 0, "total_received": 0, "total_sent": 0}
+
+
+def bench_pooler_probe(objects: int) -> dict[str, Any]:
+    """Per page of a full poll (limit 1000), direct against PgBouncer: transactions in the database, queries and
+    bytes pgbouncer relayed, CPU seconds of pgbouncer, of the server and of PostgreSQL's backends (all of
+    PostgreSQL's processes, /proc, so other users of the shared server count too: see the load)."""
+    figures: dict[str, Any] = {}
+    with pgbouncer(5432, pool_size=20, **pooler_options()) as pooler:
+        for label in ("direct", "pgbouncer", "direct_again", "pgbouncer_again"):
+            with contextlib.ExitStack() as stack:
+                url = stack.enter_context(database())
+                name = url.rsplit("/", 1)[1]
+                pooled = pooler.url(name)
+                direct = label.startswith("direct")
+                target, extra = (url, {}) if direct else (pooled, {"IX_DIRECT_DATABASE_URL": url})
+                feed = Feed(url)
+                server = stack.enter_context(live_server(target, workers=2, env={**NO_LIMITS, **extra}))
+                ingest(server.base, feed, 0, objects)
+                full_poll(server.base, feed)  # warm
+                time.sleep(11)  # backends flush their pg_stat_database counters within 10 s of going idle
+                xacts, relayed = _transactions(url), _pooler_totals(pooler, name)
+                cpu = (cpu_seconds(pooler.process.pid), cpu_seconds(server.pid))
+                began = time.perf_counter()
+                polls, received = 3, 0
+                for _ in range(polls):
+                    received += full_poll(server.base, feed)
+                elapsed = time.perf_counter() - began
+                used = (cpu_seconds(pooler.process.pid) - cpu[0], cpu_seconds(server.pid) - cpu[1])
+                time.sleep(11)
+                pages = polls * -(-objects // 1000)
+                after = _pooler_totals(pooler, name)
+                figures[label] = {
+                    "rate": round(received / elapsed, 1),
+                    "transactions_per_page": round((_transactions(url) - xacts - 2) / pages, 2),
+                    "pooler_transactions_per_page": round(
+                        (after["total_xact_count"] - relayed["total_xact_count"]) / pages, 2
+                    ),
+                    "pooler_queries_per_page": round(
+                        (after["total_query_count"] - relayed["total_query_count"]) / pages, 2
+                    ),
+                    "pooler_kib_sent_per_page": round((after["total_sent"] - relayed["total_sent"]) / pages / 1024, 1),
+                    "pgbouncer_cpu_s_per_100k": round(used[0] * 100_000 / received, 2),
+                    "server_cpu_s_per_100k": round(used[1] * 100_000 / received, 2),
+                    "load": os.getloadavg()[0],
+                }
+                log(f"{label}: {figures[label]}")
+    return figures
 
 
 def bench_replica(objects: int) -> dict[str, Any]:
@@ -322,6 +402,7 @@ def bench_cpu(objects: int) -> dict[str, Any]:
 SECTIONS: dict[str, Callable[[int], dict[str, Any]]] = {
     "instances": bench_instances,
     "pooler": bench_pooler,
+    "pooler_probe": bench_pooler_probe,
     "replica": bench_replica,
     "pollers": bench_pollers,
     "cpu": bench_cpu,
